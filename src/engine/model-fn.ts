@@ -1,0 +1,36 @@
+import { host } from "./host.js";
+import type { Gen } from "./op.js";
+
+/**
+ * A named model function. Calling it pushes its name on the task's frame stack
+ * (so every op it yields is labelled with the kernel function that did it),
+ * and routes the call through a per-run override when a mutation replaced it.
+ * An override receives the original implementation first, so it may wrap it.
+ */
+export type ModelFn<A extends unknown[], R> = ((...args: A) => Gen<R>) & {
+  readonly kernelName: string;
+  readonly impl: (...args: A) => Gen<R>;
+};
+
+export type Override<A extends unknown[], R> = (original: (...args: A) => Gen<R>, ...args: A) => Gen<R>;
+
+export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A) => Gen<R>): ModelFn<A, R> {
+  const wrapped = function* (...args: A): Gen<R> {
+    const h = host();
+    const frames = h.current.frames;
+    const ov = h.overrides.size === 0 ? undefined : (h.overrides.get(name) as Override<A, R> | undefined);
+    frames.push(name);
+    try {
+      return ov === undefined ? yield* impl(...args) : yield* ov(impl, ...args);
+    } finally {
+      frames.pop();
+    }
+  };
+  return Object.assign(wrapped, { kernelName: name, impl });
+}
+
+/** Name of the innermost model function of the running task. */
+export function currentFn(): string {
+  const f = host().current.frames;
+  return f.length === 0 ? "<task>" : f[f.length - 1];
+}

@@ -1,0 +1,65 @@
+/**
+ * The few generic operations a task may yield. The engine interprets them and
+ * knows nothing else: locks, RCU, workqueues and roots are all built by the
+ * kernel layer out of these.
+ *
+ * An access op announces the *next* shared access a task is about to make; the
+ * task performs it when the scheduler resumes it. The code between two yields
+ * therefore runs atomically, and every interleaving point is explicit.
+ */
+
+/** Kind of shared access. `wait` only reads; `acquire`/`release` are rmw on a lock word. */
+export type AccessKind = "read" | "write" | "rmw" | "acquire" | "release" | "wait";
+
+export interface AccessOp {
+  readonly kind: AccessKind;
+  /** Object id (from Host.newObject) the access touches. */
+  readonly obj: number;
+  /**
+   * Further objects this access only *reads*: the allocation owning `obj` (so a
+   * free conflicts with every access to the object's fields), or every reader
+   * a grace-period wait looks at.
+   */
+  readonly objs?: readonly number[];
+  /** Model function performing the access (its kernel name). */
+  readonly fn: string;
+  /** Step name inside that function, e.g. the primitive called. */
+  readonly step: string;
+  /** When present the task is disabled (blocked) until this returns true. Must be side-effect free. */
+  readonly enabled?: () => boolean;
+}
+
+/** Create a task. Handled inline: the yield returns the new task's id. */
+export interface SpawnOp {
+  readonly kind: "spawn";
+  readonly name: string;
+  readonly body: Gen<void>;
+  /** Free-form lane hint for traces (e.g. "kworker", "rcu"). */
+  readonly lane?: string;
+}
+
+/** A nondeterministic data choice among n >= 1 values, explored like a scheduling choice. */
+export interface ChooseOp {
+  readonly kind: "choose";
+  readonly n: number;
+  readonly fn: string;
+  readonly step: string;
+  /** Key an engine may use to answer from its own model (e.g. the simulator answers `need_resched`). */
+  readonly key?: string;
+}
+
+export type Yielded = AccessOp | SpawnOp | ChooseOp;
+
+/** A model function body: yields operations, returns R. */
+export type Gen<R = void> = Generator<Yielded, R, unknown>;
+
+export function isAccess(y: Yielded): y is AccessOp {
+  return y.kind !== "spawn" && y.kind !== "choose";
+}
+
+/** True when two accesses to the same object do not commute. */
+export function conflicts(a: AccessKind, b: AccessKind): boolean {
+  const ra = a === "read" || a === "wait";
+  const rb = b === "read" || b === "wait";
+  return !(ra && rb);
+}

@@ -1,0 +1,345 @@
+import { type Host, setActiveHost } from "./host.js";
+import type { AccessKind, AccessOp, ChooseOp, Gen } from "./op.js";
+import { ReplayMismatch, type Scheduler } from "./scheduler.js";
+import { setupTask, type Task } from "./task.js";
+import { TaskAbort, type Violation, type ViolationInput } from "./violation.js";
+
+/** One executed step, as recorded when tracing is on. */
+export interface StepRecord {
+  readonly task: number;
+  readonly kind: AccessKind;
+  readonly obj: number;
+  readonly fn: string;
+  readonly step: string;
+}
+
+export interface RunStats {
+  steps: number;
+  tasks: number;
+  /** Scheduling points with two or more enabled tasks, plus data choices with n >= 2. */
+  choicePoints: number;
+  maxEnabled: number;
+}
+
+export interface RunResult {
+  readonly status: "ok" | "violation";
+  readonly violations: readonly Violation[];
+  /** The choice sequence: feed it to a ReplayScheduler to get the same run. */
+  readonly choices: readonly number[];
+  /** Executed steps, when `record` was set. */
+  readonly trace: readonly StepRecord[] | null;
+  readonly stats: RunStats;
+  readonly taskNames: readonly string[];
+  readonly taskLanes: readonly string[];
+  readonly objectNames: readonly string[];
+}
+
+/** Hooks for explorers that need to see every step (DPOR, shrinking, tracing). */
+export interface RunObserver {
+  onSpawn?(child: Task, parentId: number): void;
+  /** Called before `task` executes `op`; `enabled` is the set it was picked from. */
+  onStep?(index: number, task: Task, op: AccessOp, enabled: readonly Task[]): void;
+  onChoice?(index: number, task: Task, op: ChooseOp, n: number, value: number): void;
+}
+
+export interface RunOptions {
+  readonly scheduler: Scheduler;
+  /** Bound on steps; passing it is reported as a possible livelock. */
+  readonly maxSteps?: number;
+  readonly record?: boolean;
+  readonly stopOnViolation?: boolean;
+  readonly overrides?: ReadonlyMap<string, Function>;
+  readonly observer?: RunObserver;
+}
+
+/** What a program's setup code gets: spawn the initial tasks, reach the host. */
+export interface ProgramContext {
+  readonly host: Host;
+  spawn(name: string, body: Gen<void>, lane?: string): number;
+}
+
+/** A concurrent program: builds its shared state and spawns its initial tasks. Re-run for every execution. */
+export type Program = (ctx: ProgramContext) => void;
+
+const LIVELOCK_WINDOW = 1000;
+const NO_OVERRIDES: ReadonlyMap<string, Function> = new Map();
+
+/**
+ * The deterministic runtime: steps generator tasks one access at a time, asks
+ * the scheduler only at real choice points, and records the choices so that a
+ * ReplayScheduler reproduces the run exactly.
+ */
+export class Runtime implements Host {
+  readonly tasks: Task[] = [];
+  readonly env = new Map<string, unknown>();
+  readonly overrides: ReadonlyMap<string, Function>;
+  readonly choices: number[] = [];
+  readonly violations: Violation[] = [];
+  readonly trace: StepRecord[] | null;
+  readonly stats: RunStats = { steps: 0, tasks: 0, choicePoints: 0, maxEnabled: 0 };
+  current: Task = setupTask();
+  stepIndex = -1;
+  stopped = false;
+
+  private readonly objectNames: string[] = [];
+  private readonly checks: { name: string; check: () => void }[] = [];
+  private readonly scheduler: Scheduler;
+  private readonly observer: RunObserver | undefined;
+  private readonly stopOnViolation: boolean;
+  private readonly maxSteps: number;
+  private livelockSnapshot: number[] | null = null;
+  private readonly enabledBuf: Task[] = [];
+
+  constructor(opts: RunOptions) {
+    this.scheduler = opts.scheduler;
+    this.observer = opts.observer;
+    this.overrides = opts.overrides ?? NO_OVERRIDES;
+    this.trace = opts.record ? [] : null;
+    this.stopOnViolation = opts.stopOnViolation ?? true;
+    this.maxSteps = opts.maxSteps ?? 100_000;
+  }
+
+  // ---- Host -------------------------------------------------------------
+
+  newObject(name: string): number {
+    this.objectNames.push(name);
+    return this.objectNames.length - 1;
+  }
+
+  objectName(id: number): string {
+    return this.objectNames[id] ?? `#${id}`;
+  }
+
+  report(v: ViolationInput): void {
+    if (this.stopped && this.stopOnViolation) return;
+    const t = this.current;
+    const f = t.frames;
+    this.violations.push({
+      invariant: v.invariant,
+      message: v.message,
+      task: t.id,
+      taskName: t.name,
+      step: this.stepIndex,
+      fn: f.length === 0 ? "<task>" : f[f.length - 1],
+      details: v.details ?? {},
+    });
+    if (this.stopOnViolation) this.stopped = true;
+  }
+
+  addCheck(name: string, check: () => void): void {
+    this.checks.push({ name, check });
+  }
+
+  cost(): void {}
+
+  // ---- driving ------------------------------------------------------------
+
+  /** Run the program's setup: build state and spawn the initial tasks. */
+  start(program: Program): void {
+    const prev = setActiveHost(this);
+    try {
+      program({ host: this, spawn: (name, body, lane) => this.spawn(name, body, lane ?? name, -1) });
+    } finally {
+      setActiveHost(prev);
+    }
+  }
+
+  spawn(name: string, body: Gen<void>, lane: string, parent: number): number {
+    const task: Task = {
+      id: this.tasks.length,
+      name,
+      parent,
+      lane,
+      gen: body,
+      pending: null,
+      done: false,
+      steps: 0,
+      frames: [],
+      local: undefined,
+    };
+    this.tasks.push(task);
+    this.stats.tasks++;
+    this.observer?.onSpawn?.(task, parent);
+    // Prime: run the task up to its first shared access.
+    this.advance(task, undefined);
+    return task.id;
+  }
+
+  /** Tasks that may take a step now. The returned array is reused between calls. */
+  enabled(): Task[] {
+    const out = this.enabledBuf;
+    out.length = 0;
+    const ts = this.tasks;
+    for (let i = 0; i < ts.length; i++) {
+      const t = ts[i];
+      const op = t.pending;
+      if (op !== null && (op.enabled === undefined || op.enabled())) out.push(t);
+    }
+    return out;
+  }
+
+  /** Execute one step of `task` (which must be enabled), then run the checks. */
+  execute(task: Task, enabled: readonly Task[]): void {
+    const op = task.pending!;
+    const index = ++this.stepIndex;
+    this.observer?.onStep?.(index, task, op, enabled);
+    if (this.trace !== null) {
+      this.trace.push({ task: task.id, kind: op.kind, obj: op.obj, fn: op.fn, step: op.step });
+    }
+    task.steps++;
+    this.stats.steps++;
+    this.advance(task, undefined);
+    const checks = this.checks;
+    if (checks.length !== 0 && !this.stopped) {
+      const prev = this.current;
+      for (let i = 0; i < checks.length; i++) {
+        checks[i].check();
+        if (this.stopped) break;
+      }
+      this.current = prev;
+    }
+  }
+
+  /** Resume `task` with `value` until its next shared access (or its end). */
+  private advance(task: Task, value: unknown): void {
+    const prevTask = this.current;
+    const prevHost = setActiveHost(this);
+    this.current = task;
+    try {
+      let v = value;
+      for (;;) {
+        const r = task.gen.next(v);
+        if (r.done) {
+          task.done = true;
+          task.pending = null;
+          return;
+        }
+        const y = r.value;
+        if (y.kind === "spawn") {
+          v = this.spawn(y.name, y.body, y.lane ?? y.name, task.id);
+          this.current = task;
+        } else if (y.kind === "choose") {
+          v = this.chooseValue(y, task);
+        } else {
+          task.pending = y;
+          return;
+        }
+      }
+    } catch (e) {
+      task.done = true;
+      task.pending = null;
+      if (e instanceof ReplayMismatch) throw e;
+      if (e instanceof TaskAbort) {
+        this.report({ invariant: "BUG", message: e.message });
+      } else {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.report({
+          invariant: "model-error",
+          message: `${err.name}: ${err.message}`,
+          details: { stack: (err.stack ?? "").split("\n").slice(1, 6).join("\n") },
+        });
+        this.stopped = true;
+      }
+    } finally {
+      this.current = prevTask;
+      setActiveHost(prevHost);
+    }
+  }
+
+  private chooseValue(op: ChooseOp, task: Task): number {
+    if (op.n <= 1) return 0;
+    const v = this.scheduler.pickValue(op.n, op, task);
+    this.choices.push(v);
+    this.stats.choicePoints++;
+    this.observer?.onChoice?.(this.stepIndex, task, op, op.n, v);
+    return v;
+  }
+
+  /** Drive the run to completion (or to the first violation, or the step bound). */
+  runToEnd(): void {
+    while (!this.stopped) {
+      const enabled = this.enabled();
+      const n = enabled.length;
+      if (n === 0) {
+        this.checkDeadlock();
+        return;
+      }
+      if (this.stats.steps >= this.maxSteps) {
+        this.reportLivelock();
+        return;
+      }
+      if (this.stats.steps === this.maxSteps - LIVELOCK_WINDOW) {
+        this.livelockSnapshot = this.tasks.map((t) => t.steps);
+      }
+      if (n > this.stats.maxEnabled) this.stats.maxEnabled = n;
+      let task: Task;
+      if (n === 1) {
+        task = enabled[0];
+      } else {
+        task = this.scheduler.pickTask(enabled, this.stepIndex + 1);
+        this.choices.push(task.id);
+        this.stats.choicePoints++;
+      }
+      this.execute(task, enabled);
+    }
+  }
+
+  private checkDeadlock(): void {
+    const blocked = this.tasks.filter((t) => !t.done);
+    if (blocked.length === 0) return;
+    const describe = this.env.get("describeObject") as ((id: number) => string) | undefined;
+    const parts = blocked.map((t) => {
+      const op = t.pending!;
+      const what = describe ? describe(op.obj) : this.objectName(op.obj);
+      return { task: t.id, name: t.name, fn: op.fn, step: op.step, waitsOn: what };
+    });
+    this.current = setupTask();
+    this.report({
+      invariant: "deadlock",
+      message: `deadlock: ${parts.map((p) => `${p.name} waits in ${p.fn} (${p.step}) on ${p.waitsOn}`).join("; ")}`,
+      details: { blocked: parts },
+    });
+  }
+
+  private reportLivelock(): void {
+    const snap = this.livelockSnapshot;
+    let worst: Task | null = null;
+    let best = -1;
+    for (const t of this.tasks) {
+      if (t.done) continue;
+      const d = t.steps - (snap?.[t.id] ?? 0);
+      if (d > best) {
+        best = d;
+        worst = t;
+      }
+    }
+    this.current = setupTask();
+    const w = worst!;
+    this.report({
+      invariant: "livelock",
+      message: `possible livelock: the run passed ${this.maxSteps} steps; ${w.name} took ${best} of the last ${LIVELOCK_WINDOW}, last in ${w.pending?.fn ?? "?"} (${w.pending?.step ?? "?"})`,
+      details: { task: w.id, name: w.name, steps: this.maxSteps },
+    });
+  }
+
+  result(): RunResult {
+    return {
+      status: this.violations.length === 0 ? "ok" : "violation",
+      violations: this.violations,
+      choices: this.choices,
+      trace: this.trace,
+      stats: { ...this.stats },
+      taskNames: this.tasks.map((t) => t.name),
+      taskLanes: this.tasks.map((t) => t.lane),
+      objectNames: this.objectNames.slice(),
+    };
+  }
+}
+
+/** Run `program` once under `opts.scheduler` and return what happened, as data. */
+export function runProgram(program: Program, opts: RunOptions): RunResult {
+  const rt = new Runtime(opts);
+  rt.start(program);
+  if (!rt.stopped) rt.runToEnd();
+  return rt.result();
+}

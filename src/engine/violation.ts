@@ -1,0 +1,26 @@
+/** A property that failed during a run. Plain data: JSON-safe. */
+export interface Violation {
+  /** Invariant or check name, e.g. "WARN", "use-after-free", "deadlock", "inv4-no-uaf-roots". */
+  readonly invariant: string;
+  readonly message: string;
+  /** Task that was running (or -1 for a check evaluated between steps). */
+  readonly task: number;
+  readonly taskName: string;
+  /** Index of the step at which it was detected. */
+  readonly step: number;
+  /** Model function and step label active when detected. */
+  readonly fn: string;
+  /** Objects and values involved. */
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+export interface ViolationInput {
+  readonly invariant: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/** Thrown by model code to abort its task (BUG(), or an unrecoverable model state). */
+export class TaskAbort extends Error {
+  override name = "TaskAbort";
+}

@@ -1,0 +1,113 @@
+import { host } from "../engine/host.js";
+import type { Task } from "../engine/task.js";
+
+/** CONFIG_PREEMPT_NONE, CONFIG_PREEMPT_VOLUNTARY or CONFIG_PREEMPT (full: CONFIG_PREEMPTION=y). */
+export type PreemptionModel = "none" | "voluntary" | "full";
+
+/**
+ * How need_resched() is answered when no engine answers it from a clock:
+ * "choice" lets the checker explore both answers (up to `needReschedBudget`
+ * true answers per run), "never"/"always" pin it.
+ */
+export type NeedReschedPolicy = "choice" | "never" | "always";
+
+export interface MachineConfig {
+  readonly preemption: PreemptionModel;
+  readonly needResched: NeedReschedPolicy;
+  readonly needReschedBudget: number;
+  /** CONFIG_DEBUG_LIST: list_add of an entry already on a list is reported. */
+  readonly debugList: boolean;
+  /** CONFIG_KVM_PROVE_MMU: KVM_MMU_WARN_ON is live. */
+  readonly proveMmu: boolean;
+}
+
+export const DEFAULT_MACHINE: MachineConfig = {
+  preemption: "full",
+  needResched: "choice",
+  needReschedBudget: 1,
+  debugList: true,
+  proveMmu: true,
+};
+
+/** A lock held by a task, as lockdep tracks it. */
+export interface HeldLock {
+  readonly lock: { readonly id: number; readonly name: string };
+  readonly mode: "spin" | "mutex" | "read" | "write";
+}
+
+/** Per-task kernel state: held locks, RCU nesting, preempt count. */
+export interface KTask {
+  readonly held: HeldLock[];
+  rcuDepth: number;
+  /** Incremented on every outermost rcu_read_lock(); a grace period waits for the serial to move on. */
+  rcuSerial: number;
+  /** Object id written by this task's rcu_read_lock/unlock; grace-period waits read it. */
+  readonly rcuObj: number;
+  preemptCount: number;
+  /** Set while running an RCU callback (softirq context: may not sleep). */
+  inSoftirq: boolean;
+  /** TIF_NEED_RESCHED: once set it stays set until the task schedules. */
+  needResched: boolean;
+}
+
+/** Kernel-wide state of one run. Lives in the host's env, so each run gets a fresh one. */
+export class Machine {
+  readonly config: MachineConfig;
+  reschedUsed = 0;
+  /** RCU callbacks queued and not yet invoked, by callback serial. */
+  readonly rcuPending = new Set<number>();
+  rcuNextSerial = 0;
+  /** Object id each pending callback writes when it is done (rcu_barrier reads them). */
+  readonly cbObjs = new Map<number, number>();
+  readonly rcuObj: number;
+  readonly warnedOnce = new Set<string>();
+  /** Every task's kernel state, so grace periods can look at all readers. */
+  readonly ktasks: KTask[] = [];
+  /** Live allocations, for leak reports. */
+  readonly live = new Set<import("./alloc.js").KObject>();
+  /** Remote TLB flushes performed (priced by the simulator). */
+  tlbFlushes = 0;
+
+  constructor(config: MachineConfig) {
+    this.config = config;
+    this.rcuObj = host().newObject("rcu");
+  }
+}
+
+const KEY = "kernel.machine";
+
+/** Boot the kernel model for this run (call from a program's setup). */
+export function bootMachine(config: Partial<MachineConfig> = {}): Machine {
+  const m = new Machine({ ...DEFAULT_MACHINE, ...config });
+  host().env.set(KEY, m);
+  return m;
+}
+
+export function machine(): Machine {
+  const h = host();
+  let m = h.env.get(KEY) as Machine | undefined;
+  if (m === undefined) {
+    m = new Machine(DEFAULT_MACHINE);
+    h.env.set(KEY, m);
+  }
+  return m;
+}
+
+/** Kernel state of `t` (default: the running task). */
+export function ktask(t: Task = host().current): KTask {
+  let k = t.local as KTask | undefined;
+  if (k === undefined) {
+    k = {
+      held: [],
+      rcuDepth: 0,
+      rcuSerial: 0,
+      rcuObj: host().newObject(`rcu_reader:${t.name}`),
+      preemptCount: 0,
+      inSoftirq: false,
+      needResched: false,
+    };
+    t.local = k;
+    machine().ktasks.push(k);
+  }
+  return k;
+}

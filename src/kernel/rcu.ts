@@ -1,0 +1,164 @@
+import { host } from "../engine/host.js";
+import { currentFn } from "../engine/model-fn.js";
+import type { Gen } from "../engine/op.js";
+import type { KObject } from "./alloc.js";
+import { might_sleep } from "./lockdep.js";
+import { type KTask, ktask, machine } from "./machine.js";
+import { Shared, touch } from "./shared.js";
+
+/**
+ * RCU (Tree RCU semantics, any version): a grace period that starts at time T
+ * ends only after every reader that was inside rcu_read_lock() at T has left
+ * that section. Readers are the explicit rcu_read_lock() sections only; the
+ * model does not let preempt-disabled regions stand in for readers, so a design
+ * that leans on a spinlock to hold off call_rcu() is reported, not excused.
+ */
+
+/** rcu_read_lock(): nests; the outermost one starts a new read-side section. */
+export function* rcu_read_lock(): Gen<void> {
+  const k = ktask();
+  yield { kind: "write", obj: k.rcuObj, fn: currentFn(), step: "rcu_read_lock" };
+  if (k.rcuDepth++ === 0) k.rcuSerial++;
+}
+
+/** rcu_read_unlock(). */
+export function* rcu_read_unlock(): Gen<void> {
+  const k = ktask();
+  yield { kind: "write", obj: k.rcuObj, fn: currentFn(), step: "rcu_read_unlock" };
+  if (k.rcuDepth === 0) {
+    host().report({
+      invariant: "lockdep",
+      message: `rcu_read_unlock() without rcu_read_lock() in ${currentFn()}`,
+    });
+    return;
+  }
+  k.rcuDepth--;
+}
+
+interface GpSnapshot {
+  readonly readers: readonly { k: KTask; serial: number }[];
+  readonly objs: readonly number[];
+}
+
+function snapshotReaders(): GpSnapshot {
+  const readers: { k: KTask; serial: number }[] = [];
+  const objs: number[] = [];
+  for (const k of machine().ktasks) {
+    objs.push(k.rcuObj);
+    if (k.rcuDepth > 0) readers.push({ k, serial: k.rcuSerial });
+  }
+  return { readers, objs };
+}
+
+function gracePeriodOver(s: GpSnapshot): boolean {
+  for (const r of s.readers) if (r.k.rcuDepth > 0 && r.k.rcuSerial === r.serial) return false;
+  return true;
+}
+
+/** synchronize_rcu(): sleep until a full grace period has elapsed. */
+export function* synchronize_rcu(): Gen<void> {
+  might_sleep("synchronize_rcu()");
+  const m = machine();
+  const fn = currentFn();
+  yield {
+    kind: "read",
+    obj: m.rcuObj,
+    objs: m.ktasks.map((k) => k.rcuObj),
+    fn,
+    step: "synchronize_rcu: start GP",
+  };
+  const snap = snapshotReaders();
+  yield {
+    kind: "wait",
+    obj: m.rcuObj,
+    objs: snap.objs,
+    fn,
+    step: "synchronize_rcu: wait GP",
+    enabled: () => gracePeriodOver(snap),
+  };
+}
+
+/** struct rcu_head, embedded in the object its callback frees. */
+export class RcuHead extends Shared {
+  queued = false;
+  constructor(owner: KObject | null) {
+    super("rcu_head", owner);
+  }
+}
+
+/**
+ * call_rcu(): queue `cb` to run after a grace period, as a callback task in
+ * softirq context. Queuing the same rcu_head twice before it ran is reported
+ * (CONFIG_DEBUG_OBJECTS_RCU_HEAD).
+ */
+export function* call_rcu(head: RcuHead, cb: () => Gen<void>, name?: string): Gen<void> {
+  const m = machine();
+  yield {
+    kind: "rmw",
+    obj: m.rcuObj,
+    objs: m.ktasks.map((k) => k.rcuObj),
+    fn: currentFn(),
+    step: "call_rcu",
+  };
+  touch(head, "call_rcu");
+  if (head.queued) {
+    host().report({
+      invariant: "debugobjects",
+      message: `call_rcu() on ${head.name}, which is already queued, in ${currentFn()}`,
+    });
+    return;
+  }
+  head.queued = true;
+  const snap = snapshotReaders();
+  const serial = m.rcuNextSerial++;
+  m.rcuPending.add(serial);
+  const cbObj = host().newObject(`rcu_cb#${serial}`);
+  m.cbObjs.set(serial, cbObj);
+  const label = name ?? head.name;
+  function* callback(): Gen<void> {
+    yield {
+      kind: "wait",
+      obj: cbObj,
+      objs: snap.objs,
+      fn: "rcu_do_batch",
+      step: `GP for ${label}`,
+      enabled: () => gracePeriodOver(snap),
+    };
+    const k = ktask();
+    k.inSoftirq = true;
+    head.queued = false;
+    yield* cb();
+    k.inSoftirq = false;
+    yield { kind: "write", obj: cbObj, fn: "rcu_do_batch", step: `done ${label}` };
+    m.rcuPending.delete(serial);
+  }
+  yield { kind: "spawn", name: `rcu_cb:${label}`, body: callback(), lane: "rcu" };
+}
+
+/** rcu_barrier(): wait until every callback queued before this call has been invoked. */
+export function* rcu_barrier(): Gen<void> {
+  might_sleep("rcu_barrier()");
+  const m = machine();
+  const fn = currentFn();
+  yield { kind: "read", obj: m.rcuObj, fn, step: "rcu_barrier: snapshot" };
+  const waitFor = [...m.rcuPending];
+  const objs = waitFor.map((s) => m.cbObjs.get(s)!);
+  yield {
+    kind: "wait",
+    obj: m.rcuObj,
+    objs,
+    fn,
+    step: "rcu_barrier: wait callbacks",
+    enabled: () => waitFor.every((s) => !m.rcuPending.has(s)),
+  };
+}
+
+/** rcu_dereference_check(): a lockdep-RCU splat unless inside RCU or `cond` holds. */
+export function rcu_dereference_check(what: string, cond?: () => boolean): void {
+  if (ktask().rcuDepth > 0) return;
+  if (cond?.()) return;
+  host().report({
+    invariant: "suspicious-rcu",
+    message: `suspicious rcu_dereference_check() usage: ${what} in ${currentFn()} outside rcu_read_lock() without the protecting lock`,
+  });
+}

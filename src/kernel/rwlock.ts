@@ -1,0 +1,151 @@
+import { host } from "../engine/host.js";
+import type { Gen } from "../engine/op.js";
+import { TaskAbort } from "../engine/violation.js";
+import type { KObject } from "./alloc.js";
+import {
+  lock_acquired,
+  lock_recursion,
+  lock_released,
+  lockdep_assert_held_read,
+  lockdep_assert_held_write,
+} from "./lockdep.js";
+import { machine } from "./machine.js";
+import { cond_resched, need_resched, preempt_disable, preempt_enable } from "./sched.js";
+import { op, Shared, touch } from "./shared.js";
+
+/**
+ * rwlock_t as the queued rwlock (kernel/locking/qrwlock.c, v4.x+) implements it:
+ * a reader takes the fast path unless a writer holds the lock or is waiting;
+ * everyone else queues FIFO on the wait_lock. The writer at the head of the
+ * queue sets _QW_WAITING, which turns new readers away, then waits for the
+ * readers to drain. So a waiting writer blocks new readers.
+ */
+export class RwLock extends Shared {
+  /** Task ids of the current readers (a multiset). */
+  readonly readers: number[] = [];
+  writer = -1;
+  /** _QW_WAITING: set by the writer at the queue head. */
+  waiting = false;
+  /** Tasks queued on the wait_lock, head first. */
+  readonly queue: number[] = [];
+  constructor(name: string, owner: KObject | null = null) {
+    super(name, owner);
+  }
+}
+
+function me(): number {
+  return host().current.id;
+}
+
+/** read_lock(). */
+export function* read_lock(l: RwLock): Gen<void> {
+  if (lock_recursion(l, "read")) throw new TaskAbort(`read_lock(${l.name}) while holding it for write`);
+  const id = me();
+  yield op("acquire", l, "read_lock");
+  touch(l, "read_lock");
+  if (l.writer === -1 && !l.waiting) {
+    l.readers.push(id);
+  } else {
+    // queued_read_lock_slowpath: queue, and at the head wait only for the writer to go.
+    l.queue.push(id);
+    yield op("acquire", l, "read_lock slowpath", () => l.queue[0] === id && l.writer === -1);
+    touch(l, "read_lock slowpath");
+    l.queue.shift();
+    l.readers.push(id);
+  }
+  preempt_disable();
+  lock_acquired(l, "read");
+}
+
+/** read_unlock(). */
+export function* read_unlock(l: RwLock): Gen<void> {
+  yield op("release", l, "read_unlock");
+  touch(l, "read_unlock");
+  if (lock_released(l, "read")) {
+    const i = l.readers.indexOf(me());
+    if (i >= 0) l.readers.splice(i, 1);
+    preempt_enable();
+  }
+}
+
+/** write_lock(). */
+export function* write_lock(l: RwLock): Gen<void> {
+  if (lock_recursion(l, "write")) throw new TaskAbort(`write_lock(${l.name}) would self-deadlock`);
+  const id = me();
+  yield op("acquire", l, "write_lock");
+  touch(l, "write_lock");
+  if (l.readers.length === 0 && l.writer === -1 && !l.waiting) {
+    l.writer = id;
+  } else {
+    // queued_write_lock_slowpath: reach the head, announce _QW_WAITING, wait for readers to drain.
+    l.queue.push(id);
+    yield op("acquire", l, "write_lock slowpath: set _QW_WAITING", () => l.queue[0] === id);
+    touch(l, "write_lock slowpath");
+    l.waiting = true;
+    yield op(
+      "acquire",
+      l,
+      "write_lock slowpath: wait for readers",
+      () => l.readers.length === 0 && l.writer === -1,
+    );
+    touch(l, "write_lock slowpath");
+    l.waiting = false;
+    l.queue.shift();
+    l.writer = id;
+  }
+  preempt_disable();
+  lock_acquired(l, "write");
+}
+
+/** write_unlock(). */
+export function* write_unlock(l: RwLock): Gen<void> {
+  yield op("release", l, "write_unlock");
+  touch(l, "write_unlock");
+  if (lock_released(l, "write")) {
+    l.writer = -1;
+    preempt_enable();
+  }
+}
+
+/**
+ * rwlock_needbreak(): someone is queued on the lock, and only when the kernel
+ * is fully preemptible (CONFIG_PREEMPTION); otherwise it is always false,
+ * which is what seed 000 means by CONFIG_PREEMPTION=n "neutering" it.
+ */
+export function* rwlock_needbreak(l: RwLock): Gen<boolean> {
+  if (machine().config.preemption !== "full") return false;
+  yield op("read", l, "rwlock_needbreak");
+  touch(l, "rwlock_needbreak");
+  return l.queue.length > 0;
+}
+
+/** cond_resched_rwlock_read(): drop and retake the read lock if someone needs it or the CPU is wanted. */
+export function* cond_resched_rwlock_read(l: RwLock): Gen<boolean> {
+  lockdep_assert_held_read(l);
+  const resched = yield* need_resched();
+  const contended = yield* rwlock_needbreak(l);
+  if (!contended && !resched) return false;
+  yield* read_unlock(l);
+  yield* cond_resched();
+  yield* read_lock(l);
+  return true;
+}
+
+/** cond_resched_rwlock_write(): the same for the write lock. */
+export function* cond_resched_rwlock_write(l: RwLock): Gen<boolean> {
+  lockdep_assert_held_write(l);
+  const resched = yield* need_resched();
+  const contended = yield* rwlock_needbreak(l);
+  if (!contended && !resched) return false;
+  yield* write_unlock(l);
+  yield* cond_resched();
+  yield* write_lock(l);
+  return true;
+}
+
+/** Who holds and who waits, for deadlock reports and traces. */
+export function describeRwLock(l: RwLock): string {
+  const holders =
+    l.writer !== -1 ? `writer T${l.writer}` : l.readers.length ? `readers T${l.readers.join(",T")}` : "free";
+  return `${l.name} [${holders}${l.waiting ? ", writer waiting" : ""}${l.queue.length ? `, queue T${l.queue.join(",T")}` : ""}]`;
+}

@@ -1,0 +1,71 @@
+import { host } from "../engine/host.js";
+import type { Gen } from "../engine/op.js";
+import { TaskAbort } from "../engine/violation.js";
+import type { KObject } from "./alloc.js";
+import { lock_acquired, lock_recursion, lock_released, might_sleep } from "./lockdep.js";
+import { preempt_disable, preempt_enable } from "./sched.js";
+import { op, Shared, touch } from "./shared.js";
+
+/** spinlock_t: one owner; holding it disables preemption. */
+export class Spinlock extends Shared {
+  holder = -1;
+  constructor(name: string, owner: KObject | null = null) {
+    super(name, owner);
+  }
+}
+
+/** spin_lock(): spins (is disabled) until the lock is free. */
+export function* spin_lock(l: Spinlock): Gen<void> {
+  if (lock_recursion(l, "spin")) throw new TaskAbort(`spin_lock(${l.name}) would self-deadlock`);
+  yield op("acquire", l, "spin_lock", () => l.holder === -1);
+  touch(l, "spin_lock");
+  l.holder = host().current.id;
+  preempt_disable();
+  lock_acquired(l, "spin");
+}
+
+/** spin_trylock(): one attempt. */
+export function* spin_trylock(l: Spinlock): Gen<boolean> {
+  yield op("acquire", l, "spin_trylock");
+  touch(l, "spin_trylock");
+  if (l.holder !== -1) return false;
+  l.holder = host().current.id;
+  preempt_disable();
+  lock_acquired(l, "spin");
+  return true;
+}
+
+/** spin_unlock(). */
+export function* spin_unlock(l: Spinlock): Gen<void> {
+  yield op("release", l, "spin_unlock");
+  touch(l, "spin_unlock");
+  if (lock_released(l, "spin")) {
+    l.holder = -1;
+    preempt_enable();
+  }
+}
+
+/** struct mutex: a sleeping lock (slots_lock). */
+export class Mutex extends Shared {
+  holder = -1;
+  constructor(name: string, owner: KObject | null = null) {
+    super(name, owner);
+  }
+}
+
+/** mutex_lock(): may sleep; blocks until free. */
+export function* mutex_lock(m: Mutex): Gen<void> {
+  might_sleep(`mutex_lock(${m.name})`);
+  if (lock_recursion(m, "mutex")) throw new TaskAbort(`mutex_lock(${m.name}) would self-deadlock`);
+  yield op("acquire", m, "mutex_lock", () => m.holder === -1);
+  touch(m, "mutex_lock");
+  m.holder = host().current.id;
+  lock_acquired(m, "mutex");
+}
+
+/** mutex_unlock(). */
+export function* mutex_unlock(m: Mutex): Gen<void> {
+  yield op("release", m, "mutex_unlock");
+  touch(m, "mutex_unlock");
+  if (lock_released(m, "mutex")) m.holder = -1;
+}
