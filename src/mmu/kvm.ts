@@ -1,0 +1,145 @@
+import { host } from "../engine/host.js";
+import { kzalloc } from "../kernel/alloc.js";
+import { Atomic } from "../kernel/atomic.js";
+import { RcuHead } from "../kernel/rcu.js";
+import { ListHead } from "../kernel/rculist.js";
+import { Refcount } from "../kernel/refcount.js";
+import { RwLock } from "../kernel/rwlock.js";
+import { Mutex, Spinlock } from "../kernel/spinlock.js";
+import { WorkStruct } from "../kernel/workqueue.js";
+import type { Features } from "./features.js";
+import { ROLE } from "./role.js";
+import type { Geometry, Kvm, KvmMmuPage, Memslot, Vcpu } from "./types.js";
+
+export interface VmConfig {
+  readonly features: Features;
+  readonly rootLevel?: 4 | 5;
+  /** Entries per page table: 512 on real hardware, 2-4 for exhaustive checking. */
+  readonly ptesPerTable?: number;
+  /** Guest frames covered by memslot 0 (default: the whole address space). */
+  readonly memslotPages?: number;
+}
+
+export function geometryFor(rootLevel: 4 | 5, ptesPerTable: number): Geometry {
+  if (!Number.isInteger(ptesPerTable) || ptesPerTable < 2 || ptesPerTable > 512) {
+    throw new RangeError(`ptesPerTable must be an integer in [2, 512], got ${ptesPerTable}`);
+  }
+  return { rootLevel, ptesPerTable, maxGfn: ptesPerTable ** rootLevel };
+}
+
+/** KVM_PAGES_PER_HPAGE(level): guest frames one SPTE at `level` maps. */
+export function pagesPerHpage(g: Geometry, level: number): number {
+  return g.ptesPerTable ** (level - 1);
+}
+
+/** The gfn -> pfn the host maps by default: distinct, so a stale SPTE is recognisable. */
+export function defaultHostPfn(gfn: number): number {
+  return 0x10000 + gfn;
+}
+
+/** kvm_create_vm() + kvm_mmu_init_tdp_mmu(): the state a VM starts with. Runs in program setup. */
+export function kvm_create_vm(cfg: VmConfig): Kvm {
+  const g = geometryFor(cfg.rootLevel ?? 4, cfg.ptesPerTable ?? 512);
+  const kobj = kzalloc("kvm", "kvm");
+  const slotPages = cfg.memslotPages ?? g.maxGfn;
+  const memslots: Memslot[] = [{ id: 0, as_id: 0, base_gfn: 0, npages: slotPages, flags: 0, deleted: false }];
+  const kvm: Kvm = {
+    kobj,
+    features: cfg.features,
+    geometry: g,
+    vm_bugged: false,
+    mmu_lock: new RwLock("mmu_lock", kobj),
+    slots_lock: new Mutex("slots_lock", kobj),
+    tdp_mmu_pages_lock: new Spinlock("tdp_mmu_pages_lock", kobj),
+    tdp_mmu_roots: new ListHead<KvmMmuPage>("tdp_mmu_roots", null, kobj),
+    tdp_mmu_zap_wq: null,
+    tdp_mmu_pages: new Atomic("tdp_mmu_pages", 0, kobj),
+    users_count: new Atomic("users_count", 1, kobj),
+    created_vcpus: 0,
+    mmu_invalidate_seq: new Atomic("mmu_invalidate_seq", 0, kobj),
+    mmu_invalidate_in_progress: new Atomic("mmu_invalidate_in_progress", 0, kobj),
+    vcpus: [],
+    memslots,
+    hostPfn: new Map(),
+    pages: new Map(),
+    nextPageId: 1,
+    stats: {
+      remoteTlbFlushes: 0,
+      rootsAllocated: 0,
+      rootsFreed: 0,
+      pagesAllocated: 0,
+      pagesFreed: 0,
+      sptesZapped: 0,
+      faults: 0,
+      faultRetries: 0,
+    },
+    ghost: { fastZapRoots: new Map(), notifierRanges: [], gifts: new Map() },
+  };
+  const env = host().env;
+  env.set("mmu.kvm", kvm);
+  return kvm;
+}
+
+/** kvm_vm_ioctl_create_vcpu(): a vCPU with no root loaded. */
+export function kvm_vcpu_create(kvm: Kvm, smm = 0): Vcpu {
+  const id = kvm.vcpus.length;
+  const v: Vcpu = {
+    vcpu_id: id,
+    kvm,
+    root: null,
+    prev_roots: [null, null, null],
+    requests: new Atomic(`vcpu${id}.requests`, 0, kvm.kobj),
+    smm,
+    inGuest: false,
+  };
+  kvm.vcpus.push(v);
+  kvm.created_vcpus++;
+  return v;
+}
+
+/**
+ * tdp_mmu_alloc_sp() + tdp_mmu_init_sp(): a page-table page (or a root) with
+ * `ptes` zeroed SPTEs. Not yet visible to anyone: no shared access.
+ */
+export function tdp_mmu_alloc_sp(
+  kvm: Kvm,
+  roleWord: number,
+  gfn: number,
+  ptep: Atomic | null,
+  isRoot: boolean,
+): KvmMmuPage {
+  const pageId = kvm.nextPageId++;
+  const level = ROLE.level.get(roleWord);
+  const name = isRoot ? `root#${pageId}` : `sp#${pageId}(L${level},gfn=${gfn})`;
+  const kobj = kzalloc(isRoot ? "tdp_root" : "tdp_page", name);
+  const n = kvm.geometry.ptesPerTable;
+  const spt: Atomic[] = new Array(n);
+  for (let i = 0; i < n; i++) spt[i] = new Atomic(`spte[${i}]`, 0, kobj);
+  const sp: KvmMmuPage = {
+    pageId,
+    kobj,
+    role: new Atomic("role", roleWord, kobj),
+    level,
+    gfn,
+    spt,
+    ptep,
+    isRoot,
+    tdp_mmu_root_count: new Refcount("tdp_mmu_root_count", 0, kobj),
+    link: null as unknown as ListHead<KvmMmuPage>,
+    rcu_head: new RcuHead(kobj),
+    tdp_mmu_async_work:
+      isRoot && kvm.features.asyncZapWorker ? new WorkStruct("tdp_mmu_async_work", kobj) : null,
+    tdp_mmu_scheduled_root_to_zap: false,
+    nx_huge_page_disallowed: false,
+  };
+  (sp as { link: ListHead<KvmMmuPage> }).link = new ListHead<KvmMmuPage>("link", sp, kobj);
+  kvm.pages.set(pageId, sp);
+  if (isRoot) kvm.stats.rootsAllocated++;
+  else kvm.stats.pagesAllocated++;
+  return sp;
+}
+
+/** spte_to_child_sp(): the page a non-leaf SPTE points at. */
+export function spte_to_child_sp(kvm: Kvm, childId: number): KvmMmuPage | undefined {
+  return kvm.pages.get(childId);
+}

@@ -1,0 +1,134 @@
+import type { KObject } from "../kernel/alloc.js";
+import type { Atomic } from "../kernel/atomic.js";
+import type { RcuHead } from "../kernel/rcu.js";
+import type { ListHead } from "../kernel/rculist.js";
+import type { Refcount } from "../kernel/refcount.js";
+import type { RwLock } from "../kernel/rwlock.js";
+import type { Mutex, Spinlock } from "../kernel/spinlock.js";
+import type { Buggable } from "../kernel/warn.js";
+import type { Workqueue, WorkStruct } from "../kernel/workqueue.js";
+import type { Features } from "./features.js";
+
+/**
+ * Page-table geometry. Real x86-64 tables have 512 entries per page and 4 or 5
+ * levels; the checker runs tiny tables (2-4 entries) so every interleaving fits.
+ * KVM_PAGES_PER_HPAGE(level) is ptesPerTable^(level-1).
+ */
+export interface Geometry {
+  readonly rootLevel: 4 | 5;
+  readonly ptesPerTable: number;
+  /** Exclusive upper bound of guest frame numbers (tdp_mmu_max_gfn_exclusive). */
+  readonly maxGfn: number;
+}
+
+/**
+ * struct kvm_mmu_page, for TDP pages (mmu_internal.h). Roots and non-root page
+ * tables share the type; root-only fields are null/unused on the others.
+ * The header and its spt page are one allocation, freed together through
+ * call_rcu (tdp_mmu_free_sp_rcu_callback).
+ */
+export interface KvmMmuPage {
+  /** Page id; non-leaf SPTEs store it as their pfn (spte_to_child_sp). */
+  readonly pageId: number;
+  readonly kobj: KObject;
+  readonly role: Atomic;
+  readonly level: number;
+  /** First gfn this page maps. */
+  readonly gfn: number;
+  /** The SPTEs of this page table (struct page *spt). */
+  readonly spt: Atomic[];
+  /** Parent SPTE (sp->ptep); null for roots. */
+  readonly ptep: Atomic | null;
+  readonly isRoot: boolean;
+  /** tdp_mmu_root_count (roots only). */
+  readonly tdp_mmu_root_count: Refcount;
+  /** Entry on kvm->arch.tdp_mmu_roots (roots only). */
+  readonly link: ListHead<KvmMmuPage>;
+  readonly rcu_head: RcuHead;
+  /** E3-E4: tdp_mmu_async_work. */
+  readonly tdp_mmu_async_work: WorkStruct | null;
+  /** E5+: tdp_mmu_scheduled_root_to_zap, protected by slots_lock. */
+  tdp_mmu_scheduled_root_to_zap: boolean;
+  nx_huge_page_disallowed: boolean;
+}
+
+/** KVM_REQ_* bits in vcpu->requests that the model uses. */
+export const KVM_REQ = {
+  TLB_FLUSH: 0,
+  MMU_FREE_OBSOLETE_ROOTS: 1,
+  MMU_RELOAD: 2,
+} as const;
+
+export interface Vcpu {
+  readonly vcpu_id: number;
+  readonly kvm: Kvm;
+  /** vcpu->arch.mmu->root.hpa: the root this vCPU holds one reference on, or null (INVALID_PAGE). */
+  root: KvmMmuPage | null;
+  /** prev_roots[]: cached roots, one reference each. */
+  readonly prev_roots: (KvmMmuPage | null)[];
+  /** vcpu->requests. */
+  readonly requests: Atomic;
+  /** Address space the vCPU is in (1 = SMM). */
+  smm: number;
+  /** True while the vCPU is in guest mode on `root` (for invariant 8). */
+  inGuest: boolean;
+}
+
+export interface Memslot {
+  readonly id: number;
+  readonly as_id: number;
+  readonly base_gfn: number;
+  readonly npages: number;
+  flags: number;
+  deleted: boolean;
+}
+
+/** What invariant checks remember about the run (ghost state; never read by the model). */
+export interface Ghost {
+  /** Roots invalidated by a fast zap that has not returned yet, per fast-zap serial. */
+  readonly fastZapRoots: Map<number, Set<KvmMmuPage>>;
+  /** gfn ranges whose invalidate_range_start is in progress or done, for inv 11. */
+  readonly notifierRanges: { start: number; end: number; active: boolean }[];
+  /** Gifts of a reference to a worker or zapper, per root page id (E3 inv 13). */
+  readonly gifts: Map<number, number>;
+}
+
+/** struct kvm, the parts the TDP MMU uses. */
+export interface Kvm extends Buggable {
+  readonly kobj: KObject;
+  readonly features: Features;
+  readonly geometry: Geometry;
+  readonly mmu_lock: RwLock;
+  readonly slots_lock: Mutex;
+  readonly tdp_mmu_pages_lock: Spinlock;
+  /** kvm->arch.tdp_mmu_roots, newest first. */
+  readonly tdp_mmu_roots: ListHead<KvmMmuPage>;
+  /** E3-E4: kvm->arch.tdp_mmu_zap_wq. */
+  tdp_mmu_zap_wq: Workqueue | null;
+  /** kvm->arch.tdp_mmu_pages: count of live non-root TDP pages. */
+  readonly tdp_mmu_pages: Atomic;
+  readonly users_count: Atomic;
+  created_vcpus: number;
+  readonly mmu_invalidate_seq: Atomic;
+  readonly mmu_invalidate_in_progress: Atomic;
+  readonly vcpus: Vcpu[];
+  readonly memslots: Memslot[];
+  /** Host mapping gfn -> pfn (what the primary MMU maps behind each gfn). */
+  readonly hostPfn: Map<number, number>;
+  /** Page id -> page, to follow non-leaf SPTEs (spte_to_child_sp). */
+  readonly pages: Map<number, KvmMmuPage>;
+  nextPageId: number;
+  readonly stats: KvmStats;
+  readonly ghost: Ghost;
+}
+
+export interface KvmStats {
+  remoteTlbFlushes: number;
+  rootsAllocated: number;
+  rootsFreed: number;
+  pagesAllocated: number;
+  pagesFreed: number;
+  sptesZapped: number;
+  faults: number;
+  faultRetries: number;
+}
