@@ -74,6 +74,9 @@ export function kvm_create_vm(cfg: VmConfig): Kvm {
       faultRetries: 0,
     },
     ghost: { fastZapRoots: new Map(), notifierRanges: [], gifts: new Map() },
+    mmu_invalidate_range_start: new Atomic("mmu_invalidate_range_start", -1, kobj),
+    mmu_invalidate_range_end: new Atomic("mmu_invalidate_range_end", -1, kobj),
+    tlb: new Atomic("tlb", 0, kobj),
   };
   const env = host().env;
   env.set("mmu.kvm", kvm);

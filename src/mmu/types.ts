@@ -120,6 +120,18 @@ export interface Kvm extends Buggable {
   nextPageId: number;
   readonly stats: KvmStats;
   readonly ghost: Ghost;
+  /**
+   * kvm->mmu_invalidate_range_start/end (gfns; INVALID_GPA = -1 while unset): the union of the
+   * ranges of the invalidations in progress, written under the write mmu_lock, read by
+   * mmu_invalidate_retry_gfn() under mmu_lock.
+   */
+  readonly mmu_invalidate_range_start: Atomic;
+  readonly mmu_invalidate_range_end: Atomic;
+  /**
+   * The VM's remote TLBs as one shared object: kvm_flush_remote_tlbs() writes it, so the order of
+   * flushes against SPTE changes and lock drops is visible to the explorers.
+   */
+  readonly tlb: Atomic;
 }
 
 export interface KvmStats {

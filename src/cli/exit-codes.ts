@@ -1,0 +1,14 @@
+/** Exit codes, documented in --help and docs/cli.md. */
+export const EXIT = {
+  ok: 0,
+  violation: 1,
+  usage: 2,
+  inconclusive: 3,
+  internal: 70,
+  interrupted: 130,
+} as const;
+
+/** Bad input from the user (flags, files, replay strings): message, exit 2, no stack trace. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}

@@ -1,0 +1,104 @@
+import type { TraceDoc } from "./schema.js";
+
+type Step = TraceDoc["steps"][number];
+
+const WRITES = new Set(["write", "rmw", "acquire", "release"]);
+
+function conflict(a: Step, b: Step): boolean {
+  return a.obj === b.obj && a.task !== b.task && (WRITES.has(a.kind) || WRITES.has(b.kind));
+}
+
+/**
+ * The steps that matter for a violation: the violating step, and, walking
+ * back, every step another included step depends on across tasks (a
+ * conflicting access to the same object), plus earlier accesses of the same
+ * task to objects already in the slice. On a shrunk counterexample this is
+ * the handful of steps a commit message would show.
+ */
+export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
+  const steps = doc.steps;
+  if (steps.length === 0) return [];
+  const vStep = doc.violation ? Math.min(Math.max(doc.violation.step, 0), steps.length - 1) : steps.length - 1;
+  const keep = new Set<number>([vStep]);
+  const objs = new Set<number>([steps[vStep].obj]);
+  const tasks = new Set<number>([steps[vStep].task]);
+  if (doc.violation && doc.violation.task >= 0) tasks.add(doc.violation.task);
+  const included: Step[] = [steps[vStep]];
+  for (let j = vStep - 1; j >= 0; j--) {
+    const s = steps[j];
+    let take = false;
+    for (const k of included) {
+      if (conflict(s, k)) {
+        take = true;
+        break;
+      }
+    }
+    if (!take && objs.has(s.obj) && tasks.has(s.task) && WRITES.has(s.kind)) take = true;
+    if (take) {
+      keep.add(j);
+      included.push(s);
+      objs.add(s.obj);
+      tasks.add(s.task);
+    }
+  }
+  let out = [...keep].sort((a, b) => a - b).map((i) => steps[i]);
+  if (out.length > limit) {
+    // Too much history: keep lock traffic, frees and accesses to the violating object.
+    const vObj = steps[vStep].obj;
+    out = out.filter(
+      (s) => s.obj === vObj || s.kind === "acquire" || s.kind === "release" || s.step === "kfree" || s.i === vStep,
+    );
+    if (out.length > limit) out = out.slice(out.length - limit);
+  }
+  return out;
+}
+
+function clip(s: string, w: number): string {
+  return s.length <= w ? s.padEnd(w) : `${s.slice(0, w - 1)}…`;
+}
+
+/**
+ * The race diagram kernel developers put in commit messages: one column per
+ * task, the steps that matter in order, labelled with kernel function names.
+ */
+export function formatRaceDiagram(doc: TraceDoc, width = 34): string {
+  const rows = relevantSteps(doc);
+  const taskIds = [...new Set(rows.map((r) => r.task))].sort((a, b) => a - b);
+  const col = new Map(taskIds.map((t, i) => [t, i]));
+  const header = taskIds.map((t, i) => clip(`CPU${i} (${doc.tasks[t]?.name ?? `T${t}`})`, width));
+  const lines: string[] = [header.join(" | "), taskIds.map(() => "-".repeat(width)).join("-+-")];
+  const lastFn = new Map<number, string>();
+  const vStep = doc.violation?.step ?? -1;
+  for (const r of rows) {
+    const cells = taskIds.map(() => " ".repeat(width));
+    const c = col.get(r.task)!;
+    const obj = doc.objects[r.obj] ?? `#${r.obj}`;
+    if (lastFn.get(r.task) !== r.fn) {
+      cells[c] = clip(`${r.fn}()`, width);
+      lines.push(cells.join(" | ").trimEnd());
+      lastFn.set(r.task, r.fn);
+    }
+    const mark = r.i === vStep ? "!! " : "  ";
+    cells[c] = clip(`${mark}${r.step} ${shortObj(obj)}`, width);
+    lines.push(cells.join(" | ").trimEnd());
+  }
+  if (doc.violation) lines.push("", `!! ${doc.violation.invariant}: ${doc.violation.message}`);
+  return lines.join("\n");
+}
+
+function shortObj(name: string): string {
+  return name.length > 26 ? `…${name.slice(-25)}` : name;
+}
+
+/** Every step, one per line. */
+export function formatStepList(doc: TraceDoc): string {
+  const vStep = doc.violation?.step ?? -1;
+  const w = String(doc.steps.length).length;
+  return doc.steps
+    .map((s) => {
+      const t = doc.tasks[s.task]?.name ?? `T${s.task}`;
+      const mark = s.i === vStep ? " <== " + (doc.violation?.invariant ?? "") : "";
+      return `${String(s.i).padStart(w)}  ${t.padEnd(18)} ${s.kind.padEnd(7)} ${s.fn}: ${s.step} [${doc.objects[s.obj] ?? s.obj}]${mark}`;
+    })
+    .join("\n");
+}
