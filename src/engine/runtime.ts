@@ -80,6 +80,8 @@ export class Runtime implements Host {
   current: Task = setupTask();
   stepIndex = -1;
   stopped = false;
+  /** True while this runtime is the active host (inside start, execute or runToEnd). */
+  private hosting = false;
 
   private readonly objectNames: string[] = [];
   private readonly checks: { name: string; check: () => void }[] = [];
@@ -88,7 +90,9 @@ export class Runtime implements Host {
   private readonly stopOnViolation: boolean;
   private readonly maxSteps: number;
   private livelockSnapshot: number[] | null = null;
-  private readonly enabledBuf: Task[] = [];
+  private readonly scratch: Task[] = [];
+  /** enabledBufs[n]: the array enabled() returns when n tasks are enabled. */
+  private readonly enabledBufs: (Task[] | undefined)[] = [];
 
   constructor(opts: RunOptions) {
     this.scheduler = opts.scheduler;
@@ -137,9 +141,12 @@ export class Runtime implements Host {
   /** Run the program's setup: build state and spawn the initial tasks. */
   start(program: Program): void {
     const prev = setActiveHost(this);
+    const wasHosting = this.hosting;
+    this.hosting = true;
     try {
       program({ host: this, spawn: (name, body, lane) => this.spawn(name, body, lane ?? name, -1) });
     } finally {
+      this.hosting = wasHosting;
       setActiveHost(prev);
     }
   }
@@ -158,6 +165,7 @@ export class Runtime implements Host {
       local: undefined,
     };
     this.tasks.push(task);
+    this.scratch.push(task);
     this.stats.tasks++;
     this.observer?.onSpawn?.(task, parent);
     // Prime: run the task up to its first shared access.
@@ -167,28 +175,62 @@ export class Runtime implements Host {
 
   /** Tasks that may take a step now. The returned array is reused between calls. */
   enabled(): Task[] {
-    const out = this.enabledBuf;
-    out.length = 0;
+    // Shrinking an array through its length is a slow runtime call, so the
+    // tasks are gathered in a scratch array as long as the task list, then
+    // copied into a buffer kept per count, whose length never changes.
+    const scratch = this.scratch;
     const ts = this.tasks;
-    for (let i = 0; i < ts.length; i++) {
+    const len = ts.length;
+    let n = 0;
+    for (let i = 0; i < len; i++) {
       const t = ts[i];
       const op = t.pending;
-      if (op !== null && (op.enabled === undefined || op.enabled())) out.push(t);
+      if (op === null) continue;
+      const en = op.enabled;
+      if (en !== undefined && !en()) continue;
+      scratch[n++] = t;
     }
+    const out = this.enabledBufs[n];
+    if (out === undefined) return this.newEnabledBuf(n);
+    for (let i = 0; i < n; i++) out[i] = scratch[i];
+    return out;
+  }
+
+  private newEnabledBuf(n: number): Task[] {
+    const out = this.scratch.slice(0, n);
+    while (this.enabledBufs.length <= n) this.enabledBufs.push(undefined);
+    this.enabledBufs[n] = out;
     return out;
   }
 
   /** Execute one step of `task` (which must be enabled), then run the checks. */
   execute(task: Task, enabled: readonly Task[]): void {
+    if (this.hosting) {
+      this.step(task, enabled);
+      return;
+    }
+    const prevHost = setActiveHost(this);
+    this.hosting = true;
+    try {
+      this.step(task, enabled);
+    } finally {
+      this.hosting = false;
+      setActiveHost(prevHost);
+    }
+  }
+
+  /** execute() with this runtime already the active host. */
+  private step(task: Task, enabled: readonly Task[]): void {
     const op = task.pending!;
     const index = ++this.stepIndex;
-    this.observer?.onStep?.(index, task, op, enabled);
+    const obs = this.observer;
+    if (obs !== undefined && obs.onStep !== undefined) obs.onStep(index, task, op, enabled);
     if (this.trace !== null) {
       this.trace.push({ task: task.id, kind: op.kind, obj: op.obj, fn: op.fn, step: op.step });
     }
     task.steps++;
     this.stats.steps++;
-    this.advance(task, undefined);
+    this.resume(task, undefined);
     const checks = this.checks;
     if (checks.length !== 0 && !this.stopped) {
       const prev = this.current;
@@ -202,8 +244,23 @@ export class Runtime implements Host {
 
   /** Resume `task` with `value` until its next shared access (or its end). */
   private advance(task: Task, value: unknown): void {
-    const prevTask = this.current;
+    if (this.hosting) {
+      this.resume(task, value);
+      return;
+    }
     const prevHost = setActiveHost(this);
+    this.hosting = true;
+    try {
+      this.resume(task, value);
+    } finally {
+      this.hosting = false;
+      setActiveHost(prevHost);
+    }
+  }
+
+  /** advance() with this runtime already the active host. */
+  private resume(task: Task, value: unknown): void {
+    const prevTask = this.current;
     this.current = task;
     try {
       let v = value;
@@ -242,7 +299,6 @@ export class Runtime implements Host {
       }
     } finally {
       this.current = prevTask;
-      setActiveHost(prevHost);
     }
   }
 
@@ -257,6 +313,21 @@ export class Runtime implements Host {
 
   /** Drive the run to completion (or to the first violation, or the step bound). */
   runToEnd(): void {
+    const prevHost = setActiveHost(this);
+    const wasHosting = this.hosting;
+    this.hosting = true;
+    try {
+      this.drive();
+    } finally {
+      this.hosting = wasHosting;
+      setActiveHost(prevHost);
+    }
+  }
+
+  private drive(): void {
+    const stats = this.stats;
+    const scheduler = this.scheduler;
+    const choices = this.choices;
     while (!this.stopped) {
       const enabled = this.enabled();
       const n = enabled.length;
@@ -264,23 +335,23 @@ export class Runtime implements Host {
         this.checkDeadlock();
         return;
       }
-      if (this.stats.steps >= this.maxSteps) {
+      if (stats.steps >= this.maxSteps) {
         this.reportLivelock();
         return;
       }
-      if (this.stats.steps === this.maxSteps - LIVELOCK_WINDOW) {
+      if (stats.steps === this.maxSteps - LIVELOCK_WINDOW) {
         this.livelockSnapshot = this.tasks.map((t) => t.steps);
       }
-      if (n > this.stats.maxEnabled) this.stats.maxEnabled = n;
+      if (n > stats.maxEnabled) stats.maxEnabled = n;
       let task: Task;
       if (n === 1) {
         task = enabled[0];
       } else {
-        task = this.scheduler.pickTask(enabled, this.stepIndex + 1);
-        this.choices.push(task.id);
-        this.stats.choicePoints++;
+        task = scheduler.pickTask(enabled, this.stepIndex + 1);
+        choices.push(task.id);
+        stats.choicePoints++;
       }
-      this.execute(task, enabled);
+      this.step(task, enabled);
     }
   }
 

@@ -70,21 +70,31 @@ export class ReplayScheduler implements Scheduler {
   }
 
   pickTask(enabled: readonly Task[], stepIndex: number): Task {
+    // Hot path of every replayed run: the recorded task is enabled.
+    const pos = this.pos;
+    if (pos < this.choices.length) {
+      const want = this.choices[pos];
+      for (let i = 0; i < enabled.length; i++) {
+        const t = enabled[i];
+        if (t.id === want) {
+          this.pos = pos + 1;
+          return t;
+        }
+      }
+    }
+    return this.pickTaskOffRecord(enabled, stepIndex);
+  }
+
+  /** The recording ran out, or names a task that is not enabled. */
+  private pickTaskOffRecord(enabled: readonly Task[], stepIndex: number): Task {
     if (this.pos >= this.choices.length) {
       if (this.then) return this.then.pickTask(enabled, stepIndex);
       throw new ReplayMismatch(
         `replay ended after ${this.pos} choices, but step ${stepIndex} still has tasks {${enabled.map((t) => t.id).join(",")}} enabled`,
       );
     }
-    const want = this.choices[this.pos];
-    for (const t of enabled) {
-      if (t.id === want) {
-        this.pos++;
-        return t;
-      }
-    }
     throw new ReplayMismatch(
-      `recorded choice ${this.pos} names task ${want}, but only tasks {${enabled.map((t) => t.id).join(",")}} are enabled at step ${stepIndex}`,
+      `recorded choice ${this.pos} names task ${this.choices[this.pos]}, but only tasks {${enabled.map((t) => t.id).join(",")}} are enabled at step ${stepIndex}`,
     );
   }
 
