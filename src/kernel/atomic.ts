@@ -44,13 +44,15 @@ export class BitField {
     this.mask = width === 32 ? 0xffffffff : ((1 << width) - 1) >>> 0;
   }
   get(word: number): number {
-    return ((word >>> 0) >>> this.shift) & this.mask;
+    return (((word >>> 0) >>> this.shift) & this.mask) >>> 0;
   }
+  /** The word with this field replaced; bits outside the field, the high half of a 64-bit word included, are kept. */
   set(word: number, value: number): number {
-    if (value < 0 || value > this.mask)
+    if (!Number.isInteger(value) || value < 0 || value > this.mask)
       throw new RangeError(`value ${value} does not fit bitfield ${this.name}`);
+    const high = Math.floor(word / TWO32) * TWO32;
     const cleared = (word >>> 0) & ~((this.mask << this.shift) >>> 0);
-    return (cleared | ((value << this.shift) >>> 0)) >>> 0;
+    return high + ((cleared | ((value << this.shift) >>> 0)) >>> 0);
   }
 }
 
@@ -120,6 +122,15 @@ export function* atomic_fetch_sub(a: Atomic, d: number): Gen<number> {
   touch(a, "atomic_fetch_sub");
   const old = a.v;
   a.v = old - d;
+  return old;
+}
+
+/** atomic64_fetch_andnot(): clear the bits of `mask` and return the old value, in one atomic step. */
+export function* atomic_fetch_andnot(a: Atomic, mask: number): Gen<number> {
+  yield op("rmw", a, "atomic_fetch_andnot");
+  touch(a, "atomic_fetch_andnot");
+  const old = a.v;
+  a.v = old - andMask(old, mask);
   return old;
 }
 

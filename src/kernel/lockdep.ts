@@ -1,6 +1,6 @@
 import { host } from "../engine/host.js";
 import { currentFn } from "../engine/model-fn.js";
-import { type HeldLock, ktask } from "./machine.js";
+import { __schedule, type HeldLock, ktask, machine } from "./machine.js";
 
 interface LockRef {
   readonly id: number;
@@ -50,9 +50,17 @@ export function lockdep_assert_not_held(lock: LockRef): void {
   if (findHeld(lock) !== undefined) lockdepFail(`lockdep_assert_not_held(${lock.name}) failed`);
 }
 
-/** lockdep_assert_preemption_disabled(). */
+/**
+ * lockdep_assert_preemption_disabled(). Softirq context (an RCU callback)
+ * counts as disabled, and so does an RCU read-side section on a kernel without
+ * CONFIG_PREEMPTION, where rcu_read_lock() is preempt_disable() (no
+ * CONFIG_PREEMPT_RCU).
+ */
 export function lockdep_assert_preemption_disabled(): void {
-  if (ktask().preemptCount === 0) lockdepFail("lockdep_assert_preemption_disabled() failed");
+  const k = ktask();
+  const rcuDisables = k.rcuDepth > 0 && machine().config.preemption !== "full";
+  if (k.preemptCount === 0 && !k.inSoftirq && !rcuDisables)
+    lockdepFail("lockdep_assert_preemption_disabled() failed");
 }
 
 /** rcu_read_lock_held() as lockdep answers it. */
@@ -61,10 +69,11 @@ export function rcu_read_lock_held(): boolean {
 }
 
 /**
- * might_sleep(): sleeping while atomic (spinlock or rwlock held, preemption
+ * __might_sleep(): sleeping while atomic (spinlock or rwlock held, preemption
  * disabled, inside an RCU read-side section or an RCU callback) is a bug.
+ * Returns whether the context may sleep.
  */
-export function might_sleep(what: string): void {
+export function __might_sleep(what: string): boolean {
   const k = ktask();
   if (k.preemptCount > 0 || k.rcuDepth > 0 || k.inSoftirq) {
     host().report({
@@ -72,7 +81,20 @@ export function might_sleep(what: string): void {
       message: `BUG: sleeping function called from invalid context: ${what} in ${currentFn()} (preempt_count=${k.preemptCount}, rcu depth=${k.rcuDepth}${k.inSoftirq ? ", softirq" : ""})`,
       details: { held: heldList() },
     });
+    return false;
   }
+  return true;
+}
+
+/**
+ * might_sleep(): the sleep check, and with CONFIG_PREEMPT_VOLUNTARY also a
+ * voluntary preemption point (might_resched()): a pending TIF_NEED_RESCHED is
+ * acted on here.
+ */
+export function might_sleep(what: string): void {
+  if (!__might_sleep(what)) return;
+  const k = ktask();
+  if (k.needResched && machine().config.preemption === "voluntary") __schedule(k);
 }
 
 /** Record that the running task now holds `lock`; reports recursive acquisition. */

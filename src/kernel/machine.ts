@@ -19,6 +19,12 @@ export interface MachineConfig {
   readonly debugList: boolean;
   /** CONFIG_KVM_PROVE_MMU: KVM_MMU_WARN_ON is live. */
   readonly proveMmu: boolean;
+  /**
+   * __WQ_DESTROYING (kernel/workqueue.c, v6.3): destroy_workqueue() refuses new work for its whole
+   * run. Before v6.3 only drain_workqueue() refused it, and work queued between the drain and the
+   * sanity checks made destroy_workqueue() WARN about a busy pwq and leak the workqueue.
+   */
+  readonly wqDestroying: boolean;
 }
 
 export const DEFAULT_MACHINE: MachineConfig = {
@@ -27,6 +33,7 @@ export const DEFAULT_MACHINE: MachineConfig = {
   needReschedBudget: 1,
   debugList: true,
   proveMmu: true,
+  wqDestroying: true,
 };
 
 /** A lock held by a task, as lockdep tracks it. */
@@ -110,4 +117,14 @@ export function ktask(t: Task = host().current): KTask {
     machine().ktasks.push(k);
   }
   return k;
+}
+
+/**
+ * __schedule(): the task gives up the CPU and comes back with TIF_NEED_RESCHED
+ * clear. No shared access: in the checker every step is already a point where
+ * another task may run; the simulator charges the context switch.
+ */
+export function __schedule(k: KTask): void {
+  k.needResched = false;
+  host().cost("schedule", 1);
 }

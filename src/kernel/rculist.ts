@@ -49,6 +49,8 @@ function corruption(message: string): void {
 export function* list_add_rcu<T>(n: ListHead<T>, head: ListHead<T>): Gen<void> {
   yield listOp("write", head, "list_add_rcu", [n, head.next]);
   touch(head, "list_add_rcu");
+  touch(n, "list_add_rcu");
+  touch(head.next, "list_add_rcu");
   if (machine().config.debugList && n.onList) {
     corruption(`list_add double add: ${n.name} is already on a list`);
     return;
@@ -66,6 +68,8 @@ export function* list_add_tail_rcu<T>(n: ListHead<T>, head: ListHead<T>): Gen<vo
   const prev = head.prev;
   yield listOp("write", prev, "list_add_tail_rcu", [n, head]);
   touch(prev, "list_add_tail_rcu");
+  touch(n, "list_add_tail_rcu");
+  touch(head, "list_add_tail_rcu");
   if (machine().config.debugList && n.onList) {
     corruption(`list_add double add: ${n.name} is already on a list`);
     return;
@@ -82,6 +86,9 @@ function unlink<T>(n: ListHead<T>, step: string): boolean {
     corruption(`${step} of ${n.name}, which is not on a list`);
     return false;
   }
+  // Unlinking writes both neighbours.
+  touch(n.prev, step);
+  touch(n.next, step);
   n.prev.next = n.next;
   n.next.prev = n.prev;
   n.onList = false;
@@ -158,4 +165,33 @@ export function peekEntries<T>(head: ListHead<T>): T[] {
   const out: T[] = [];
   for (let n = head.next; n !== head && n !== POISON; n = n.next) out.push(n.container as T);
   return out;
+}
+
+/**
+ * The loop of list_for_each_entry_rcu() / list_for_each_entry(): `body` runs on
+ * each entry, and `pos->next` is read after the body, as the macro does, so a
+ * body that frees its own entry makes the next step a use-after-free. `body`
+ * returns true to break out of the loop.
+ */
+export function* list_for_each_entry<T>(
+  head: ListHead<T>,
+  walk: ListWalk,
+  body: (entry: T, node: ListHead<T>) => Gen<boolean | undefined>,
+): Gen<void> {
+  for (
+    let n = yield* list_next_entry(head, head, walk);
+    n !== null;
+    n = yield* list_next_entry(head, n, walk)
+  ) {
+    if ((yield* body(n.container as T, n)) === true) return;
+  }
+}
+
+/** list_for_each_entry_rcu(head, member, cond): the RCU walk, legal inside RCU or when `cond` holds. */
+export function list_for_each_entry_rcu<T>(
+  head: ListHead<T>,
+  body: (entry: T, node: ListHead<T>) => Gen<boolean | undefined>,
+  cond?: () => boolean,
+): Gen<void> {
+  return list_for_each_entry(head, { rcu: true, cond }, body);
 }

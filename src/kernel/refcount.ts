@@ -26,7 +26,11 @@ type Saturation =
   | "underflow; use-after-free"
   | "decrement hit 0; leaking memory";
 
-/** refcount_warn_saturate(): park the count at REFCOUNT_SATURATED and WARN. */
+/**
+ * refcount_warn_saturate(): park the count at REFCOUNT_SATURATED and WARN. The
+ * kernel prints each kind of event once per boot (WARN_ONCE); the model reports
+ * every event, because in a checked run each one is a bug of its own.
+ */
 function refcount_warn_saturate(r: Refcount, why: Saturation, old: number): void {
   r.v = REFCOUNT_SATURATED;
   host().report({
@@ -40,11 +44,11 @@ function int32(v: number): number {
   return v | 0;
 }
 
-/** refcount_read(). */
+/** refcount_read(): the count as the kernel returns it, an unsigned int (a saturated count reads 0xc0000000). */
 export function* refcount_read(r: Refcount): Gen<number> {
   yield op("read", r, "refcount_read");
   touch(r, "refcount_read");
-  return r.v;
+  return r.v >>> 0;
 }
 
 /** refcount_set(). */
@@ -93,6 +97,15 @@ export function* refcount_dec(r: Refcount): Gen<void> {
   const old = r.v;
   r.v = int32(old - 1);
   if (old <= 1) refcount_warn_saturate(r, "decrement hit 0; leaking memory", old);
+}
+
+/** refcount_dec_if_one(): the 1 -> 0 transition or nothing (one cmpxchg); true when it happened. */
+export function* refcount_dec_if_one(r: Refcount): Gen<boolean> {
+  yield op("rmw", r, "refcount_dec_if_one");
+  touch(r, "refcount_dec_if_one");
+  if (r.v !== 1) return false;
+  r.v = 0;
+  return true;
 }
 
 /**

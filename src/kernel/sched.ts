@@ -1,15 +1,24 @@
 import { host } from "../engine/host.js";
 import { currentFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
-import { might_sleep } from "./lockdep.js";
-import { ktask, machine } from "./machine.js";
+import { __might_sleep } from "./lockdep.js";
+import { __schedule, type KTask, ktask, machine } from "./machine.js";
 
 /** preempt_disable(): task-local, no shared access. */
 export function preempt_disable(): void {
   ktask().preemptCount++;
 }
 
-/** preempt_enable(): task-local; an unbalanced enable is reported. */
+/** True when the kernel may take the CPU from `k` at any instruction (CONFIG_PREEMPTION, count 0). */
+function preemptible(k: KTask): boolean {
+  return machine().config.preemption === "full" && k.preemptCount === 0 && !k.inSoftirq;
+}
+
+/**
+ * preempt_enable(): task-local; an unbalanced enable is reported. With
+ * CONFIG_PREEMPTION, dropping the count to 0 with TIF_NEED_RESCHED set calls
+ * preempt_schedule() right there, so the flag does not survive the unlock.
+ */
 export function preempt_enable(): void {
   const k = ktask();
   if (k.preemptCount === 0) {
@@ -20,13 +29,17 @@ export function preempt_enable(): void {
     return;
   }
   k.preemptCount--;
+  if (k.needResched && preemptible(k)) __schedule(k);
 }
 
 /**
- * need_resched(): whether the scheduler wants this CPU back. With no clock to
- * ask, it is a nondeterministic choice the checker explores (bounded by the
- * machine's budget of "true" answers). The simulator answers it from its own
- * scheduler through the `need_resched` key.
+ * need_resched(): whether the scheduler wants this CPU back (TIF_NEED_RESCHED).
+ * With no clock to ask, it is a nondeterministic choice the checker explores
+ * (bounded by the machine's budget of "true" answers); once true the flag
+ * stays set until the task schedules. The simulator answers it from its own
+ * scheduler through the `need_resched` key. On a fully preemptible kernel a
+ * task that is preemptible is switched out as soon as the flag is set, so it
+ * reads true once and comes back with the flag clear.
  */
 export function* need_resched(): Gen<boolean> {
   const k = ktask();
@@ -34,23 +47,21 @@ export function* need_resched(): Gen<boolean> {
   const m = machine();
   const cfg = m.config;
   if (cfg.needResched === "never") return false;
-  if (cfg.needResched === "always") {
-    k.needResched = true;
-    return true;
-  }
-  if (m.reschedUsed >= cfg.needReschedBudget) return false;
-  const v = (yield {
-    kind: "choose",
-    n: 2,
-    fn: currentFn(),
-    step: "need_resched",
-    key: "need_resched",
-  }) as number;
-  if (v === 1) {
+  if (cfg.needResched === "choice") {
+    if (m.reschedUsed >= cfg.needReschedBudget) return false;
+    const v = (yield {
+      kind: "choose",
+      n: 2,
+      fn: currentFn(),
+      step: "need_resched",
+      key: "need_resched",
+    }) as number;
+    if (v === 0) return false;
     m.reschedUsed++;
-    k.needResched = true;
   }
-  return v === 1;
+  k.needResched = true;
+  if (preemptible(k)) __schedule(k);
+  return true;
 }
 
 /**
@@ -61,14 +72,19 @@ export function* need_resched(): Gen<boolean> {
  */
 export function* schedule(): Gen<void> {
   const k = ktask();
-  k.needResched = false;
-  host().cost("schedule", 1);
+  __schedule(k);
   yield { kind: "read", obj: k.rcuObj, fn: currentFn(), step: "schedule" };
 }
 
-/** cond_resched(): might_sleep, then reschedule if need_resched(). Returns whether it did. */
+/**
+ * cond_resched() (include/linux/sched.h): the sleep check, then a reschedule
+ * if TIF_NEED_RESCHED is set; returns whether it rescheduled. With
+ * CONFIG_PREEMPTION (preempt=full) it is a no-op that returns false: the kernel
+ * already preempts at preempt_enable() and on return from interrupt.
+ */
 export function* cond_resched(): Gen<boolean> {
-  might_sleep("cond_resched()");
+  __might_sleep("cond_resched()");
+  if (machine().config.preemption === "full") return false;
   if (yield* need_resched()) {
     yield* schedule();
     return true;

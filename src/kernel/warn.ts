@@ -11,16 +11,19 @@ export function WARN_ON(cond: boolean, what: string, details?: Details): boolean
   return cond;
 }
 
-/** WARN_ON_ONCE(): as WARN_ON, reported once per call site and run. */
+/** First time this call site fires in this run (the kernel's per-site __warned flag). */
+function firstAtSite(what: string): boolean {
+  const site = `${currentFn()}:${what}`;
+  const m = machine();
+  if (m.warnedOnce.has(site)) return false;
+  m.warnedOnce.add(site);
+  return true;
+}
+
+/** WARN_ON_ONCE(): as WARN_ON, reported once per call site and run; returns `cond` every time. */
 export function WARN_ON_ONCE(cond: boolean, what: string, details?: Details): boolean {
-  if (cond) {
-    const site = `${currentFn()}:${what}`;
-    const m = machine();
-    if (!m.warnedOnce.has(site)) {
-      m.warnedOnce.add(site);
-      host().report({ invariant: "WARN", message: `WARN_ON_ONCE(${what}) in ${currentFn()}`, details });
-    }
-  }
+  if (cond && firstAtSite(what))
+    host().report({ invariant: "WARN", message: `WARN_ON_ONCE(${what}) in ${currentFn()}`, details });
   return cond;
 }
 
@@ -35,19 +38,26 @@ export interface Buggable {
   vm_bugged: boolean;
 }
 
-/** KVM_BUG_ON(): WARN and mark the VM bugged (it can no longer run); returns `cond`. */
+/**
+ * KVM_BUG_ON() (include/linux/kvm_host.h): WARN_ON_ONCE(cond && !vm_bugged), then
+ * mark the VM bugged so it can no longer run; returns `cond`. A VM already
+ * bugged does not warn again.
+ */
 export function KVM_BUG_ON(cond: boolean, kvm: Buggable, what: string, details?: Details): boolean {
-  if (cond) {
-    kvm.vm_bugged = true;
+  if (cond && !kvm.vm_bugged && firstAtSite(`KVM_BUG_ON:${what}`)) {
     host().report({ invariant: "KVM_BUG_ON", message: `KVM_BUG_ON(${what}) in ${currentFn()}`, details });
   }
+  if (cond) kvm.vm_bugged = true;
   return cond;
 }
 
-/** KVM_MMU_WARN_ON(): a WARN_ON that is live only with CONFIG_KVM_PROVE_MMU. */
+/**
+ * KVM_MMU_WARN_ON() (arch/x86/kvm/mmu/mmu_internal.h): WARN_ON_ONCE with
+ * CONFIG_KVM_PROVE_MMU; without it the condition is never evaluated (false).
+ */
 export function KVM_MMU_WARN_ON(cond: boolean, what: string, details?: Details): boolean {
   if (!machine().config.proveMmu) return false;
-  if (cond)
+  if (cond && firstAtSite(`KVM_MMU_WARN_ON:${what}`))
     host().report({ invariant: "WARN", message: `KVM_MMU_WARN_ON(${what}) in ${currentFn()}`, details });
   return cond;
 }

@@ -5,18 +5,20 @@ import { type KObject, kfree, kzalloc } from "./alloc.js";
 import { might_sleep } from "./lockdep.js";
 import { machine } from "./machine.js";
 import { op, Shared, touch } from "./shared.js";
-import { WARN_ON_ONCE } from "./warn.js";
+import { WARN_ON, WARN_ON_ONCE } from "./warn.js";
 
 /**
  * Workqueues (kernel/workqueue.c). The rules that matter to the seeds:
  * - queue_work() on an item whose PENDING bit is set does nothing and returns
  *   false, so an item queued twice before it runs runs once;
  * - the worker clears PENDING before calling the function, so the item may be
- *   queued again while it runs;
+ *   queued again while it runs; a work item never runs on two workers at once
+ *   (the second instance waits for the first, PENDING still set);
  * - flush_workqueue() waits for every item queued before it was called;
- * - destroy_workqueue() drains, and warns about work queued while draining.
+ * - drain_workqueue() (and destroy_workqueue(), which drains first) refuses,
+ *   with a WARN, work not queued by the workqueue's own items.
  * Each queued item runs in a kworker task the runtime creates (an unbound pool:
- * items run concurrently).
+ * different items run concurrently).
  */
 export class WorkStruct extends Shared {
   /** WORK_STRUCT_PENDING. */
@@ -24,6 +26,12 @@ export class WorkStruct extends Shared {
   /** On a pool's worklist (queued and not yet picked up). */
   onList = false;
   fn: ((w: WorkStruct) => Gen<void>) | null = null;
+  /**
+   * Task id of the kworker executing this item, or -1: the pool's busy hash,
+   * which find_worker_executing_work() consults (it lives in the pool, so it
+   * is kept even if the function frees the item).
+   */
+  runningOn = -1;
   constructor(name: string, owner: KObject | null = null) {
     super(name, owner);
   }
@@ -31,15 +39,24 @@ export class WorkStruct extends Shared {
 
 export class Workqueue extends Shared {
   readonly kobj: KObject;
-  /** Sequence numbers of items queued and not yet finished. */
+  /** The name given to alloc_workqueue() (the Shared name is qualified by the allocation's). */
+  readonly wqName: string;
+  /** Sequence numbers of items queued and not yet finished (the pwq's nr_in_flight). */
   readonly inflight = new Set<number>();
   nextSeq = 0;
+  /** __WQ_DRAINING: set by drain_workqueue() while it runs. */
   draining = false;
-  /** Items dropped because they were queued while draining (PENDING left set). */
+  /** __WQ_DESTROYING (v6.3+): set by destroy_workqueue() for its whole run. */
+  destroying = false;
+  nrDrainers = 0;
+  /** Items refused because they were queued while draining or destroying (PENDING left set). */
   dropped = 0;
+  /** kworker tasks executing an item of this workqueue right now (is_chained_work()). */
+  readonly workers = new Set<number>();
   constructor(name: string, kobj: KObject) {
     super(name, kobj);
     this.kobj = kobj;
+    this.wqName = name;
   }
 }
 
@@ -56,19 +73,46 @@ export function* INIT_WORK(w: WorkStruct, fn: (w: WorkStruct) => Gen<void>): Gen
   w.fn = fn;
 }
 
-/** The kworker's process_one_work() for one queued item. */
+/**
+ * The kworker's process_one_work() for one queued item. An item another worker
+ * is still executing is handed to that worker (non-reentrancy), so this
+ * instance waits, PENDING still set, until the first one is done.
+ */
 function* process_one_work(wq: Workqueue, w: WorkStruct, seq: number): Gen<void> {
-  yield { kind: "rmw", obj: w.id, objs: w.deps, fn: "process_one_work", step: "clear PENDING" };
+  yield {
+    kind: "rmw",
+    obj: w.id,
+    objs: [...(w.deps ?? []), wq.id],
+    fn: "process_one_work",
+    step: "clear PENDING",
+    enabled: () => w.runningOn === -1,
+  };
   touch(w, "process_one_work");
+  const me = host().current.id;
+  w.runningOn = me;
+  wq.workers.add(me);
   w.pending = false;
   w.onList = false;
   const fn = w.fn;
   if (fn !== null) yield* fn(w);
+  // The function may have freed the item: from here on only the pool's own state is touched.
   yield { kind: "write", obj: wq.id, objs: wq.deps, fn: "process_one_work", step: "work done" };
+  if (w.runningOn === me) w.runningOn = -1;
+  wq.workers.delete(me);
   wq.inflight.delete(seq);
 }
 
-/** queue_work(): false if the item was already pending. */
+/** is_chained_work(): the running task is a kworker executing an item of `wq`. */
+function is_chained_work(wq: Workqueue): boolean {
+  return wq.workers.has(host().current.id);
+}
+
+/**
+ * queue_work(): false if the item was already pending. Otherwise PENDING is set
+ * and __queue_work() inserts it, unless the workqueue is draining or being
+ * destroyed and the caller is not one of its own items: then it WARNs once and
+ * returns with PENDING left set, so the item never runs.
+ */
 export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
   yield {
     kind: "rmw",
@@ -81,16 +125,15 @@ export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
   touch(wq, "queue_work");
   if (w.pending) return false;
   w.pending = true;
-  if (wq.draining) {
-    // __queue_work(): only chained work may be queued while draining; anything else is dropped.
+  if ((wq.draining || wq.destroying) && !is_chained_work(wq)) {
     wq.dropped++;
-    WARN_ON_ONCE(true, `queue_work on draining ${wq.name}`);
+    WARN_ON_ONCE(true, `__queue_work on ${wq.destroying ? "destroying" : "draining"} ${wq.wqName}`);
     return true;
   }
   if (machine().config.debugList && w.onList) {
     host().report({
       invariant: "list-corruption",
-      message: `list_add double add: ${w.name} is already on ${wq.name}'s worklist, in ${currentFn()}`,
+      message: `list_add double add: ${w.name} is already on ${wq.wqName}'s worklist, in ${currentFn()}`,
     });
     return true;
   }
@@ -103,7 +146,7 @@ export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
 
 /** flush_workqueue(): sleep until every item queued before this call has finished. */
 export function* flush_workqueue(wq: Workqueue): Gen<void> {
-  might_sleep(`flush_workqueue(${wq.name})`);
+  might_sleep(`flush_workqueue(${wq.wqName})`);
   yield op("read", wq, "flush_workqueue");
   touch(wq, "flush_workqueue");
   const upto = wq.nextSeq;
@@ -113,13 +156,40 @@ export function* flush_workqueue(wq: Workqueue): Gen<void> {
   });
 }
 
-/** destroy_workqueue(): drain, warn about dropped or still-pending work, free. */
+/**
+ * drain_workqueue(): refuse new work except chained work, flush until nothing
+ * is in flight (chained work included), then accept work again.
+ */
+export function* drain_workqueue(wq: Workqueue): Gen<void> {
+  might_sleep(`drain_workqueue(${wq.wqName})`);
+  yield op("write", wq, "drain_workqueue: set __WQ_DRAINING");
+  touch(wq, "drain_workqueue");
+  if (wq.nrDrainers++ === 0) wq.draining = true;
+  for (;;) {
+    yield op("wait", wq, "drain_workqueue: flush", () => wq.inflight.size === 0);
+    touch(wq, "drain_workqueue");
+    yield op("write", wq, "drain_workqueue: check drained");
+    touch(wq, "drain_workqueue");
+    if (wq.inflight.size === 0) break;
+  }
+  if (--wq.nrDrainers === 0) wq.draining = false;
+}
+
+/**
+ * destroy_workqueue(): mark it destroying (v6.3+), drain, then the sanity
+ * check: work still in flight is a WARN, and the workqueue is left allocated
+ * (the kernel returns without freeing it). Otherwise free it.
+ */
 export function* destroy_workqueue(wq: Workqueue): Gen<void> {
-  might_sleep(`destroy_workqueue(${wq.name})`);
-  yield op("write", wq, "destroy_workqueue: drain");
+  might_sleep(`destroy_workqueue(${wq.wqName})`);
+  if (machine().config.wqDestroying) {
+    yield op("write", wq, "destroy_workqueue: set __WQ_DESTROYING");
+    touch(wq, "destroy_workqueue");
+    wq.destroying = true;
+  }
+  yield* drain_workqueue(wq);
+  yield op("read", wq, "destroy_workqueue: sanity checks");
   touch(wq, "destroy_workqueue");
-  wq.draining = true;
-  yield op("wait", wq, "destroy_workqueue: wait", () => wq.inflight.size === 0);
-  WARN_ON_ONCE(wq.dropped > 0, `${wq.name} destroyed with ${wq.dropped} work item(s) pending`);
+  if (WARN_ON(wq.inflight.size > 0, `destroy_workqueue: ${wq.wqName} has busy pwq`)) return;
   yield* kfree(wq.kobj);
 }

@@ -1,0 +1,131 @@
+import type { ChooseOp } from "../op.js";
+import { type Program, Runtime, type RunObserver } from "../runtime.js";
+import type { Scheduler } from "../scheduler.js";
+import type { Task } from "../task.js";
+import { RunAbort } from "./errors.js";
+import type { RunOutcome, Searcher } from "./outcome.js";
+
+export interface DfsConfig {
+  readonly program: Program;
+  readonly maxSteps: number;
+  readonly overrides?: ReadonlyMap<string, Function>;
+  /** Preemption bound; Infinity for plain exhaustive enumeration. */
+  readonly bound: number;
+}
+
+export interface DfsStateJson {
+  readonly plan: readonly number[];
+  readonly boundCut: boolean;
+}
+
+/**
+ * Depth-first enumeration of the choice tree, re-running the program along
+ * each prefix, optionally preemption-bounded (Musuvathi & Qadeer, PLDI'07).
+ * At a scheduling point the options are ordered "keep running the last task"
+ * first, so option 0 never preempts; a preemption is switching away from a
+ * task that is still enabled. Data choices are not preemptions. Memory is the
+ * current path only.
+ */
+export class DfsSearcher implements Searcher, Scheduler, RunObserver {
+  readonly counters = {};
+  private plan: number[] = [];
+  /** Per choice point of the last run: taken, allowed, total. */
+  private taken: number[] = [];
+  private allowed: number[] = [];
+  private pos = 0;
+  private prev = -1;
+  private preempts = 0;
+  private cut = false;
+  private readonly opts: Task[] = [];
+
+  constructor(private readonly cfg: DfsConfig) {}
+
+  get boundCut(): boolean {
+    return this.cut;
+  }
+
+  run(): RunOutcome {
+    this.taken = [];
+    this.allowed = [];
+    this.pos = 0;
+    this.prev = -1;
+    this.preempts = 0;
+    const rt = new Runtime({
+      scheduler: this,
+      observer: this,
+      maxSteps: this.cfg.maxSteps + 1,
+      overrides: this.cfg.overrides,
+    });
+    let depthCut = false;
+    try {
+      rt.start(this.cfg.program);
+      if (!rt.stopped) rt.runToEnd();
+    } catch (e) {
+      if (!(e instanceof RunAbort)) throw e;
+      depthCut = true;
+    }
+    const r = rt.result();
+    return { violations: r.violations, choices: r.choices, steps: r.stats.steps, blocked: false, depthCut };
+  }
+
+  advance(): boolean {
+    let d = this.taken.length - 1;
+    while (d >= 0 && this.taken[d] + 1 >= this.allowed[d]) d--;
+    if (d < 0) return false;
+    this.plan = this.taken.slice(0, d);
+    this.plan.push(this.taken[d] + 1);
+    return true;
+  }
+
+  private next(allowed: number): number {
+    const i = this.pos < this.plan.length ? this.plan[this.pos] : 0;
+    this.pos++;
+    this.taken.push(i);
+    this.allowed.push(allowed);
+    return i;
+  }
+
+  pickTask(enabled: readonly Task[], stepIndex: number): Task {
+    if (stepIndex >= this.cfg.maxSteps) throw new RunAbort("depth");
+    const opts = this.opts;
+    opts.length = 0;
+    let prevEnabled = false;
+    for (const t of enabled) {
+      if (t.id === this.prev) {
+        prevEnabled = true;
+        opts.push(t);
+      }
+    }
+    for (const t of enabled) if (t.id !== this.prev) opts.push(t);
+    let allowed = opts.length;
+    if (prevEnabled && this.preempts >= this.cfg.bound) {
+      allowed = 1;
+      this.cut = true;
+    }
+    const pick = opts[this.next(allowed)];
+    if (prevEnabled && pick.id !== this.prev) this.preempts++;
+    return pick;
+  }
+
+  pickValue(n: number, _op: ChooseOp): number {
+    return this.next(n);
+  }
+
+  onStep(index: number, task: Task): void {
+    if (index >= this.cfg.maxSteps) throw new RunAbort("depth");
+    this.prev = task.id;
+  }
+
+  memory(): { stack: number; wakeupNodes: number } {
+    return { stack: this.taken.length, wakeupNodes: 0 };
+  }
+
+  checkpointState(): DfsStateJson {
+    return { plan: this.plan.slice(), boundCut: this.cut };
+  }
+
+  restore(s: DfsStateJson): void {
+    this.plan = s.plan.slice();
+    this.cut = s.boundCut;
+  }
+}

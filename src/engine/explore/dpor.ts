@@ -1,0 +1,713 @@
+import type { AccessOp, ChooseOp } from "../op.js";
+import type { Program, RunObserver } from "../runtime.js";
+import type { Scheduler } from "../scheduler.js";
+import type { Task } from "../task.js";
+import { NondeterminismError, RunAbort } from "./errors.js";
+import { conflict, type Foot, footOf, sameFoot, writesInto } from "./foot.js";
+import { Interner } from "./intern.js";
+import type { RunOutcome, Searcher } from "./outcome.js";
+import { TrackedRuntime } from "./tracked-runtime.js";
+import {
+  insertSequence,
+  type SeqEv,
+  type SleepEntry,
+  type StateView,
+  sleepCovers,
+  treeSize,
+  UNIT_KEY,
+  type WNode,
+} from "./wakeup.js";
+
+/**
+ * Optimal-DPOR (wakeup trees + sleep sets) over generator programs, stateless:
+ * every execution re-runs the program from scratch along the recorded choices.
+ *
+ * Events. A step is identified by its canonical task (root tasks "0","1",…,
+ * children "<parent>.<k>"), its footprint over canonical objects ("<creator>:<k>")
+ * and its label: the data-choice values made while the step ran. Steps with
+ * different labels are different events; a step executed "freely" enumerates
+ * all its labels at that node.
+ *
+ * Blocking. A task whose op is not enabled is simply not schedulable. Two
+ * extra mechanisms keep the search sound with blocking:
+ * 1. Blocked-read races: when a blocked task's op reads an object that the
+ *    last step wrote (or the task has just reached that op), the failed
+ *    attempt is treated as a read event at that state and its races with the
+ *    last writers are reversed like any other race (this is what makes
+ *    "q takes the lock before p" be explored from "p acq; p rel; q acq").
+ * 2. Infeasible reversals: a reversal ending in a blocking op may not be
+ *    executable. When its enabledness is known (the op's inputs are untouched
+ *    by the reordered prefix) an infeasible one is dropped at once; otherwise
+ *    it is inserted and, if its first step turns out blocked when the node is
+ *    reached, the branch is dropped (no execution is spent on it). Weak-initial
+ *    shortcuts are only taken through steps known to be enabled, so dropping
+ *    a dead branch never drops a feasible sequence.
+ */
+
+interface Cur {
+  readonly task: number;
+  /** Labelled child (plan is its fixed label) or unit child (plan is the label enumeration prefix). */
+  readonly labeled: boolean;
+  plan: number[];
+  got: number[];
+  ns: number[];
+  /** The wakeup subtree to hand to the child node. */
+  sub: WNode[];
+}
+
+interface DNode {
+  readonly sleep: SleepEntry[];
+  readonly wut: WNode[];
+  cur: Cur | null;
+}
+
+/** Per-execution record: everything is indexed by runtime ids of this run. */
+class Exec {
+  rootCount = 0;
+  readonly rtCanon: number[] = [];
+  readonly canonRt = new Map<number, number>();
+  readonly spawnCount: number[] = [];
+  readonly spawnStep: number[] = [];
+  readonly objCanon: number[] = [];
+  readonly objCount = new Map<number, number>();
+  readonly taskClock: number[][] = [];
+  readonly taskEvents: number[][] = [];
+  readonly pendOp: (AccessOp | null)[] = [];
+  readonly pendFoot: (Foot | null)[] = [];
+  // events, by step index
+  readonly evTask: number[] = [];
+  readonly evCanon: number[] = [];
+  readonly evFoot: Foot[] = [];
+  readonly evBlocking: boolean[] = [];
+  readonly evLocal: number[] = [];
+  readonly evVC: number[][] = [];
+  readonly evVals: number[][] = [];
+  readonly evSpawns: (number[] | null)[] = [];
+  readonly evCands: number[][] = [];
+  readonly evSeq: SeqEv[] = [];
+  /** Enabled runtime task ids per state (state k = before step k). */
+  readonly enabledAt: number[][] = [];
+  readonly lastWrite = new Map<number, number>();
+  readonly readsSince = new Map<number, number[]>();
+}
+
+export interface DporConfig {
+  readonly program: Program;
+  readonly maxSteps: number;
+  readonly overrides?: ReadonlyMap<string, Function>;
+}
+
+/** Serialised event: names instead of interned ids. */
+export interface SeqEvJson {
+  readonly t: string;
+  readonly v: readonly number[] | null;
+  readonly w: string | null;
+  readonly r: readonly string[];
+  readonly b: boolean;
+  readonly s: readonly string[] | null;
+}
+export interface WNodeJson {
+  readonly e: SeqEvJson;
+  readonly k: readonly WNodeJson[];
+}
+export interface DNodeJson {
+  readonly sleep: readonly { readonly t: string; readonly k: string | null }[];
+  readonly wut: readonly WNodeJson[];
+  readonly cur: {
+    readonly t: string;
+    readonly labeled: boolean;
+    readonly plan: readonly number[];
+    readonly sub: readonly WNodeJson[];
+  } | null;
+}
+export interface DporStateJson {
+  readonly nodes: readonly DNodeJson[];
+  readonly setupPlan: readonly number[];
+  readonly replayLen: number;
+  readonly div: number;
+}
+
+const EMPTY: readonly number[] = [];
+
+export class DporSearcher implements Searcher, Scheduler, RunObserver {
+  readonly tasks = new Interner();
+  readonly objs = new Interner();
+  readonly counters = { races: 0, insertions: 0, infeasibleRaces: 0, deadBranches: 0 };
+  readonly boundCut = false;
+
+  private nodes: DNode[] = [];
+  private setupPlan: number[] = [];
+  private setupGot: number[] = [];
+  private setupNs: number[] = [];
+  /** Steps 0..replayLen-1 follow nodes[k].cur. */
+  private replayLen = 0;
+  /** Races of events before `div` were handled by an earlier run with the same prefix. */
+  private div = 0;
+
+  private ex = new Exec();
+  private rt: TrackedRuntime | null = null;
+  private entered = -1;
+
+  constructor(private readonly cfg: DporConfig) {}
+
+  // ---- driving ----------------------------------------------------------------
+
+  run(): RunOutcome {
+    const ex = new Exec();
+    this.ex = ex;
+    this.entered = -1;
+    this.setupGot = [];
+    this.setupNs = [];
+    const rt = new TrackedRuntime({
+      scheduler: this,
+      observer: this,
+      maxSteps: this.cfg.maxSteps + 1,
+      overrides: this.cfg.overrides,
+    });
+    rt.onNewObject = (id, creator) => this.onNewObject(id, creator);
+    this.rt = rt;
+    let abort: RunAbort | null = null;
+    try {
+      rt.start(this.cfg.program);
+      if (!rt.stopped) rt.runToEnd();
+      this.finish();
+    } catch (e) {
+      if (!(e instanceof RunAbort)) throw e;
+      abort = e;
+    }
+    this.rt = null;
+    const r = rt.result();
+    return {
+      violations: r.violations,
+      choices: r.choices,
+      steps: r.stats.steps,
+      blocked: abort !== null && abort.why !== "depth",
+      depthCut: abort !== null && abort.why === "depth",
+    };
+  }
+
+  /** Backtrack to the deepest node with something left to explore. */
+  advance(): boolean {
+    const ex = this.ex;
+    const nodes = this.nodes;
+    while (nodes.length > 0) {
+      const b = nodes.length - 1;
+      const node = nodes[b];
+      const cur = node.cur!;
+      if (!cur.labeled) {
+        const p = nextLabel(cur.got, cur.ns);
+        if (p >= 0) {
+          cur.plan = cur.got.slice(0, p);
+          cur.plan.push(cur.got[p] + 1);
+          this.replayLen = b + 1;
+          this.div = b;
+          return true;
+        }
+        node.sleep.push({ task: cur.task, key: null });
+      } else {
+        node.sleep.push({ task: cur.task, key: cur.plan.length === 0 ? null : cur.plan.join(",") });
+      }
+      node.cur = null;
+      const enabled = ex.enabledAt[b];
+      while (node.wut.length > 0) {
+        const c = node.wut.shift()!;
+        const rtId = ex.canonRt.get(c.ev.task);
+        if (rtId !== undefined && enabled.includes(rtId) && !sleepCovers(node.sleep, c.ev)) {
+          node.cur = makeCur(c);
+          this.replayLen = b + 1;
+          this.div = b;
+          return true;
+        }
+        this.counters.deadBranches++;
+      }
+      nodes.pop();
+    }
+    const p = nextLabel(this.setupGot, this.setupNs);
+    if (p >= 0) {
+      this.setupPlan = this.setupGot.slice(0, p);
+      this.setupPlan.push(this.setupGot[p] + 1);
+      this.replayLen = 0;
+      this.div = 0;
+      return true;
+    }
+    return false;
+  }
+
+  memory(): { stack: number; wakeupNodes: number } {
+    let n = 0;
+    for (const d of this.nodes) {
+      n += treeSize(d.wut);
+      if (d.cur) n += treeSize(d.cur.sub);
+    }
+    return { stack: this.nodes.length, wakeupNodes: n };
+  }
+
+  // ---- Scheduler ----------------------------------------------------------------
+
+  pickTask(enabled: readonly Task[], stepIndex: number): Task {
+    return this.enterState(stepIndex, enabled);
+  }
+
+  pickValue(n: number, op: ChooseOp): number {
+    const k = this.rt!.stepIndex;
+    if (k < 0) {
+      const pos = this.setupGot.length;
+      const v = pos < this.setupPlan.length ? this.setupPlan[pos] : 0;
+      if (v >= n) throw new NondeterminismError(`setup choice ${pos} (${op.fn}:${op.step}) offers ${n} values`);
+      this.setupGot.push(v);
+      this.setupNs.push(n);
+      return v;
+    }
+    const cur = this.nodes[k].cur!;
+    const pos = cur.got.length;
+    if (cur.labeled && pos >= cur.plan.length) {
+      throw new NondeterminismError(`step ${k} made an unexpected data choice (${op.fn}:${op.step})`);
+    }
+    const v = pos < cur.plan.length ? cur.plan[pos] : 0;
+    if (v >= n) throw new NondeterminismError(`step ${k} choice ${pos} (${op.fn}:${op.step}) offers ${n} values`);
+    cur.got.push(v);
+    cur.ns.push(n);
+    return v;
+  }
+
+  // ---- RunObserver ------------------------------------------------------------
+
+  onSpawn(child: Task, parentId: number): void {
+    const ex = this.ex;
+    const name =
+      parentId < 0
+        ? `${ex.rootCount++}`
+        : `${this.tasks.name(ex.rtCanon[parentId])}.${ex.spawnCount[parentId]++}`;
+    const canon = this.tasks.id(name);
+    const id = child.id;
+    ex.rtCanon[id] = canon;
+    ex.canonRt.set(canon, id);
+    ex.spawnCount[id] = 0;
+    ex.taskEvents[id] = [];
+    ex.pendOp[id] = null;
+    ex.pendFoot[id] = null;
+    const k = this.rt!.stepIndex;
+    ex.spawnStep[id] = k;
+    if (k >= 0) {
+      ex.taskClock[id] = ex.evVC[k];
+      const sp = ex.evSpawns[k];
+      if (sp === null) ex.evSpawns[k] = [canon];
+      else sp.push(canon);
+    } else {
+      ex.taskClock[id] = [];
+    }
+  }
+
+  onStep(index: number, task: Task, op: AccessOp, enabled: readonly Task[]): void {
+    if (this.entered !== index) {
+      const t = this.enterState(index, enabled);
+      if (t !== task) throw new Error(`dpor: step ${index} ran task ${task.id}, planned ${t.id}`);
+    }
+    this.register(index, task, op);
+  }
+
+  // ---- per-execution bookkeeping ----------------------------------------------
+
+  private onNewObject(id: number, creator: number): void {
+    const ex = this.ex;
+    const n = ex.objCount.get(creator) ?? 0;
+    ex.objCount.set(creator, n + 1);
+    const who = creator < 0 ? "S" : this.tasks.name(ex.rtCanon[creator]);
+    ex.objCanon[id] = this.objs.id(`${who}:${n}`);
+  }
+
+  private readonly canonObj = (o: number): number => {
+    const c = this.ex.objCanon[o];
+    if (c === undefined) throw new Error(`dpor: object ${o} has no canonical name`);
+    return c;
+  };
+
+  /** Footprint of runtime task `id`'s pending op now. */
+  private pendingFoot(id: number): Foot | null {
+    const ex = this.ex;
+    const op = this.rt!.tasks[id].pending;
+    if (op === null) return null;
+    if (ex.pendOp[id] !== op) {
+      ex.pendOp[id] = op;
+      ex.pendFoot[id] = footOf(op, this.canonObj);
+    }
+    return ex.pendFoot[id];
+  }
+
+  /** Footprint of runtime task `id`'s next op at state `i` of this run. */
+  private footAtState(id: number, i: number): Foot | undefined {
+    const ex = this.ex;
+    if (ex.spawnStep[id] >= i) return undefined;
+    const te = ex.taskEvents[id];
+    for (const e of te) if (e >= i) return ex.evFoot[e];
+    return this.pendingFoot(id) ?? undefined;
+  }
+
+  private enterState(k: number, enabled: readonly Task[]): Task {
+    const ex = this.ex;
+    this.entered = k;
+    const ids: number[] = [];
+    for (const t of enabled) ids.push(t.id);
+    ex.enabledAt[k] = ids;
+    if (k > 0) this.finalize(k - 1);
+    this.blockedRaces(k);
+    if (k >= this.cfg.maxSteps) throw new RunAbort("depth");
+    return this.decide(k, enabled);
+  }
+
+  /** After the run ended by itself: handle the last step and the final state. */
+  private finish(): void {
+    const ex = this.ex;
+    const n = ex.evTask.length;
+    if (this.entered === n) return;
+    this.entered = n;
+    const ids: number[] = [];
+    for (const t of this.rt!.tasks) {
+      const op = t.pending;
+      if (op !== null && (op.enabled === undefined || op.enabled())) ids.push(t.id);
+    }
+    ex.enabledAt[n] = ids;
+    if (n > 0) this.finalize(n - 1);
+    this.blockedRaces(n);
+  }
+
+  private decide(k: number, enabled: readonly Task[]): Task {
+    const ex = this.ex;
+    if (k < this.replayLen) {
+      const cur = this.nodes[k].cur!;
+      const id = ex.canonRt.get(cur.task);
+      for (const t of enabled) if (t.id === id) return t;
+      throw new NondeterminismError(
+        `re-running the recorded prefix: task ${this.tasks.name(cur.task)} is not enabled at step ${k}`,
+      );
+    }
+    if (this.nodes.length !== k) throw new Error(`dpor: stack has ${this.nodes.length} nodes at step ${k}`);
+    let sleep: SleepEntry[] = [];
+    let wut: WNode[] = [];
+    if (k > 0) {
+      const parent = this.nodes[k - 1];
+      const f = ex.evFoot[k - 1];
+      const pt = ex.evCanon[k - 1];
+      sleep = parent.sleep.filter((s) => {
+        if (s.task === pt) return false;
+        const sf = this.pendingFoot(ex.canonRt.get(s.task)!);
+        return sf !== null && !conflict(sf, f);
+      });
+      const pc = parent.cur!;
+      wut = pc.sub;
+      pc.sub = [];
+    }
+    const node: DNode = { sleep, wut, cur: null };
+    this.nodes.push(node);
+    while (wut.length > 0) {
+      const c = wut.shift()!;
+      const id = ex.canonRt.get(c.ev.task);
+      const t = id === undefined ? undefined : enabled.find((x) => x.id === id);
+      if (t !== undefined && !sleepCovers(sleep, c.ev)) {
+        const pf = this.pendingFoot(t.id);
+        if (pf === null || !sameFoot(pf, c.ev.foot)) {
+          throw new NondeterminismError(
+            `task ${this.tasks.name(c.ev.task)} reached step ${k} with a different access than recorded`,
+          );
+        }
+        node.cur = makeCur(c);
+        return t;
+      }
+      this.counters.deadBranches++;
+    }
+    // Free choice: prefer the task that ran last (fewer context switches in counterexamples).
+    const prev = k > 0 ? ex.evTask[k - 1] : -1;
+    let pick: Task | null = null;
+    let partial: Task | null = null;
+    for (const t of enabled) {
+      const c = ex.rtCanon[t.id];
+      let unit = false;
+      let labeled = false;
+      for (const s of sleep) {
+        if (s.task !== c) continue;
+        if (s.key === null) unit = true;
+        else labeled = true;
+      }
+      if (unit) continue;
+      if (labeled) {
+        partial ??= t;
+        continue;
+      }
+      if (pick === null || t.id === prev) pick = t;
+      if (t.id === prev) break;
+    }
+    pick ??= partial;
+    if (pick === null) {
+      // Every continuation is covered elsewhere: this node has nothing to explore.
+      this.nodes.pop();
+      throw new RunAbort("sleep-blocked");
+    }
+    node.cur = { task: ex.rtCanon[pick.id], labeled: false, plan: [], got: [], ns: [], sub: [] };
+    return pick;
+  }
+
+  private register(k: number, task: Task, op: AccessOp): void {
+    const ex = this.ex;
+    const id = task.id;
+    const foot = footOf(op, this.canonObj);
+    const base = ex.taskClock[id];
+    const nt = this.rt!.tasks.length;
+    const vc = base.slice();
+    while (vc.length < nt) vc.push(0);
+    const cands: number[] = [];
+    const lw = ex.lastWrite;
+    const rs = ex.readsSince;
+    for (const o of foot.r) {
+      const w = lw.get(o);
+      if (w !== undefined) {
+        join(vc, ex.evVC[w]);
+        if (ex.evTask[w] !== id) cands.push(w);
+      }
+    }
+    if (foot.w >= 0) {
+      const o = foot.w;
+      const w = lw.get(o);
+      if (w !== undefined) join(vc, ex.evVC[w]);
+      const reads = rs.get(o);
+      let otherRead = false;
+      if (reads !== undefined) {
+        for (const r of reads) {
+          join(vc, ex.evVC[r]);
+          otherRead = true;
+          if (ex.evTask[r] !== id) cands.push(r);
+        }
+      }
+      if (!otherRead && w !== undefined && ex.evTask[w] !== id) cands.push(w);
+    }
+    const local = ex.taskEvents[id].length;
+    vc[id] = local + 1;
+    ex.evTask[k] = id;
+    ex.evCanon[k] = ex.rtCanon[id];
+    ex.evFoot[k] = foot;
+    ex.evBlocking[k] = op.enabled !== undefined;
+    ex.evLocal[k] = local;
+    ex.evVC[k] = vc;
+    ex.evSpawns[k] = null;
+    ex.evCands[k] = k >= this.div ? this.directRaces(cands, base) : (EMPTY as number[]);
+    ex.taskClock[id] = vc;
+    ex.taskEvents[id].push(k);
+    for (const o of foot.r) {
+      const reads = rs.get(o);
+      if (reads === undefined) rs.set(o, [k]);
+      else reads.push(k);
+    }
+    if (foot.w >= 0) {
+      lw.set(foot.w, k);
+      const reads = rs.get(foot.w);
+      if (reads !== undefined) reads.length = 0;
+    }
+    const cur = this.nodes[k].cur!;
+    cur.got = [];
+    cur.ns = [];
+    ex.evVals[k] = cur.got;
+  }
+
+  /** Keep the candidates not ordered before the task's own past or before another candidate. */
+  private directRaces(cands: number[], base: readonly number[]): number[] {
+    if (cands.length === 0) return cands;
+    const ex = this.ex;
+    const out: number[] = [];
+    for (let a = 0; a < cands.length; a++) {
+      const c = cands[a];
+      if (out.includes(c)) continue;
+      const ct = ex.evTask[c];
+      const cl = ex.evLocal[c];
+      if ((base[ct] ?? 0) > cl) continue;
+      let covered = false;
+      for (const d of cands) {
+        if (d !== c && (ex.evVC[d][ct] ?? 0) > cl) {
+          covered = true;
+          break;
+        }
+      }
+      if (!covered) out.push(c);
+    }
+    return out;
+  }
+
+  /** Step k has finished (its label is known): reverse its races. */
+  private finalize(k: number): void {
+    const ex = this.ex;
+    const vals = ex.evVals[k];
+    const seq: SeqEv = {
+      task: ex.evCanon[k],
+      vals,
+      key: vals.join(","),
+      foot: ex.evFoot[k],
+      blocking: ex.evBlocking[k],
+      spawns: ex.evSpawns[k],
+    };
+    ex.evSeq[k] = seq;
+    const node = this.nodes[k];
+    const cur = node.cur!;
+    if (!cur.labeled && k >= this.div && vals.length > 0) {
+      for (const s of node.sleep) {
+        if (s.task === seq.task && s.key === seq.key) throw new RunAbort("redundant");
+      }
+    }
+    for (const c of ex.evCands[k]) this.reverse(c, k, ex.evTask[k], seq);
+  }
+
+  /**
+   * State k has been reached. A task blocked here whose op reads what step k-1
+   * wrote (or that has just arrived at its op) has failed an attempt: reverse
+   * the races of that attempt with the last writers of the objects it reads.
+   */
+  private blockedRaces(k: number): void {
+    if (k === 0 || k - 1 < this.div) return;
+    const ex = this.ex;
+    const e = k - 1;
+    const fe = ex.evFoot[e];
+    const te = ex.evTask[e];
+    const enabled = ex.enabledAt[k];
+    const tasks = this.rt!.tasks;
+    for (let q = 0; q < tasks.length; q++) {
+      const op = tasks[q].pending;
+      if (op === null || enabled.includes(q)) continue;
+      const pf = this.pendingFoot(q)!;
+      if (q !== te && ex.spawnStep[q] !== e && !writesInto(fe, pf)) continue;
+      const base = ex.taskClock[q];
+      const cands: number[] = [];
+      const push = (o: number): void => {
+        const w = ex.lastWrite.get(o);
+        if (w !== undefined && ex.evTask[w] !== q) cands.push(w);
+      };
+      if (pf.w >= 0) push(pf.w);
+      for (const o of pf.r) push(o);
+      const races = this.directRaces(cands, base);
+      if (races.length === 0) continue;
+      const seq: SeqEv = { task: ex.rtCanon[q], vals: null, key: UNIT_KEY, foot: pf, blocking: true, spawns: null };
+      for (const c of races) this.reverse(c, k, q, seq);
+    }
+  }
+
+  /**
+   * Race between event i and `last` (task q) at position j: insert
+   * notdep(i).last into wut(i), unless the reversal is known infeasible.
+   */
+  private reverse(i: number, j: number, q: number, last: SeqEv): void {
+    const ex = this.ex;
+    this.counters.races++;
+    const ti = ex.evTask[i];
+    const li = ex.evLocal[i];
+    const notdep: number[] = [];
+    for (let m = i + 1; m < j; m++) {
+      if ((ex.evVC[m][ti] ?? 0) <= li) notdep.push(m);
+    }
+    if (last.blocking) {
+      const te = ex.taskEvents[q];
+      let before = -1;
+      for (const e of te) if (e < j) before = e;
+      if (before < i && ex.spawnStep[q] < i) {
+        let untouched = true;
+        for (const m of notdep) {
+          if (writesInto(ex.evFoot[m], last.foot)) {
+            untouched = false;
+            break;
+          }
+        }
+        if (untouched && !ex.enabledAt[i].includes(q)) {
+          this.counters.infeasibleRaces++;
+          return;
+        }
+      }
+    }
+    const w: SeqEv[] = [];
+    for (const m of notdep) w.push(ex.evSeq[m]);
+    w.push(last);
+    const node = this.nodes[i];
+    const view: StateView = {
+      footAt: (task) => {
+        const id = ex.canonRt.get(task);
+        return id === undefined ? undefined : this.footAtState(id, i);
+      },
+      enabledAt: (task) => {
+        const id = ex.canonRt.get(task);
+        return id !== undefined && ex.enabledAt[i].includes(id);
+      },
+    };
+    if (insertSequence(node.wut, node.sleep, view, w) === "inserted") this.counters.insertions++;
+  }
+
+  // ---- checkpoint -----------------------------------------------------------
+
+  checkpointState(): DporStateJson {
+    const evJson = (e: SeqEv): SeqEvJson => ({
+      t: this.tasks.name(e.task),
+      v: e.vals,
+      w: e.foot.w >= 0 ? this.objs.name(e.foot.w) : null,
+      r: e.foot.r.map((o) => this.objs.name(o)),
+      b: e.blocking,
+      s: e.spawns === null ? null : e.spawns.map((t) => this.tasks.name(t)),
+    });
+    const treeJson = (ks: readonly WNode[]): WNodeJson[] => ks.map((n) => ({ e: evJson(n.ev), k: treeJson(n.kids) }));
+    return {
+      nodes: this.nodes.map((d) => ({
+        sleep: d.sleep.map((s) => ({ t: this.tasks.name(s.task), k: s.key })),
+        wut: treeJson(d.wut),
+        cur:
+          d.cur === null
+            ? null
+            : { t: this.tasks.name(d.cur.task), labeled: d.cur.labeled, plan: d.cur.plan, sub: treeJson(d.cur.sub) },
+      })),
+      setupPlan: this.setupPlan,
+      replayLen: this.replayLen,
+      div: this.div,
+    };
+  }
+
+  restore(s: DporStateJson): void {
+    const T = (n: string): number => this.tasks.id(n);
+    const O = (n: string): number => this.objs.id(n);
+    const ev = (e: SeqEvJson): SeqEv => ({
+      task: T(e.t),
+      vals: e.v === null ? null : e.v.slice(),
+      key: e.v === null ? UNIT_KEY : e.v.join(","),
+      foot: { w: e.w === null ? -1 : O(e.w), r: e.r.map(O) },
+      blocking: e.b,
+      spawns: e.s === null ? null : e.s.map(T),
+    });
+    const tree = (ks: readonly WNodeJson[]): WNode[] => ks.map((n) => ({ ev: ev(n.e), kids: tree(n.k) }));
+    this.nodes = s.nodes.map((d) => ({
+      sleep: d.sleep.map((x) => ({ task: T(x.t), key: x.k })),
+      wut: tree(d.wut),
+      cur:
+        d.cur === null
+          ? null
+          : {
+              task: T(d.cur.t),
+              labeled: d.cur.labeled,
+              plan: d.cur.plan.slice(),
+              got: [],
+              ns: [],
+              sub: tree(d.cur.sub),
+            },
+    }));
+    this.setupPlan = s.setupPlan.slice();
+    this.replayLen = s.replayLen;
+    this.div = s.div;
+  }
+}
+
+function makeCur(c: WNode): Cur {
+  if (c.ev.vals === null) return { task: c.ev.task, labeled: false, plan: [], got: [], ns: [], sub: [] };
+  return { task: c.ev.task, labeled: true, plan: c.ev.vals.slice(), got: [], ns: [], sub: c.kids };
+}
+
+/** Deepest label position with an untried value, or -1. */
+function nextLabel(got: readonly number[], ns: readonly number[]): number {
+  for (let p = got.length - 1; p >= 0; p--) if (got[p] + 1 < ns[p]) return p;
+  return -1;
+}
+
+function join(a: number[], b: readonly number[]): void {
+  for (let t = 0; t < b.length; t++) {
+    const v = b[t];
+    if (v > (a[t] ?? 0)) a[t] = v;
+  }
+}

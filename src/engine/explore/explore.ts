@@ -1,0 +1,231 @@
+import { encodeChoices } from "../replay-codec.js";
+import { type Program, runProgram } from "../runtime.js";
+import { ReplayScheduler } from "../scheduler.js";
+import { type DfsStateJson, DfsSearcher } from "./dfs.js";
+import { type DporStateJson, DporSearcher } from "./dpor.js";
+import type { Searcher } from "./outcome.js";
+import { PctSearcher, RandomSearcher } from "./sample.js";
+import {
+  type Checkpoint,
+  type CutReason,
+  type ExploreOptions,
+  type ExploreResult,
+  type ExploreStats,
+  emptyStats,
+  type Strategy,
+} from "./types.js";
+
+export const DEFAULT_MAX_STEPS = 10_000;
+const SAMPLING_DEFAULT_EXECUTIONS = 1000;
+const PROGRESS_EVERY_MS = 100;
+/** exploreAsync() yields to the event loop this often, so signals and timers run. */
+const YIELD_EVERY_MS = 50;
+
+function isSampling(s: Strategy): boolean {
+  return s === "pct" || s === "random";
+}
+
+function makeSearcher(program: Program, strategy: Strategy, opts: ExploreOptions): Searcher {
+  const maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
+  const base = { program, maxSteps, overrides: opts.overrides };
+  const resume = opts.resumeFrom;
+  switch (strategy) {
+    case "dpor": {
+      const s = new DporSearcher(base);
+      if (resume) s.restore(resume.state as DporStateJson);
+      return s;
+    }
+    case "exhaustive":
+    case "bounded": {
+      const bound = strategy === "exhaustive" ? Number.POSITIVE_INFINITY : (opts.preemptionBound ?? 2);
+      const s = new DfsSearcher({ ...base, bound });
+      if (resume) s.restore(resume.state as DfsStateJson);
+      return s;
+    }
+    case "random":
+      return new RandomSearcher({ ...base, seed: opts.seed ?? 0n });
+    case "pct":
+      return new PctSearcher({ ...base, seed: opts.seed ?? 0n }, opts.pctDepth ?? 3);
+  }
+}
+
+/**
+ * One exploration, stepped a run at a time so that explore() and
+ * exploreAsync() share everything but the waiting.
+ */
+class Driver {
+  readonly strategy: Strategy;
+  private readonly searcher: Searcher;
+  private readonly t0: number;
+  private lastProgress: number;
+  private executions: number;
+  private blocked: number;
+  private steps: number;
+  private readonly stats: ExploreStats;
+  private readonly cut = new Set<CutReason>();
+  private violationChoices: readonly number[] | null = null;
+  private exhausted = false;
+  private done = false;
+  private readonly maxExecutions: number;
+  private readonly stopOnFirst: boolean;
+
+  constructor(
+    private readonly program: Program,
+    private readonly opts: ExploreOptions,
+  ) {
+    const resume = opts.resumeFrom;
+    if (resume && resume.version !== 1) throw new Error(`unsupported checkpoint version ${resume.version}`);
+    this.strategy = opts.strategy ?? resume?.strategy ?? "dpor";
+    if (resume && resume.strategy !== this.strategy) {
+      throw new Error(`checkpoint is for strategy ${resume.strategy}, not ${this.strategy}`);
+    }
+    if (resume && isSampling(this.strategy)) throw new Error(`${this.strategy} runs cannot be resumed`);
+    this.searcher = makeSearcher(program, this.strategy, opts);
+    this.t0 = performance.now() - (resume?.elapsedMs ?? 0);
+    this.lastProgress = performance.now();
+    this.executions = resume?.executions ?? 0;
+    this.blocked = resume?.blockedExecutions ?? 0;
+    this.steps = resume?.steps ?? 0;
+    this.stats = resume ? structuredClone(resume.stats) : emptyStats();
+    // Bound cuts of the earlier leg stay true of the whole run; budget cuts do not.
+    for (const c of resume?.cutBy ?? []) if (c === "depth" || c === "preemptions") this.cut.add(c);
+    this.maxExecutions =
+      opts.maxExecutions ??
+      (isSampling(this.strategy) ? SAMPLING_DEFAULT_EXECUTIONS : Number.POSITIVE_INFINITY);
+    this.stopOnFirst = opts.stopOnFirstViolation ?? true;
+  }
+
+  /** Run executions until finished or `sliceMs` has passed; returns true when finished. */
+  work(sliceMs: number): boolean {
+    const { opts } = this;
+    const sliceEnd = performance.now() + sliceMs;
+    while (!this.done) {
+      if (opts.signal?.aborted) return this.stop("interrupted");
+      if (this.executions >= this.maxExecutions) return this.stop("max-executions");
+      const now = performance.now();
+      if (opts.timeLimitMs !== undefined && now - this.t0 >= opts.timeLimitMs) return this.stop("time-limit");
+      if (now >= sliceEnd) return false;
+      this.runOne();
+    }
+    return true;
+  }
+
+  private stop(reason: CutReason): true {
+    this.cut.add(reason);
+    this.done = true;
+    return true;
+  }
+
+  private runOne(): void {
+    const out = this.searcher.run();
+    this.opts.onExecution?.(out);
+    const st = this.stats;
+    this.steps += out.steps;
+    if (out.blocked) this.blocked++;
+    else this.executions++;
+    if (out.steps > st.maxDepth) st.maxDepth = out.steps;
+    if (out.depthCut) {
+      st.depthCuts++;
+      this.cut.add("depth");
+    }
+    if (out.violations.length > 0) {
+      st.violatingExecutions++;
+      for (const v of out.violations) {
+        st.violationsByInvariant[v.invariant] = (st.violationsByInvariant[v.invariant] ?? 0) + 1;
+      }
+      if (this.violationChoices === null) this.violationChoices = out.choices.slice();
+    }
+    const now = performance.now();
+    if (now - this.lastProgress >= PROGRESS_EVERY_MS) {
+      this.lastProgress = now;
+      this.gauge();
+      this.opts.onProgress?.({
+        executions: this.executions,
+        steps: this.steps,
+        depth: out.steps,
+        elapsedMs: now - this.t0,
+        blockedExecutions: this.blocked,
+      });
+    }
+    if (!this.searcher.advance()) {
+      this.exhausted = true;
+      this.done = true;
+      return;
+    }
+    if (this.violationChoices !== null && this.stopOnFirst) this.stop("first-violation");
+  }
+
+  private gauge(): void {
+    const m = this.searcher.memory();
+    if (m.stack > this.stats.maxStack) this.stats.maxStack = m.stack;
+    if (m.wakeupNodes > this.stats.maxWakeupNodes) this.stats.maxWakeupNodes = m.wakeupNodes;
+  }
+
+  result(): ExploreResult {
+    this.gauge();
+    if (this.searcher.boundCut) this.cut.add("preemptions");
+    const st = this.stats;
+    Object.assign(st, this.searcher.counters);
+    const cutBy = [...this.cut];
+    const elapsedMs = performance.now() - this.t0;
+    let violation: ExploreResult["violation"] = null;
+    if (this.violationChoices !== null) {
+      const choices = this.violationChoices;
+      const result = runProgram(this.program, {
+        scheduler: new ReplayScheduler(choices),
+        record: true,
+        maxSteps: (this.opts.maxSteps ?? DEFAULT_MAX_STEPS) + 1,
+        overrides: this.opts.overrides,
+      });
+      violation = { result, choices, replay: encodeChoices(choices) };
+    }
+    const complete = this.exhausted && cutBy.length === 0;
+    let checkpoint: Checkpoint | undefined;
+    const state = this.exhausted ? null : this.searcher.checkpointState();
+    if (state !== null) {
+      checkpoint = {
+        version: 1,
+        strategy: this.strategy,
+        executions: this.executions,
+        blockedExecutions: this.blocked,
+        steps: this.steps,
+        elapsedMs,
+        cutBy,
+        stats: structuredClone(st),
+        state: structuredClone(state),
+      };
+    }
+    return {
+      strategy: this.strategy,
+      complete,
+      cutBy,
+      executions: this.executions,
+      steps: this.steps,
+      elapsedMs,
+      ...(this.strategy === "dpor" ? { blockedExecutions: this.blocked } : {}),
+      violation,
+      stats: st,
+      ...(checkpoint ? { checkpoint } : {}),
+    };
+  }
+}
+
+/**
+ * Explore `program` with the chosen strategy and return what was found, as
+ * data. Synchronous: an AbortSignal can only fire from another thread here;
+ * use exploreAsync() to let Ctrl-C and timers run during the search.
+ */
+export function explore(program: Program, opts: ExploreOptions = {}): ExploreResult {
+  const d = new Driver(program, opts);
+  while (!d.work(Number.POSITIVE_INFINITY)) {}
+  return d.result();
+}
+
+/** As explore(), yielding to the event loop every ~50 ms (so AbortSignal and onProgress consumers run). */
+export async function exploreAsync(program: Program, opts: ExploreOptions = {}): Promise<ExploreResult> {
+  const d = new Driver(program, opts);
+  while (!d.work(YIELD_EVERY_MS)) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return d.result();
+}

@@ -1,0 +1,294 @@
+import fc from "fast-check";
+import { enumerateAll } from "../enumerate.js";
+import { host } from "../host.js";
+import type { AccessOp, Gen } from "../op.js";
+import type { Program, RunObserver } from "../runtime.js";
+import type { Task } from "../task.js";
+
+/**
+ * Small random concurrent programs and a brute-force oracle for them, used to
+ * validate the explorers: the oracle enumerates every schedule and classifies
+ * each execution by its Mazurkiewicz trace.
+ */
+
+export type OpSpec =
+  | { readonly k: "read" | "write" | "rmw"; readonly o: number }
+  | { readonly k: "lock" | "unlock"; readonly l: number }
+  | { readonly k: "choose"; readonly n: number }
+  | { readonly k: "spawn"; readonly body: readonly OpSpec[] };
+
+export interface ProgSpec {
+  readonly objects: number;
+  readonly locks: number;
+  readonly tasks: readonly (readonly OpSpec[])[];
+  /** Report a violation "bad-final" when every task is done and value 0 is divisible by this. */
+  readonly badModulo?: number;
+}
+
+const memOp = (objects: number): fc.Arbitrary<OpSpec> =>
+  fc.record({
+    k: fc.constantFrom("read" as const, "write" as const, "rmw" as const),
+    o: fc.integer({ min: 0, max: objects - 1 }),
+  });
+
+/** A task body: memory ops, optionally a data choice, optionally one lock section. */
+function taskOps(objects: number, locks: number, withChoice: boolean, maxOps: number): fc.Arbitrary<OpSpec[]> {
+  return fc
+    .tuple(
+      fc.array(memOp(objects), { minLength: 1, maxLength: maxOps }),
+      withChoice ? fc.option(fc.tuple(fc.nat(), fc.integer({ min: 2, max: 3 })), { freq: 3 }) : fc.constant(null),
+      locks > 0 ? fc.option(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { freq: 2 }) : fc.constant(null),
+    )
+    .map(([ops, ch, lk]) => {
+      const out: OpSpec[] = ops.slice();
+      if (ch !== null) out.splice(ch[0] % (out.length + 1), 0, { k: "choose", n: ch[1] });
+      if (lk !== null) {
+        const a = lk[0] % out.length;
+        const b = a + (lk[1] % (out.length - a));
+        out.splice(b + 1, 0, { k: "unlock", l: lk[2] % locks });
+        out.splice(a, 0, { k: "lock", l: lk[2] % locks });
+      }
+      return out;
+    });
+}
+
+export interface GenOptions {
+  readonly minTasks?: number;
+  readonly maxTasks?: number;
+  readonly maxOps?: number;
+  readonly maxObjects?: number;
+  readonly locks?: number;
+  readonly choices?: boolean;
+  readonly spawns?: boolean;
+  readonly violations?: boolean;
+  /** Upper bound on the total number of ops (keeps brute force small). Default 9. */
+  readonly maxTotalOps?: number;
+}
+
+function countOps(ops: readonly OpSpec[]): number {
+  let n = 0;
+  for (const o of ops) n += o.k === "spawn" ? countOps(o.body) : 1;
+  return n;
+}
+
+export function progSpec(g: GenOptions = {}): fc.Arbitrary<ProgSpec> {
+  const locks = g.locks ?? 0;
+  return fc.integer({ min: 1, max: g.maxObjects ?? 3 }).chain((objects) =>
+    fc
+      .record({
+        tasks: fc.array(taskOps(objects, locks, g.choices ?? false, g.maxOps ?? 4), {
+          minLength: g.minTasks ?? 2,
+          maxLength: g.maxTasks ?? 4,
+        }),
+        child: g.spawns ? fc.option(taskOps(objects, locks, false, 2), { freq: 2 }) : fc.constant(null),
+        badModulo: g.violations ? fc.option(fc.integer({ min: 2, max: 5 }), { freq: 2 }) : fc.constant(null),
+      })
+      .map(({ tasks, child, badModulo }) => {
+        const ts = tasks.map((t) => t.slice());
+        if (child !== null) ts[0].splice(1, 0, { k: "spawn", body: child });
+        return { objects, locks, tasks: ts, ...(badModulo === null ? {} : { badModulo }) };
+      })
+      .filter((p) => p.tasks.reduce((n, t) => n + countOps(t), 0) <= (g.maxTotalOps ?? 9)),
+  );
+}
+
+/** Final states of a program's runs, reported through a side channel. */
+export interface Probe {
+  /** State at the end of the last run (values, task locals, who is blocked). */
+  last: string;
+}
+
+/**
+ * Build the program. Shared values change only inside access steps; each task
+ * keeps a local accumulator of what it read and chose, so every reordering of
+ * dependent steps can show in the final state.
+ */
+export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
+  return ({ spawn }) => {
+    const h = host();
+    const objIds: number[] = [];
+    const vals: number[] = [];
+    for (let i = 0; i < spec.objects; i++) {
+      objIds.push(h.newObject(`x${i}`));
+      vals.push(i + 1);
+    }
+    const lockIds: number[] = [];
+    const holders: number[] = [];
+    for (let i = 0; i < spec.locks; i++) {
+      lockIds.push(h.newObject(`l${i}`));
+      holders.push(-1);
+    }
+    const locals = new Map<string, number>();
+    let live = 0;
+    const body = function* (name: string, ops: readonly OpSpec[], tid: number): Gen<void> {
+      live++;
+      let acc = tid;
+      let shift = 0;
+      let kids = 0;
+      for (const op of ops) {
+        switch (op.k) {
+          case "read": {
+            const o = (op.o + shift) % spec.objects;
+            yield { kind: "read", obj: objIds[o], fn: name, step: `read x${o}` };
+            acc = (acc * 7 + vals[o]) % 1000003;
+            break;
+          }
+          case "write": {
+            const o = (op.o + shift) % spec.objects;
+            yield { kind: "write", obj: objIds[o], fn: name, step: `write x${o}` };
+            vals[o] = (acc * 3 + tid + 1) % 1000003;
+            break;
+          }
+          case "rmw": {
+            const o = (op.o + shift) % spec.objects;
+            yield { kind: "rmw", obj: objIds[o], fn: name, step: `rmw x${o}` };
+            const old = vals[o];
+            vals[o] = (old * 5 + tid + 2) % 1000003;
+            acc = (acc * 11 + old) % 1000003;
+            break;
+          }
+          case "lock": {
+            const l = op.l;
+            yield { kind: "acquire", obj: lockIds[l], fn: name, step: `lock l${l}`, enabled: () => holders[l] === -1 };
+            holders[l] = tid;
+            break;
+          }
+          case "unlock": {
+            yield { kind: "release", obj: lockIds[op.l], fn: name, step: `unlock l${op.l}` };
+            holders[op.l] = -1;
+            break;
+          }
+          case "choose": {
+            const v = (yield { kind: "choose", n: op.n, fn: name, step: "choose" }) as number;
+            acc = (acc * 13 + v + 1) % 1000003;
+            shift += v;
+            break;
+          }
+          case "spawn": {
+            const cname = `${name}.${kids++}`;
+            yield { kind: "spawn", name: cname, body: body(cname, op.body, tid * 10 + kids) };
+            break;
+          }
+        }
+      }
+      locals.set(name, acc);
+      live--;
+    };
+    spec.tasks.forEach((ops, i) => {
+      spawn(`t${i}`, body(`t${i}`, ops, i + 1));
+    });
+    const snapshot = (): string =>
+      `${vals.join(",")}|${[...locals.entries()]
+        .sort()
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",")}|${holders.join(",")}`;
+    if (probe) probe.last = snapshot();
+    h.addCheck("final", () => {
+      if (probe) probe.last = snapshot();
+      if (live === 0 && spec.badModulo !== undefined && vals[0] % spec.badModulo === 0) {
+        host().report({ invariant: "bad-final", message: `x0 = ${vals[0]}` });
+      }
+    });
+  };
+}
+
+// ---- brute-force oracle ------------------------------------------------------
+
+interface Ev {
+  readonly task: string;
+  readonly w: number;
+  readonly r: readonly number[];
+  label: string;
+  readonly spawnedAt: number;
+}
+
+/** Lexicographic normal form of the execution's trace: a canonical key of its class. */
+export function traceKey(evs: readonly Ev[]): string {
+  const n = evs.length;
+  const preds: number[][] = [];
+  const lastOf = new Map<string, number>();
+  for (let j = 0; j < n; j++) {
+    const e = evs[j];
+    const p: number[] = [];
+    const prevSame = lastOf.get(e.task);
+    if (prevSame !== undefined) p.push(prevSame);
+    else if (e.spawnedAt >= 0) p.push(e.spawnedAt);
+    for (let i = 0; i < j; i++) {
+      const x = evs[i];
+      if (x.task === e.task) continue;
+      const dep = (x.w >= 0 && (x.w === e.w || e.r.includes(x.w))) || (e.w >= 0 && x.r.includes(e.w));
+      if (dep) p.push(i);
+    }
+    preds.push(p);
+    lastOf.set(e.task, j);
+  }
+  const done = new Array<boolean>(n).fill(false);
+  const out: string[] = [];
+  for (let emitted = 0; emitted < n; emitted++) {
+    let best = -1;
+    for (let j = 0; j < n; j++) {
+      if (done[j] || !preds[j].every((i) => done[i])) continue;
+      if (best < 0 || evs[j].task < evs[best].task) best = j;
+    }
+    done[best] = true;
+    out.push(`${evs[best].task}:${evs[best].label}`);
+  }
+  return out.join(" ");
+}
+
+export interface BruteResult {
+  readonly executions: number;
+  readonly traces: Set<string>;
+  readonly finals: Set<string>;
+  readonly invariants: Set<string>;
+}
+
+/** Every schedule of the program, classified by trace, with the set of final states. */
+export function bruteForce(spec: ProgSpec, maxExecutions = 200_000): BruteResult {
+  const probe: Probe = { last: "" };
+  const inner = buildProgram(spec, probe);
+  let evs: Ev[] = [];
+  let spawnedAt = new Map<number, number>();
+  let setupLabel: number[] = [];
+  let cur: Task | null = null;
+  const program: Program = (ctx) => {
+    evs = [];
+    spawnedAt = new Map();
+    setupLabel = [];
+    inner(ctx);
+  };
+  const observer: RunObserver = {
+    onSpawn(child: Task) {
+      spawnedAt.set(child.id, evs.length - 1);
+    },
+    onStep(_i: number, task: Task, op: AccessOp) {
+      cur = task;
+      const write = op.kind !== "read" && op.kind !== "wait";
+      evs.push({
+        task: task.name,
+        w: write ? op.obj : -1,
+        r: write ? (op.objs ?? []) : [op.obj, ...(op.objs ?? [])],
+        label: "",
+        spawnedAt: task.steps === 0 ? (spawnedAt.get(task.id) ?? -1) : -1,
+      });
+    },
+    onChoice(index: number, _task: Task, _op, _n, value: number) {
+      if (index < 0) setupLabel.push(value);
+      else {
+        const e = evs[index];
+        e.label = e.label === "" ? `${value}` : `${e.label},${value}`;
+      }
+    },
+  };
+  void cur;
+  const traces = new Set<string>();
+  const finals = new Set<string>();
+  const invariants = new Set<string>();
+  const r = enumerateAll(program, { maxExecutions, observer }, (res) => {
+    traces.add(`${setupLabel.join(",")}#${traceKey(evs)}`);
+    finals.add(probe.last);
+    for (const v of res.violations) invariants.add(v.invariant);
+  });
+  if (!r.complete) throw new Error("brute force did not finish");
+  return { executions: r.executions, traces, finals, invariants };
+}

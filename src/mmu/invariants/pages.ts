@@ -1,0 +1,243 @@
+import { host } from "../../engine/host.js";
+import { currentFn } from "../../engine/model-fn.js";
+import type { Atomic } from "../../kernel/atomic.js";
+import { type KTask, ktask } from "../../kernel/machine.js";
+import { roleInvalid } from "../role.js";
+import { describeSpte, is_frozen_spte, is_last_spte, is_shadow_present_pte, spte_to_pfn } from "../spte.js";
+import type { Kvm, KvmMmuPage } from "../types.js";
+
+/**
+ * Page-table invariants (kernel-protocol.md section 5: 5, 9, 16, 17, 18).
+ *
+ * The model calls the ghost_* hooks at the points where the kernel's protocol
+ * makes a promise (a page linked, an SPTE zapped, a flush done, a page freed);
+ * the hooks only record or check, they never change what the model does.
+ * register_page_table_checks() adds the checks that run after every step.
+ */
+
+/** A zap of a present SPTE in a valid, referenced root whose TLB flush is still owed. */
+interface PendingFlush {
+  readonly k: KTask;
+  readonly task: string;
+  readonly fn: string;
+  readonly start: number;
+  readonly end: number;
+  readonly spte: string;
+}
+
+interface PagesGhost {
+  /** register_page_table_checks() was called: the point checks report too. */
+  enabled: boolean;
+  /** Pages that were ever made reachable from a root (tdp_mmu_link_sp). */
+  readonly everLinked: Set<number>;
+  readonly pending: PendingFlush[];
+  /** SPTE words a freezer wrote FROZEN_SPTE into and that have not left that state yet. */
+  readonly frozen: Set<Atomic>;
+  /** Per invalid root: the present SPTEs reachable from it after the previous step. */
+  readonly invalidSnapshot: Map<number, Set<number>>;
+}
+
+const ghosts = new WeakMap<Kvm, PagesGhost>();
+
+function ghost(kvm: Kvm): PagesGhost {
+  let g = ghosts.get(kvm);
+  if (g === undefined) {
+    g = { enabled: false, everLinked: new Set(), pending: [], frozen: new Set(), invalidSnapshot: new Map() };
+    ghosts.set(kvm, g);
+  }
+  return g;
+}
+
+/** The page whose spt holds `sptep` (sptep_to_sp), among the live pages. */
+function pageOfSptep(kvm: Kvm, sptep: Atomic): KvmMmuPage | null {
+  for (const sp of kvm.pages.values()) if (sptep.owner === sp.kobj) return sp;
+  return null;
+}
+
+/** The root a live page table hangs from, following parent SPTE pointers. */
+function rootOfPage(kvm: Kvm, sp: KvmMmuPage): KvmMmuPage | null {
+  let cur: KvmMmuPage | null = sp;
+  for (let depth = 0; cur !== null && !cur.isRoot && depth < 8; depth++) {
+    cur = cur.ptep === null ? null : pageOfSptep(kvm, cur.ptep);
+  }
+  return cur?.isRoot ? cur : null;
+}
+
+/** A page table was linked into a tree (tdp_mmu_link_sp, or a test building tables by hand). */
+export function ghost_sp_linked(kvm: Kvm, sp: KvmMmuPage): void {
+  ghost(kvm).everLinked.add(sp.pageId);
+}
+
+/** A freezer wrote FROZEN_SPTE into `sptep`. */
+export function ghost_spte_frozen(kvm: Kvm, sptep: Atomic): void {
+  ghost(kvm).frozen.add(sptep);
+}
+
+/**
+ * A present SPTE mapping [gfn, gfn + npages) was made non-present. Invalid
+ * roots cannot be loaded, and a root nobody references cannot be in use, so
+ * neither owes a flush; tdp_mmu_zap_root() is documented as never needing one
+ * (invalid roots, or a VM that will not run again), so its zaps are exempt too.
+ */
+export function ghost_spte_zapped(kvm: Kvm, sptep: Atomic, gfn: number, npages: number, old: number): void {
+  const t = host().current;
+  if (t.frames.includes("tdp_mmu_zap_root")) return;
+  const sp = pageOfSptep(kvm, sptep);
+  const root = sp === null ? null : rootOfPage(kvm, sp);
+  if (root === null || roleInvalid(root.role.v) || root.tdp_mmu_root_count.v <= 0) return;
+  ghost(kvm).pending.push({
+    k: ktask(),
+    task: t.name,
+    fn: currentFn(),
+    start: gfn,
+    end: gfn + npages,
+    spte: `${sptep.name} (${describeSpte(old, sp!.level)})`,
+  });
+}
+
+/** A remote flush of [start, end) completed: every owed flush inside it is paid. */
+export function ghost_tlb_flushed(kvm: Kvm, start: number, end: number): void {
+  const p = ghost(kvm).pending;
+  for (let i = p.length - 1; i >= 0; i--) if (p[i].start >= start && p[i].end <= end) p.splice(i, 1);
+}
+
+/**
+ * Invariant 18: no SPTE is written through an iterator that yielded since it
+ * read the SPTE. Called by every setter that takes an iterator.
+ */
+export function check_iter_not_stale(iter: {
+  readonly kvm: Kvm;
+  readonly yielded: boolean;
+  readonly sptep: Atomic;
+}): void {
+  if (!iter.yielded || !ghost(iter.kvm).enabled) return;
+  host().report({
+    invariant: "inv18-no-stale-iterator",
+    message: `${currentFn()} used ${iter.sptep.name} through an iterator that yielded mmu_lock since it read it`,
+    details: { sptep: iter.sptep.name },
+  });
+}
+
+/**
+ * Invariants 5 and 16 at the moment a page-table page is freed: a page that was
+ * ever reachable from a root may only be freed from an RCU callback, after its
+ * parent SPTE stopped pointing at it, and with no present SPTE left in it.
+ * Pages that were never linked (a lost race in the fault path) may be freed at once.
+ */
+export function check_sp_free(kvm: Kvm, sp: KvmMmuPage): void {
+  const g = ghost(kvm);
+  if (!g.enabled || sp.isRoot || !g.everLinked.has(sp.pageId)) return;
+  const k = ktask();
+  if (!k.inSoftirq) {
+    host().report({
+      invariant: "inv5-rcu-free-page-table",
+      message: `${sp.kobj.name} was linked into a root but ${currentFn()} freed it outside an RCU callback`,
+      details: { page: sp.kobj.name },
+    });
+    return;
+  }
+  const parent = sp.ptep?.v ?? 0;
+  if (
+    is_shadow_present_pte(parent) &&
+    !is_last_spte(parent, sp.level + 1) &&
+    spte_to_pfn(parent) === sp.pageId
+  ) {
+    host().report({
+      invariant: "inv5-rcu-free-page-table",
+      message: `${sp.kobj.name} freed while ${sp.ptep!.name} still points at it`,
+      details: { page: sp.kobj.name },
+    });
+    return;
+  }
+  for (const s of sp.spt) {
+    if (is_shadow_present_pte(s.v)) {
+      host().report({
+        invariant: "inv16-frozen-before-free",
+        message: `${sp.kobj.name} freed with ${s.name} still present (${describeSpte(s.v, sp.level)}): its children were not frozen`,
+        details: { page: sp.kobj.name, spte: s.name },
+      });
+      return;
+    }
+  }
+}
+
+/** Present SPTEs reachable from `root` now (atom ids), read without ops: ghost only. */
+function presentSptes(kvm: Kvm, root: KvmMmuPage): Set<number> {
+  const out = new Set<number>();
+  const stack: KvmMmuPage[] = [root];
+  while (stack.length > 0) {
+    const sp = stack.pop()!;
+    for (const s of sp.spt) {
+      const v = s.v;
+      if (!is_shadow_present_pte(v)) continue;
+      out.add(s.id);
+      if (is_last_spte(v, sp.level)) continue;
+      const child = kvm.pages.get(spte_to_pfn(v));
+      if (child !== undefined && child.kobj.freed === null) stack.push(child);
+    }
+  }
+  return out;
+}
+
+/** Invariant 9: after `invalid` is set, a root gains no present SPTE and no page table. */
+function checkInv9(kvm: Kvm): void {
+  const snap = ghost(kvm).invalidSnapshot;
+  for (const root of kvm.pages.values()) {
+    if (!root.isRoot || root.kobj.freed !== null || !roleInvalid(root.role.v)) continue;
+    const cur = presentSptes(kvm, root);
+    const prev = snap.get(root.pageId);
+    snap.set(root.pageId, cur);
+    if (prev === undefined) continue;
+    for (const id of cur) {
+      if (prev.has(id)) continue;
+      host().report({
+        invariant: "inv9-no-new-spte-in-invalid-root",
+        message: `${host().objectName(id)} became present in ${root.kobj.name} after the root was invalidated`,
+        details: { root: root.kobj.name, spte: host().objectName(id) },
+      });
+      return;
+    }
+  }
+}
+
+/** Invariant 16: a frozen SPTE is never turned into a present one (only its freezer may change it). */
+function checkInv16(kvm: Kvm): void {
+  const frozen = ghost(kvm).frozen;
+  for (const s of frozen) {
+    if (is_frozen_spte(s.v)) continue;
+    frozen.delete(s);
+    if (is_shadow_present_pte(s.v)) {
+      host().report({
+        invariant: "inv16-frozen-spte",
+        message: `frozen ${s.name} was overwritten with a present value (${describeSpte(s.v, 1)})`,
+        details: { spte: s.name },
+      });
+      return;
+    }
+  }
+}
+
+/**
+ * Invariant 17: a task that zapped a present SPTE in a valid root flushes (or
+ * has the flush done) before it lets go of mmu_lock, cond_resched included.
+ */
+function checkInv17(kvm: Kvm): void {
+  for (const p of ghost(kvm).pending) {
+    if (p.k.held.some((h) => h.lock.id === kvm.mmu_lock.id)) continue;
+    host().report({
+      invariant: "inv17-no-lost-flush",
+      message: `${p.task} dropped mmu_lock owing a TLB flush for gfns [${p.start}, ${p.end}) zapped in ${p.fn}: ${p.spte}`,
+      details: { task: p.task, fn: p.fn, start: p.start, end: p.end },
+    });
+    return;
+  }
+}
+
+/** Register the page-table checks (invariants 9, 16 and 17) to run after every step. */
+export function register_page_table_checks(kvm: Kvm): void {
+  const h = host();
+  ghost(kvm).enabled = true;
+  h.addCheck("inv9-no-new-spte-in-invalid-root", () => checkInv9(kvm));
+  h.addCheck("inv16-frozen-spte", () => checkInv16(kvm));
+  h.addCheck("inv17-no-lost-flush", () => checkInv17(kvm));
+}

@@ -1,0 +1,59 @@
+import { modelFn } from "../engine/model-fn.js";
+import type { Gen } from "../engine/op.js";
+import { kfree } from "../kernel/alloc.js";
+import { atomic_fetch_add, atomic_fetch_sub } from "../kernel/atomic.js";
+import { WARN_ON } from "../kernel/warn.js";
+import { check_teardown_clean } from "./invariants/roots.js";
+import { kvm_mmu_notifier_release } from "./mmu_notifier.js";
+import { kvm_mmu_uninit_tdp_mmu } from "./tdp_mmu_invalidate.js";
+import type { Kvm } from "./types.js";
+import { kvm_mmu_unload } from "./vcpu.js";
+
+/**
+ * The end of a VM (virt/kvm/kvm_main.c, arch/x86/kvm/x86.c): references on
+ * struct kvm, and the teardown the last one triggers, in the order of
+ * kernel-protocol 3.16.
+ */
+
+/** kvm_get_kvm() (kvm_main.c): take a reference on the VM (users_count). */
+export function* kvm_get_kvm(kvm: Kvm): Gen<void> {
+  yield* atomic_fetch_add(kvm.users_count, 1);
+}
+
+/**
+ * A reference taken before any task runs, as the file descriptors of a VM's users (vCPUs, the
+ * threads issuing ioctls) are opened before they do anything. Only for program setup and for the
+ * prologue of a task being spawned, which runs atomically with the spawn.
+ */
+export function kvm_get_kvm_at_spawn(kvm: Kvm): void {
+  kvm.users_count.v++;
+}
+
+/** kvm_put_kvm() (kvm_main.c): drop a reference; the last one destroys the VM. */
+export const kvm_put_kvm = modelFn("kvm_put_kvm", function* (kvm: Kvm): Gen<void> {
+  const old = yield* atomic_fetch_sub(kvm.users_count, 1);
+  WARN_ON(old <= 0, "refcount_dec_and_test(&kvm->users_count) underflow", { old });
+  if (old === 1) yield* kvm_destroy_vm(kvm);
+});
+
+/** kvm_unload_vcpu_mmus() (x86.c): drop every vCPU's current and previous roots. */
+export const kvm_unload_vcpu_mmus = modelFn("kvm_unload_vcpu_mmus", function* (kvm: Kvm): Gen<void> {
+  for (const vcpu of kvm.vcpus) yield* kvm_mmu_unload(vcpu);
+});
+
+/**
+ * kvm_destroy_vm() (kvm_main.c), the parts that reach the TDP MMU, in order:
+ * 1. mmu_notifier_unregister() -> ->release: kvm_mmu_zap_all() empties every root (they stay);
+ * 2. kvm_arch_destroy_vm(): kvm_unload_vcpu_mmus() puts every vCPU reference (E3: each such last
+ *    put makes its root defunct and queues it), then kvm_mmu_uninit_vm() ->
+ *    kvm_mmu_uninit_tdp_mmu() (which ends with rcu_barrier());
+ * 3. the model's leak check (invariant 14), then struct kvm is freed: anything still running that
+ *    touches the VM is a use-after-free.
+ */
+export const kvm_destroy_vm = modelFn("kvm_destroy_vm", function* (kvm: Kvm): Gen<void> {
+  yield* kvm_mmu_notifier_release(kvm);
+  yield* kvm_unload_vcpu_mmus(kvm);
+  yield* kvm_mmu_uninit_tdp_mmu(kvm);
+  check_teardown_clean(kvm);
+  yield* kfree(kvm.kobj);
+});

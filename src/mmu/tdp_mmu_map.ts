@@ -1,0 +1,276 @@
+import { modelFn } from "../engine/model-fn.js";
+import type { Gen } from "../engine/op.js";
+import { bitfield_load, READ_ONCE } from "../kernel/atomic.js";
+import { lockdep_assert_held } from "../kernel/lockdep.js";
+import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
+import { read_lock, read_unlock } from "../kernel/rwlock.js";
+import { WARN_ON_ONCE } from "../kernel/warn.js";
+import { defaultHostPfn, pagesPerHpage } from "./kvm.js";
+import { ROLE } from "./role.js";
+import { is_frozen_spte, is_large_pte, is_last_spte, is_shadow_present_pte, make_leaf_spte } from "./spte.js";
+import { for_each_tdp_pte, KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_4K, TdpIter } from "./tdp_iter.js";
+import {
+  tdp_mmu_free_sp,
+  tdp_mmu_init_child_sp,
+  tdp_mmu_link_sp,
+  tdp_mmu_set_spte_atomic,
+  tdp_mmu_split_huge_page,
+} from "./tdp_mmu_spte.js";
+import { kvm_flush_remote_tlbs_gfn } from "./tlb.js";
+import type { Kvm, KvmMmuPage, Memslot, Vcpu } from "./types.js";
+
+/** enum RET_PF_* (mmu_internal.h). */
+export type RetPf =
+  | "RET_PF_CONTINUE"
+  | "RET_PF_RETRY"
+  | "RET_PF_EMULATE"
+  | "RET_PF_FIXED"
+  | "RET_PF_SPURIOUS"
+  | "RET_PF_INVALID";
+
+/** KVM_MEM_LOG_DIRTY_PAGES: dirty logging forces 4K mappings. */
+export const KVM_MEM_LOG_DIRTY_PAGES = 1;
+/** INVALID_GPA as mmu_invalidate_range_start/end hold it while no range is set. */
+export const INVALID_GPA = -1;
+
+/** struct kvm_page_fault (mmu_internal.h), the fields the TDP MMU uses. */
+export interface KvmPageFault {
+  readonly gfn: number;
+  readonly write: boolean;
+  readonly prefetch: boolean;
+  /** The memslot holding gfn, or null (an MMIO access). */
+  readonly slot: Memslot | null;
+  /** Largest level the fault may map at. */
+  readonly max_level: number;
+  /** Largest level the slot and the host mapping allow (kvm_mmu_max_mapping_level). */
+  req_level: number;
+  /** Level the leaf SPTE is installed at. */
+  goal_level: number;
+  /** Host pfn, aligned down to goal_level by kvm_mmu_hugepage_adjust(). */
+  pfn: number;
+  readonly map_writable: boolean;
+  /** kvm->mmu_invalidate_seq snapshotted before the pfn was looked up. */
+  mmu_seq: number;
+  huge_page_disallowed: boolean;
+}
+
+/** __gfn_to_memslot(): the live slot of address space `as_id` holding gfn (memslots are SRCU-read). */
+export function gfn_to_memslot(kvm: Kvm, as_id: number, gfn: number): Memslot | null {
+  for (const s of kvm.memslots) {
+    if (!s.deleted && s.as_id === as_id && gfn >= s.base_gfn && gfn < s.base_gfn + s.npages) return s;
+  }
+  return null;
+}
+
+/** The pfn the primary MMU maps behind gfn. */
+export function host_pfn(kvm: Kvm, gfn: number): number {
+  return kvm.hostPfn.get(gfn) ?? defaultHostPfn(gfn);
+}
+
+/**
+ * kvm_mmu_max_mapping_level() (mmu.c, v6.x): the largest level <= max_level at
+ * which the huge page around gfn lies wholly inside the slot and the host maps
+ * it contiguously and aligned (host_pfn_mapping_level), so one SPTE can map it.
+ */
+export function kvm_mmu_max_mapping_level(kvm: Kvm, slot: Memslot, gfn: number, max_level: number): number {
+  for (let level = Math.min(max_level, KVM_MAX_HUGEPAGE_LEVEL); level > PG_LEVEL_4K; level--) {
+    const n = pagesPerHpage(kvm.geometry, level);
+    const base = gfn - (gfn % n);
+    if (base < slot.base_gfn || base + n > slot.base_gfn + slot.npages) continue;
+    const pfn = host_pfn(kvm, base);
+    if (pfn % n !== 0) continue;
+    let contiguous = true;
+    for (const [g, p] of kvm.hostPfn) {
+      if (g >= base && g < base + n && p !== pfn + (g - base)) contiguous = false;
+    }
+    if (contiguous) return level;
+  }
+  return PG_LEVEL_4K;
+}
+
+/**
+ * kvm_mmu_hugepage_adjust() (mmu.c, v6.x): choose the goal level and align the
+ * pfn down to it. Dirty logging keeps everything at 4K.
+ */
+export function kvm_mmu_hugepage_adjust(kvm: Kvm, fault: KvmPageFault): void {
+  if (fault.max_level === PG_LEVEL_4K || fault.slot === null) return;
+  if ((fault.slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0) return;
+  fault.req_level = kvm_mmu_max_mapping_level(kvm, fault.slot, fault.gfn, fault.max_level);
+  if (fault.req_level === PG_LEVEL_4K || fault.huge_page_disallowed) return;
+  fault.goal_level = fault.req_level;
+  const n = pagesPerHpage(kvm.geometry, fault.goal_level);
+  fault.pfn -= fault.pfn % n;
+}
+
+/**
+ * tdp_mmu_map_handle_target_level() (tdp_mmu.c, v6.x): install the leaf at the
+ * goal level with one cmpxchg. Losing the race means the vCPU retries; replacing
+ * a page table with a huge leaf flushes the range it covered.
+ */
+export const tdp_mmu_map_handle_target_level = modelFn(
+  "tdp_mmu_map_handle_target_level",
+  function* (vcpu: Vcpu, fault: KvmPageFault, iter: TdpIter): Gen<RetPf> {
+    const kvm = vcpu.kvm;
+    const sp = iter.sp;
+    if (WARN_ON_ONCE(sp.level !== fault.goal_level, "sp->role.level != fault->goal_level"))
+      return "RET_PF_RETRY";
+
+    // make_spte(): accessed unless prefetched; writable if the host mapping is.
+    const new_spte = make_leaf_spte({
+      pfn: fault.pfn,
+      level: iter.level,
+      writable: fault.map_writable,
+      accessed: !fault.prefetch,
+    });
+    if (new_spte === iter.old_spte) return "RET_PF_SPURIOUS";
+    if ((yield* tdp_mmu_set_spte_atomic(kvm, iter, new_spte)) !== 0) return "RET_PF_RETRY";
+    if (is_shadow_present_pte(iter.old_spte) && !is_last_spte(iter.old_spte, iter.level)) {
+      yield* kvm_flush_remote_tlbs_gfn(kvm, iter.gfn, iter.level);
+    }
+    return "RET_PF_FIXED";
+  },
+);
+
+/**
+ * kvm_tdp_mmu_map() (tdp_mmu.c, v6.x): walk the vCPU's root towards the gfn
+ * under RCU, linking new page tables (or splitting huge pages) on the way down,
+ * and install the leaf at the goal level. Every change is a cmpxchg under the
+ * read mmu_lock; a frozen SPTE or a lost race means RET_PF_RETRY, and a page
+ * table that lost the race was never visible, so it is freed at once.
+ */
+export const kvm_tdp_mmu_map = modelFn(
+  "kvm_tdp_mmu_map",
+  function* (vcpu: Vcpu, fault: KvmPageFault): Gen<RetPf> {
+    const kvm = vcpu.kvm;
+    const root = vcpu.root as KvmMmuPage;
+    const iter = new TdpIter(kvm);
+    let ret: RetPf = "RET_PF_RETRY";
+    const st: { outcome: "walked" | "retry" | "target" } = { outcome: "walked" };
+
+    yield* rcu_read_lock();
+    yield* for_each_tdp_pte(iter, root, fault.gfn, fault.gfn + 1, function* () {
+      // Someone is tearing this SPTE down: retry instead of allocating a table for nothing.
+      if (is_frozen_spte(iter.old_spte)) {
+        st.outcome = "retry";
+        return "break";
+      }
+      if (iter.level === fault.goal_level) {
+        st.outcome = "target";
+        return "break";
+      }
+      if (is_shadow_present_pte(iter.old_spte) && !is_large_pte(iter.old_spte)) return undefined;
+
+      // Non-present, or a huge page that has to be split to go further down.
+      const sp = tdp_mmu_init_child_sp(kvm, iter);
+      sp.nx_huge_page_disallowed = fault.huge_page_disallowed;
+      const r = is_shadow_present_pte(iter.old_spte)
+        ? yield* tdp_mmu_split_huge_page(kvm, iter, sp, true)
+        : yield* tdp_mmu_link_sp(kvm, iter, sp, true);
+      if (r !== 0) {
+        yield* tdp_mmu_free_sp(sp, kvm);
+        st.outcome = "retry";
+        return "break";
+      }
+      return undefined;
+    });
+
+    if (st.outcome === "target") ret = yield* tdp_mmu_map_handle_target_level(vcpu, fault, iter);
+    // The walk ran out without reaching the goal level: an upper SPTE was frozen mid-walk.
+    else if (st.outcome === "walked")
+      WARN_ON_ONCE(iter.level === fault.goal_level, "iter.level == goal_level");
+    yield* rcu_read_unlock();
+    return ret;
+  },
+);
+
+/**
+ * mmu_invalidate_retry_gfn() (include/linux/kvm_host.h, v6.3+): with mmu_lock
+ * held, did an mmu_notifier invalidation cover gfn, or complete, since mmu_seq
+ * was snapshotted? Then the pfn may be stale and the fault must retry.
+ */
+export const mmu_invalidate_retry_gfn = modelFn(
+  "mmu_invalidate_retry_gfn",
+  function* (kvm: Kvm, mmu_seq: number, gfn: number): Gen<boolean> {
+    lockdep_assert_held(kvm.mmu_lock);
+    if ((yield* READ_ONCE(kvm.mmu_invalidate_in_progress)) !== 0) {
+      const start = yield* READ_ONCE(kvm.mmu_invalidate_range_start);
+      const end = yield* READ_ONCE(kvm.mmu_invalidate_range_end);
+      // Dropping mmu_lock with an invalidation in progress but no range set is a KVM bug.
+      if (WARN_ON_ONCE(start === INVALID_GPA || end === INVALID_GPA, "invalidation range unset")) return true;
+      if (gfn >= start && gfn < end) return true;
+    }
+    return (yield* READ_ONCE(kvm.mmu_invalidate_seq)) !== mmu_seq;
+  },
+);
+
+/**
+ * is_page_fault_stale() (mmu.c, a955cad84cda 5.16+): rechecked under mmu_lock.
+ * A fault on a root that was invalidated meanwhile would install SPTEs nobody
+ * will zap (features.faultChecksInvalidRoot); a notifier race means a stale pfn.
+ */
+export const is_page_fault_stale = modelFn(
+  "is_page_fault_stale",
+  function* (vcpu: Vcpu, fault: KvmPageFault): Gen<boolean> {
+    const kvm = vcpu.kvm;
+    const sp = vcpu.root;
+    // is_obsolete_sp(): for TDP MMU pages, role.invalid (which E3's last put sets under the read lock).
+    if (
+      kvm.features.faultChecksInvalidRoot &&
+      sp !== null &&
+      (yield* bitfield_load(sp.role, ROLE.invalid)) === 1
+    ) {
+      return true;
+    }
+    return fault.slot !== null && (yield* mmu_invalidate_retry_gfn(kvm, fault.mmu_seq, fault.gfn));
+  },
+);
+
+export interface FaultOptions {
+  /** Largest mapping level allowed (default KVM_MAX_HUGEPAGE_LEVEL). */
+  readonly maxLevel?: number;
+  readonly prefetch?: boolean;
+}
+
+/**
+ * kvm_tdp_mmu_page_fault() (mmu.c, v6.x), after kvm_mmu_do_page_fault() checked
+ * that a root is loaded: snapshot mmu_invalidate_seq, look up the pfn
+ * (kvm_faultin_pfn), take mmu_lock for read, give up if the fault went stale,
+ * map, unlock. The fast (lockless) fault path is not modelled. RET_PF_RETRY
+ * means the vCPU re-enters the guest and faults again; the caller bounds that.
+ */
+export const kvm_tdp_mmu_page_fault = modelFn(
+  "kvm_tdp_mmu_page_fault",
+  function* (vcpu: Vcpu, gfn: number, write: boolean, opts: FaultOptions = {}): Gen<RetPf> {
+    const kvm = vcpu.kvm;
+    kvm.stats.faults++;
+    if (WARN_ON_ONCE(vcpu.root === null, "!VALID_PAGE(vcpu->arch.mmu->root.hpa)")) return "RET_PF_RETRY";
+
+    const slot = gfn_to_memslot(kvm, vcpu.smm !== 0 ? 1 : 0, gfn);
+    if (slot === null) return "RET_PF_EMULATE";
+
+    // kvm_faultin_pfn(): the snapshot comes first, so a pfn from a mapping that an invalidation
+    // is about to change is caught by the recheck under mmu_lock.
+    const mmu_seq = yield* READ_ONCE(kvm.mmu_invalidate_seq);
+    const fault: KvmPageFault = {
+      gfn,
+      write,
+      prefetch: opts.prefetch ?? false,
+      slot,
+      max_level: opts.maxLevel ?? KVM_MAX_HUGEPAGE_LEVEL,
+      req_level: PG_LEVEL_4K,
+      goal_level: PG_LEVEL_4K,
+      pfn: host_pfn(kvm, gfn),
+      map_writable: true,
+      mmu_seq,
+      huge_page_disallowed: false,
+    };
+    kvm_mmu_hugepage_adjust(kvm, fault);
+
+    let r: RetPf = "RET_PF_RETRY";
+    yield* read_lock(kvm.mmu_lock);
+    if (!(yield* is_page_fault_stale(vcpu, fault))) r = yield* kvm_tdp_mmu_map(vcpu, fault);
+    yield* read_unlock(kvm.mmu_lock);
+    if (r === "RET_PF_RETRY") kvm.stats.faultRetries++;
+    return r;
+  },
+);
