@@ -1,0 +1,107 @@
+import type { Gen } from "../engine/op.js";
+import { bootMachine } from "../kernel/machine.js";
+import { registerInvariants } from "../mmu/invariants/roots.js";
+import { kvm_create_vm, kvm_vcpu_create } from "../mmu/kvm.js";
+import { kvm_mmu_init_tdp_mmu } from "../mmu/tdp_mmu_invalidate.js";
+import type { Kvm, Vcpu } from "../mmu/types.js";
+import {
+  agingTask,
+  destroyVmTask,
+  dirtyLogClearTask,
+  dirtyLogEnableTask,
+  type FaultSpec,
+  memslotDeleteTask,
+  notifierInvalidateTask,
+  vcpuTask,
+} from "../mmu/workloads.js";
+import type { Scenario } from "./define.js";
+import { featureOverrides, type ScenarioDoc, type ScenarioTask } from "./schema.js";
+
+/** What a scenario file asks for besides its workload: kernel, features, variant, machine. */
+export interface DocScenario {
+  readonly scenario: Scenario;
+  readonly kernel: string;
+  readonly features: readonly string[];
+  readonly variant: string | null;
+}
+
+function faultsOf(t: Extract<ScenarioTask, { kind: "vcpu" }>): FaultSpec[] {
+  if (t.faults) return t.faults.map((f) => ({ gfn: f.gfn, write: f.write ?? false }));
+  if (t.range) {
+    const out: FaultSpec[] = [];
+    for (let i = 0; i < t.range.count; i++)
+      out.push({ gfn: t.range.start + i, write: t.range.write ?? false });
+    return out;
+  }
+  return [];
+}
+
+function taskName(t: ScenarioTask, i: number): string {
+  if (t.name) return t.name;
+  return t.kind === "vcpu" ? `vcpu${t.vcpu}` : `${t.kind}#${i}`;
+}
+
+function spawnTask(
+  spawn: (n: string, b: Gen<void>) => number,
+  kvm: Kvm,
+  vcpus: Vcpu[],
+  t: ScenarioTask,
+  i: number,
+): void {
+  const name = taskName(t, i);
+  const slot = (id: number) => {
+    const s = kvm.memslots.find((m) => m.id === id);
+    if (!s) throw new RangeError(`memslot ${id} does not exist`);
+    return s;
+  };
+  switch (t.kind) {
+    case "vcpu":
+      spawn(name, vcpuTask(vcpus[t.vcpu], { faults: faultsOf(t), iterations: t.iterations ?? 1 }));
+      return;
+    case "memslot-delete":
+      spawn(name, memslotDeleteTask(kvm, slot(t.slot)));
+      return;
+    case "notifier-invalidate":
+      spawn(name, notifierInvalidateTask(kvm, t.start, t.end));
+      return;
+    case "age":
+      spawn(name, agingTask(kvm, t.start, t.end, t.testOnly ?? false));
+      return;
+    case "dirty-log-enable":
+      spawn(name, dirtyLogEnableTask(kvm, slot(t.slot)));
+      return;
+    case "dirty-log-clear":
+      spawn(name, dirtyLogClearTask(kvm, slot(t.slot)));
+      return;
+    case "destroy-vm":
+      spawn(name, destroyVmTask(kvm));
+      return;
+  }
+}
+
+/** Turn a validated scenario document into a runnable Scenario. */
+export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
+  const scenario: Scenario = {
+    name: doc.name,
+    description: doc.description ?? "",
+    defaultKernel: doc.kernel,
+    machine: doc.machine ?? {},
+    maxSteps: doc.check?.maxSteps,
+    build: (cfg) => (ctx) => {
+      bootMachine({ ...doc.machine, ...cfg.machine });
+      const kvm = kvm_create_vm({
+        features: cfg.features,
+        rootLevel: doc.vm.rootLevel,
+        ptesPerTable: doc.vm.ptesPerTable,
+        memslotPages: doc.vm.memslotPages,
+      });
+      kvm_mmu_init_tdp_mmu(kvm);
+      registerInvariants(kvm);
+      const vcpus = (doc.vcpus ?? []).map((v) => kvm_vcpu_create(kvm, v.smm ?? 0));
+      doc.tasks.forEach((t, i) => {
+        spawnTask((n, b) => ctx.spawn(n, b), kvm, vcpus, t, i);
+      });
+    },
+  };
+  return { scenario, kernel: doc.kernel, features: featureOverrides(doc), variant: doc.variant ?? null };
+}
