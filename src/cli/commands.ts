@@ -1,5 +1,8 @@
 import type { Command } from "@commander-js/extra-typings";
+import { registerCheck } from "./commands/check.js";
 import { registerList } from "./commands/list.js";
+import { registerReplay } from "./commands/replay.js";
+import { registerSeeds } from "./commands/seeds.js";
 import type { Out } from "./io.js";
 
 /** Sets the process exit code from inside an action. */
@@ -7,5 +10,8 @@ export type SetExit = (code: number) => void;
 
 /** Every subcommand, each in its own file. */
 export function registerCommands(program: Command, out: Out, setExit: SetExit): void {
+  registerSeeds(program, out, setExit);
+  registerCheck(program, out, setExit);
+  registerReplay(program, out, setExit);
   registerList(program, out, setExit);
 }

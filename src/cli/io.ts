@@ -35,7 +35,9 @@ export function processOut(): Out {
     info: (t) => process.stderr.write(t.endsWith("\n") ? t : `${t}\n`),
     color: (s) => colorOn(s === "stdout" ? outTTY : errTTY),
     style(stream, fmt, text) {
-      return colorOn(stream === "stdout" ? outTTY : errTTY) ? styleText(fmt, text, { validateStream: false }) : text;
+      return colorOn(stream === "stdout" ? outTTY : errTTY)
+        ? styleText(fmt, text, { validateStream: false })
+        : text;
     },
     progress(text) {
       if (!showProgress) return;

@@ -20,7 +20,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   const out = processOut();
   const program = new Command()
     .name("tdplab")
-    .description("A laboratory for the Linux KVM x86 TDP MMU: model checker and simulator of its root lifecycle.")
+    .description(
+      "A laboratory for the Linux KVM x86 TDP MMU: model checker and simulator of its root lifecycle.",
+    )
     .version(`tdplab ${TOOL_VERSION} (model ${MODEL_VERSION})`, "-V, --version")
     .showHelpAfterError()
     .addHelpText("after", EXAMPLES)
@@ -38,7 +40,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0) return EXIT.ok;
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0)
+        return EXIT.ok;
       return EXIT.usage;
     }
     if (e instanceof UsageError) {
@@ -46,8 +49,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       return EXIT.usage;
     }
     const err = e instanceof Error ? e : new Error(String(e));
-    out.info(`tdplab: internal error: ${err.message}\n${err.stack ?? ""}\nThis is a bug in tdplab; please report it with the command line above.`);
+    out.info(
+      `tdplab: internal error: ${err.message}\n${err.stack ?? ""}\nThis is a bug in tdplab; please report it with the command line above.`,
+    );
     return EXIT.internal;
   }
 }
-

@@ -7,6 +7,8 @@ export type PreemptionModel = "none" | "voluntary" | "full";
 /**
  * How need_resched() is answered when no engine answers it from a clock:
  * "choice" lets the checker explore both answers (up to `needReschedBudget`
+ * true answers per task: a per-task budget keeps one task's choices from
+ * deciding whether another task has a choice at all)
  * true answers per run), "never"/"always" pin it.
  */
 export type NeedReschedPolicy = "choice" | "never" | "always";
@@ -55,18 +57,21 @@ export interface KTask {
   inSoftirq: boolean;
   /** TIF_NEED_RESCHED: once set it stays set until the task schedules. */
   needResched: boolean;
+  /** How many times need_resched() answered true by choice for this task. */
+  reschedUsed: number;
 }
 
 /** Kernel-wide state of one run. Lives in the host's env, so each run gets a fresh one. */
 export class Machine {
   readonly config: MachineConfig;
-  reschedUsed = 0;
   /** RCU callbacks queued and not yet invoked, by callback serial. */
   readonly rcuPending = new Set<number>();
   rcuNextSerial = 0;
   /** Object id each pending callback writes when it is done (rcu_barrier reads them). */
   readonly cbObjs = new Map<number, number>();
   readonly rcuObj: number;
+  /** [rcuObj], shared by every reader's ops. */
+  readonly rcuObjs: readonly number[];
   readonly warnedOnce = new Set<string>();
   /** Every task's kernel state, so grace periods can look at all readers. */
   readonly ktasks: KTask[] = [];
@@ -78,6 +83,7 @@ export class Machine {
   constructor(config: MachineConfig) {
     this.config = config;
     this.rcuObj = host().newObject("rcu");
+    this.rcuObjs = [this.rcuObj];
   }
 }
 
@@ -112,6 +118,7 @@ export function ktask(t: Task = host().current): KTask {
       preemptCount: 0,
       inSoftirq: false,
       needResched: false,
+      reschedUsed: 0,
     };
     t.local = k;
     machine().ktasks.push(k);

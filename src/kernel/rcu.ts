@@ -17,14 +17,17 @@ import { Shared, touch } from "./shared.js";
 /** rcu_read_lock(): nests; the outermost one starts a new read-side section. */
 export function* rcu_read_lock(): Gen<void> {
   const k = ktask();
-  yield { kind: "write", obj: k.rcuObj, fn: currentFn(), step: "rcu_read_lock" };
+  // Entering a section writes this reader's state and reads the grace-period state: it is
+  // ordered against call_rcu()/synchronize_rcu() (which decide whether to wait for it), but
+  // not against other readers.
+  yield { kind: "write", obj: k.rcuObj, objs: machine().rcuObjs, fn: currentFn(), step: "rcu_read_lock" };
   if (k.rcuDepth++ === 0) k.rcuSerial++;
 }
 
 /** rcu_read_unlock(). */
 export function* rcu_read_unlock(): Gen<void> {
   const k = ktask();
-  yield { kind: "write", obj: k.rcuObj, fn: currentFn(), step: "rcu_read_unlock" };
+  yield { kind: "write", obj: k.rcuObj, objs: machine().rcuObjs, fn: currentFn(), step: "rcu_read_unlock" };
   if (k.rcuDepth === 0) {
     host().report({
       invariant: "lockdep",
@@ -44,8 +47,10 @@ function snapshotReaders(): GpSnapshot {
   const readers: { k: KTask; serial: number }[] = [];
   const objs: number[] = [];
   for (const k of machine().ktasks) {
-    objs.push(k.rcuObj);
-    if (k.rcuDepth > 0) readers.push({ k, serial: k.rcuSerial });
+    if (k.rcuDepth > 0) {
+      readers.push({ k, serial: k.rcuSerial });
+      objs.push(k.rcuObj);
+    }
   }
   return { readers, objs };
 }
@@ -60,13 +65,8 @@ export function* synchronize_rcu(): Gen<void> {
   might_sleep("synchronize_rcu()");
   const m = machine();
   const fn = currentFn();
-  yield {
-    kind: "read",
-    obj: m.rcuObj,
-    objs: m.ktasks.map((k) => k.rcuObj),
-    fn,
-    step: "synchronize_rcu: start GP",
-  };
+  // Starting a grace period is ordered against every reader entering or leaving its section.
+  yield { kind: "rmw", obj: m.rcuObj, fn, step: "synchronize_rcu: start GP" };
   const snap = snapshotReaders();
   yield {
     kind: "wait",
@@ -93,13 +93,7 @@ export class RcuHead extends Shared {
  */
 export function* call_rcu(head: RcuHead, cb: () => Gen<void>, name?: string): Gen<void> {
   const m = machine();
-  yield {
-    kind: "rmw",
-    obj: m.rcuObj,
-    objs: m.ktasks.map((k) => k.rcuObj),
-    fn: currentFn(),
-    step: "call_rcu",
-  };
+  yield { kind: "rmw", obj: m.rcuObj, fn: currentFn(), step: "call_rcu" };
   touch(head, "call_rcu");
   if (head.queued) {
     host().report({
@@ -140,7 +134,8 @@ export function* rcu_barrier(): Gen<void> {
   might_sleep("rcu_barrier()");
   const m = machine();
   const fn = currentFn();
-  yield { kind: "read", obj: m.rcuObj, fn, step: "rcu_barrier: snapshot" };
+  // The snapshot is ordered against every callback's completion, finished or not.
+  yield { kind: "read", obj: m.rcuObj, objs: [...m.cbObjs.values()], fn, step: "rcu_barrier: snapshot" };
   const waitFor = [...m.rcuPending];
   const objs = waitFor.map((s) => m.cbObjs.get(s)!);
   yield {

@@ -48,7 +48,7 @@ export function* need_resched(): Gen<boolean> {
   const cfg = m.config;
   if (cfg.needResched === "never") return false;
   if (cfg.needResched === "choice") {
-    if (m.reschedUsed >= cfg.needReschedBudget) return false;
+    if (k.reschedUsed >= cfg.needReschedBudget) return false;
     const v = (yield {
       kind: "choose",
       n: 2,
@@ -57,7 +57,7 @@ export function* need_resched(): Gen<boolean> {
       key: "need_resched",
     }) as number;
     if (v === 0) return false;
-    m.reschedUsed++;
+    k.reschedUsed++;
   }
   k.needResched = true;
   if (preemptible(k)) __schedule(k);

@@ -7,6 +7,7 @@ import { kvm_create_vm, kvm_vcpu_create } from "./kvm.js";
 import { presetByName } from "./presets.js";
 import { kvm_mmu_init_tdp_mmu } from "./tdp_mmu_invalidate.js";
 import type { Kvm, Vcpu } from "./types.js";
+import { vcpu_mode } from "./vcpu.js";
 
 /** Helpers for the root-lifecycle tests: a VM built in setup, and a main task to drive it. */
 
@@ -41,7 +42,11 @@ export function rootsProgram(
     registerInvariants(kvm);
     world.kvm = kvm;
     world.vcpus = [];
-    for (let i = 0; i < (o.vcpus ?? 1); i++) world.vcpus.push(kvm_vcpu_create(kvm));
+    for (let i = 0; i < (o.vcpus ?? 1); i++) {
+      const v = kvm_vcpu_create(kvm);
+      vcpu_mode(v);
+      world.vcpus.push(v);
+    }
     spawn("main", main(world));
   };
 }

@@ -18,6 +18,8 @@ import {
   ghost_fast_zap_begin,
   ghost_gift,
   ghost_gift_put,
+  ghost_invalidation_begin,
+  ghost_invalidation_end,
   ghost_scheduled_consumed,
   ghost_scheduled_set,
   ghost_work_snapshot,
@@ -281,10 +283,12 @@ export const kvm_mmu_zap_all_fast = modelFn("kvm_mmu_zap_all_fast", function* (k
   lockdep_assert_held(kvm.slots_lock);
 
   yield* write_lock(kvm.mmu_lock);
+  ghost_invalidation_begin(kvm);
   if (f.rootTypes) yield* kvm_tdp_mmu_invalidate_roots(kvm, KVM_DIRECT_ROOTS);
   else yield* kvm_tdp_mmu_invalidate_all_roots(kvm);
   const serial = ghost_fast_zap_begin(kvm);
   yield* kvm_make_all_cpus_request(kvm, obsoleteRootsRequest(f));
+  ghost_invalidation_end(kvm);
   yield* write_unlock(kvm.mmu_lock);
 
   if (!f.asyncZapWorker && !f.scheduledRootToZap) {

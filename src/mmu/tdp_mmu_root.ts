@@ -12,6 +12,7 @@ import { KVM_BUG_ON, WARN_ON_ONCE } from "../kernel/warn.js";
 import { INIT_WORK, queue_work, type WorkStruct } from "../kernel/workqueue.js";
 import {
   ghost_gift,
+  ghost_root_free_queued,
   ghost_root_published,
   ghost_work_queued,
   ghost_work_started,
@@ -99,6 +100,7 @@ function* tdp_mmu_unlink_and_free_root(
     // stays held throughout, which is why a vCPU could block for minutes (seed 002).
     yield* tdp_mmu_zap_root(kvm, root, shared, false);
   }
+  ghost_root_free_queued(kvm, root);
   yield* call_rcu(root.rcu_head, () => tdp_mmu_free_sp_rcu_callback(root, kvm), `free ${root.kobj.name}`);
 }
 

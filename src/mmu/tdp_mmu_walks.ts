@@ -81,10 +81,10 @@ export const kvm_tdp_mmu_zap_leafs = modelFn(
  */
 function* tdp_mmu_age_roots(kvm: Kvm, range: KvmGfnRange, test_only: boolean): Gen<boolean> {
   const f = kvm.features;
+  const types = f.agingSkipsInvalidRoots ? KVM_VALID_ROOTS : KVM_ALL_ROOTS;
   let young = false;
   if (f.locklessAging) {
-    const types = KVM_VALID_ROOTS;
-    // Invalid roots must never be aged here: this walk is not allowed to unmap anything.
+    // 6.15 walks valid roots only: this walk must never be what unmaps anything.
     WARN_ON((types & ~KVM_VALID_ROOTS) !== 0, "types & ~KVM_VALID_ROOTS");
     yield* rcu_read_lock();
     yield* for_each_tdp_mmu_root_rcu(kvm, range.slot.as_id, types, function* (root) {
@@ -97,7 +97,6 @@ function* tdp_mmu_age_roots(kvm: Kvm, range: KvmGfnRange, test_only: boolean): G
     yield* rcu_read_unlock();
     return young;
   }
-  const types = f.agingSkipsInvalidRoots ? KVM_VALID_ROOTS : KVM_ALL_ROOTS;
   // The per-root body enters RCU for its own walk.
   yield* __for_each_tdp_mmu_root(kvm, range.slot.as_id, types, function* (root) {
     young = (yield* kvm_tdp_mmu_age_root(kvm, root, range.start, range.end, test_only)) || young;

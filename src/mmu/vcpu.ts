@@ -53,7 +53,10 @@ interface VcpuExt {
 
 const vcpuExt = new WeakMap<Vcpu, VcpuExt>();
 
-/** vcpu->mode as a shared word (created the first time the vCPU is used, owned by struct kvm). */
+/**
+ * vcpu->mode as a shared word, owned by struct kvm. Created the first time the vCPU's own thread
+ * uses it (vcpuTask does so when it is spawned, so object ids do not depend on the schedule).
+ */
 export function vcpu_mode(vcpu: Vcpu): Atomic {
   let e = vcpuExt.get(vcpu);
   if (e === undefined) {
@@ -105,8 +108,11 @@ export const kvm_make_all_cpus_request = modelFn(
     const kicked: Vcpu[] = [];
     for (const vcpu of kvm.vcpus) {
       yield* kvm_make_request(req, vcpu);
+      // A vCPU that never ran has no mode word yet: it is outside the guest, nothing to kick.
+      const m = vcpuExt.get(vcpu)?.mode;
+      if (m === undefined) continue;
       // kvm_request_needs_ipi() -> kvm_vcpu_exiting_guest_mode(): cmpxchg IN_GUEST -> EXITING.
-      const mode = yield* cmpxchg(vcpu_mode(vcpu), IN_GUEST_MODE, EXITING_GUEST_MODE);
+      const mode = yield* cmpxchg(m, IN_GUEST_MODE, EXITING_GUEST_MODE);
       if (mode === IN_GUEST_MODE) kicked.push(vcpu);
     }
     for (const vcpu of kicked) {

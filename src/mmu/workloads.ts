@@ -6,8 +6,9 @@ import { bootMachine, type MachineConfig } from "../kernel/machine.js";
 import { read_lock, read_unlock } from "../kernel/rwlock.js";
 import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
 import type { Features } from "./features.js";
+import { register_page_table_checks } from "./invariants/pages.js";
 import { check_invalid_roots_freed, check_slot_unmapped, registerInvariants } from "./invariants/roots.js";
-import { defaultHostPfn, kvm_create_vm, kvm_vcpu_create } from "./kvm.js";
+import { defaultHostPfn, kvm_create_vm, kvm_vcpu_create, pagesPerHpage } from "./kvm.js";
 import { kvm_get_kvm_at_spawn, kvm_put_kvm } from "./kvm_destroy.js";
 import {
   kvm_mmu_notifier_clear_young,
@@ -15,13 +16,13 @@ import {
   kvm_mmu_notifier_invalidate_range_start,
   kvm_mmu_notifier_test_young,
 } from "./mmu_notifier.js";
-import { PG_LEVEL_4K } from "./tdp_iter.js";
+import { KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_4K } from "./tdp_iter.js";
 import { kvm_mmu_init_tdp_mmu, kvm_mmu_zap_all_fast } from "./tdp_mmu_invalidate.js";
 import { KVM_MEM_LOG_DIRTY_PAGES, kvm_tdp_mmu_page_fault } from "./tdp_mmu_map.js";
 import { kvm_tdp_mmu_clear_dirty_slot, kvm_tdp_mmu_wrprot_slot } from "./tdp_mmu_walks.js";
 import { kvm_flush_remote_tlbs } from "./tlb.js";
 import type { Kvm, Memslot, Vcpu } from "./types.js";
-import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest } from "./vcpu.js";
+import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest, vcpu_mode } from "./vcpu.js";
 
 /**
  * The tasks scenarios compose: each is a generator that plays one user of the
@@ -59,6 +60,7 @@ export interface VcpuTaskOptions {
 export function* vcpuTask(vcpu: Vcpu, opts: VcpuTaskOptions): Gen<void> {
   const kvm = vcpu.kvm;
   kvm_get_kvm_at_spawn(kvm);
+  vcpu_mode(vcpu);
   const iterations = opts.iterations ?? 1;
   const maxRetries = opts.maxRetries ?? 2;
   for (let it = 0; it < iterations; it++) {
@@ -151,13 +153,28 @@ const migrate_pages = modelFn("migrate_pages", function* (kvm: Kvm, start: numbe
   }
 });
 
-/** notifierInvalidateTask: invalidate_range_start, the host remaps the range, invalidate_range_end. */
+/**
+ * The range the primary MMU invalidates to change [start, end): the model's host maps a huge page
+ * wherever frames are contiguous and aligned, and a host that changes part of a huge mapping
+ * splits it first (split_huge_pmd), which invalidates the whole huge range. So the range is
+ * widened to KVM_MAX_HUGEPAGE_LEVEL boundaries.
+ */
+export function host_invalidation_range(kvm: Kvm, start: number, end: number): [number, number] {
+  const n = pagesPerHpage(kvm.geometry, KVM_MAX_HUGEPAGE_LEVEL);
+  return [start - (start % n), Math.min(kvm.geometry.maxGfn, Math.ceil(end / n) * n)];
+}
+
+/**
+ * notifierInvalidateTask: invalidate_range_start, the host moves the pages of [start, end) to new
+ * frames (a migration), invalidate_range_end; the notified range is widened to whole huge pages.
+ */
 export function* notifierInvalidateTask(kvm: Kvm, start: number, end: number): Gen<void> {
   kvm_get_kvm_at_spawn(kvm);
   hostState(kvm);
-  yield* kvm_mmu_notifier_invalidate_range_start(kvm, start, end);
+  const [s, e] = host_invalidation_range(kvm, start, end);
+  yield* kvm_mmu_notifier_invalidate_range_start(kvm, s, e);
   yield* migrate_pages(kvm, start, end);
-  yield* kvm_mmu_notifier_invalidate_range_end(kvm, start, end);
+  yield* kvm_mmu_notifier_invalidate_range_end(kvm, s, e);
   yield* kvm_put_kvm(kvm);
 }
 
@@ -249,7 +266,7 @@ export function* destroyVmTask(kvm: Kvm, opts: DestroyVmOptions = {}): Gen<void>
 
 export interface ChurnOptions {
   readonly machine?: Partial<MachineConfig>;
-  /** Register the root invariants (default true). */
+  /** Register the root invariants and the page-table invariants (default true). */
   readonly invariants?: boolean;
 }
 
@@ -265,7 +282,10 @@ export function churnProgram(features: Features, opts: ChurnOptions = {}): Progr
     const kvm = kvm_create_vm({ features, rootLevel: 4, ptesPerTable: 2, memslotPages: 8 });
     kvm.memslots.push({ id: 1, as_id: 0, base_gfn: 8, npages: 8, flags: 0, deleted: false });
     kvm_mmu_init_tdp_mmu(kvm);
-    if (opts.invariants ?? true) registerInvariants(kvm);
+    if (opts.invariants ?? true) {
+      registerInvariants(kvm);
+      register_page_table_checks(kvm);
+    }
     const v0 = kvm_vcpu_create(kvm);
     const v1 = kvm_vcpu_create(kvm);
     spawn(

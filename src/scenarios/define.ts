@@ -63,6 +63,12 @@ export interface Variant {
   readonly features?: Partial<Features>;
   /** Replacement model functions, by kernel name. */
   readonly overrides?: Readonly<Record<string, AnyOverride>>;
+  /**
+   * Invariants that state the very rule this design changes (e.g. "invalid is set only
+   * under the write mmu_lock" for a design that sets it under the read lock). They are
+   * not reported, so the verdict rests on the rule's consequences.
+   */
+  readonly waives?: readonly string[];
 }
 
 export function defineVariant(v: Variant): Variant {

@@ -1,6 +1,6 @@
 import type { RunResult } from "../engine/runtime.js";
-import { TRACE_SCHEMA_VERSION, type TraceDoc, type TraceRunInfo } from "./schema.js";
 import { TOOL_VERSION } from "../version.js";
+import { TRACE_SCHEMA_VERSION, type TraceDoc, type TraceRunInfo } from "./schema.js";
 
 /** Turn a recorded run into the versioned trace document. */
 export function buildTraceDoc(r: RunResult, run: TraceRunInfo, replay: string, states?: unknown[]): TraceDoc {

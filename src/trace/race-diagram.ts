@@ -18,7 +18,9 @@ function conflict(a: Step, b: Step): boolean {
 export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
   const steps = doc.steps;
   if (steps.length === 0) return [];
-  const vStep = doc.violation ? Math.min(Math.max(doc.violation.step, 0), steps.length - 1) : steps.length - 1;
+  const vStep = doc.violation
+    ? Math.min(Math.max(doc.violation.step, 0), steps.length - 1)
+    : steps.length - 1;
   const keep = new Set<number>([vStep]);
   const objs = new Set<number>([steps[vStep].obj]);
   const tasks = new Set<number>([steps[vStep].task]);
@@ -46,7 +48,8 @@ export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
     // Too much history: keep lock traffic, frees and accesses to the violating object.
     const vObj = steps[vStep].obj;
     out = out.filter(
-      (s) => s.obj === vObj || s.kind === "acquire" || s.kind === "release" || s.step === "kfree" || s.i === vStep,
+      (s) =>
+        s.obj === vObj || s.kind === "acquire" || s.kind === "release" || s.step === "kfree" || s.i === vStep,
     );
     if (out.length > limit) out = out.slice(out.length - limit);
   }

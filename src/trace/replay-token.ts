@@ -1,4 +1,10 @@
-import { decodeChoices, encodeChoices, fromBase64Url, ReplayFormatError, toBase64Url } from "../engine/replay-codec.js";
+import {
+  decodeChoices,
+  encodeChoices,
+  fromBase64Url,
+  ReplayFormatError,
+  toBase64Url,
+} from "../engine/replay-codec.js";
 
 /**
  * A self-contained replay string: what to run and how to schedule it.
@@ -44,13 +50,20 @@ export function decodeReplayToken(text: string): ReplayToken {
   if (dot < 0) throw new ReplayFormatError("replay string has no choice payload after the header");
   let header: ReplayHeader;
   try {
-    const json = new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(fromBase64Url(rest.slice(0, dot))));
+    const json = new TextDecoder("utf-8", { fatal: true }).decode(
+      new Uint8Array(fromBase64Url(rest.slice(0, dot))),
+    );
     header = JSON.parse(json) as ReplayHeader;
   } catch (e) {
     if (e instanceof ReplayFormatError) throw e;
     throw new ReplayFormatError("replay string header is not valid");
   }
-  if (typeof header !== "object" || header === null || typeof header.s !== "string" || typeof header.k !== "string") {
+  if (
+    typeof header !== "object" ||
+    header === null ||
+    typeof header.s !== "string" ||
+    typeof header.k !== "string"
+  ) {
     throw new ReplayFormatError("replay string header lacks the scenario or the kernel");
   }
   const choices = decodeChoices(`v1.${rest.slice(dot + 1)}`);

@@ -1,16 +1,30 @@
 import type { ChooseOp } from "../op.js";
-import { type Program, Runtime, type RunObserver } from "../runtime.js";
+import { type Program, type RunObserver, Runtime } from "../runtime.js";
 import type { Scheduler } from "../scheduler.js";
 import type { Task } from "../task.js";
 import { RunAbort } from "./errors.js";
-import type { RunOutcome, Searcher } from "./outcome.js";
+import { INTERRUPT_EVERY, type RunOutcome, type Searcher, type StopCheck } from "./outcome.js";
 
 export interface DfsConfig {
   readonly program: Program;
   readonly maxSteps: number;
   readonly overrides?: ReadonlyMap<string, Function>;
+  readonly stopRunAtViolation?: boolean;
   /** Preemption bound; Infinity for plain exhaustive enumeration. */
   readonly bound: number;
+}
+
+/** A subtree for a worker: every extension of `plan` (the first plan.length choices are fixed). */
+export interface DfsJob {
+  readonly plan: readonly number[];
+}
+
+/** A prefix probe: the choices taken up to the cut, and how many were allowed at each. */
+export interface DfsProbe {
+  readonly taken: readonly number[];
+  readonly allowed: readonly number[];
+  /** The run ended before reaching the requested number of choice points. */
+  readonly ended: boolean;
 }
 
 export interface DfsStateJson {
@@ -37,6 +51,10 @@ export class DfsSearcher implements Searcher, Scheduler, RunObserver {
   private preempts = 0;
   private cut = false;
   private readonly opts: Task[] = [];
+  /** Choice points below this index are fixed (job mode). */
+  private base = 0;
+  /** Probe mode: stop when this many choices have been made. */
+  private stopAfter = -1;
 
   constructor(private readonly cfg: DfsConfig) {}
 
@@ -44,7 +62,10 @@ export class DfsSearcher implements Searcher, Scheduler, RunObserver {
     return this.cut;
   }
 
-  run(): RunOutcome {
+  private stop: StopCheck | undefined;
+
+  run(stop?: StopCheck): RunOutcome {
+    this.stop = stop;
     this.taken = [];
     this.allowed = [];
     this.pos = 0;
@@ -55,29 +76,40 @@ export class DfsSearcher implements Searcher, Scheduler, RunObserver {
       observer: this,
       maxSteps: this.cfg.maxSteps + 1,
       overrides: this.cfg.overrides,
+      stopOnViolation: this.cfg.stopRunAtViolation ?? true,
     });
-    let depthCut = false;
+    let abort: RunAbort | null = null;
     try {
       rt.start(this.cfg.program);
       if (!rt.stopped) rt.runToEnd();
     } catch (e) {
       if (!(e instanceof RunAbort)) throw e;
-      depthCut = true;
+      abort = e;
     }
     const r = rt.result();
-    return { violations: r.violations, choices: r.choices, steps: r.stats.steps, blocked: false, depthCut };
+    const interrupted = abort?.why === "interrupted";
+    if (interrupted) this.taken = [];
+    return {
+      violations: interrupted ? [] : r.violations,
+      choices: r.choices,
+      steps: r.stats.steps,
+      blocked: false,
+      depthCut: abort?.why === "depth",
+      interrupted,
+    };
   }
 
   advance(): boolean {
     let d = this.taken.length - 1;
-    while (d >= 0 && this.taken[d] + 1 >= this.allowed[d]) d--;
-    if (d < 0) return false;
+    while (d >= this.base && this.taken[d] + 1 >= this.allowed[d]) d--;
+    if (d < this.base) return false;
     this.plan = this.taken.slice(0, d);
     this.plan.push(this.taken[d] + 1);
     return true;
   }
 
   private next(allowed: number): number {
+    if (this.pos === this.stopAfter) throw new RunAbort("probe");
     const i = this.pos < this.plan.length ? this.plan[this.pos] : 0;
     this.pos++;
     this.taken.push(i);
@@ -113,11 +145,29 @@ export class DfsSearcher implements Searcher, Scheduler, RunObserver {
 
   onStep(index: number, task: Task): void {
     if (index >= this.cfg.maxSteps) throw new RunAbort("depth");
+    if (index % INTERRUPT_EVERY === INTERRUPT_EVERY - 1 && this.stop?.()) throw new RunAbort("interrupted");
     this.prev = task.id;
   }
 
   memory(): { stack: number; wakeupNodes: number } {
     return { stack: this.taken.length, wakeupNodes: 0 };
+  }
+
+  setupJob(job: DfsJob): void {
+    this.plan = job.plan.slice();
+    this.base = job.plan.length;
+  }
+
+  /** Follow `plan` and stop at choice point number `depth` (or at the end of the run). */
+  probe(plan: readonly number[], depth: number): DfsProbe {
+    this.plan = plan.slice();
+    this.stopAfter = depth;
+    try {
+      this.run();
+    } finally {
+      this.stopAfter = -1;
+    }
+    return { taken: this.taken.slice(), allowed: this.allowed.slice(), ended: this.taken.length < depth };
   }
 
   checkpointState(): DfsStateJson {

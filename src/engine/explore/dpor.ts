@@ -5,14 +5,18 @@ import type { Task } from "../task.js";
 import { NondeterminismError, RunAbort } from "./errors.js";
 import { conflict, type Foot, footOf, sameFoot, writesInto } from "./foot.js";
 import { Interner } from "./intern.js";
-import type { RunOutcome, Searcher } from "./outcome.js";
+import { INTERRUPT_EVERY, type RunOutcome, type Searcher, type StopCheck } from "./outcome.js";
 import { TrackedRuntime } from "./tracked-runtime.js";
 import {
+  cloneForest,
   insertSequence,
+  mapForest,
   type SeqEv,
+  type SeqMeta,
   type SleepEntry,
   type StateView,
   sleepCovers,
+  type Tree,
   treeSize,
   UNIT_KEY,
   type WNode,
@@ -95,6 +99,7 @@ export interface DporConfig {
   readonly program: Program;
   readonly maxSteps: number;
   readonly overrides?: ReadonlyMap<string, Function>;
+  readonly stopRunAtViolation?: boolean;
 }
 
 /** Serialised event: names instead of interned ids. */
@@ -106,20 +111,57 @@ export interface SeqEvJson {
   readonly b: boolean;
   readonly s: readonly string[] | null;
 }
-export interface WNodeJson {
-  readonly e: SeqEvJson;
-  readonly k: readonly WNodeJson[];
-}
 export interface DNodeJson {
   readonly sleep: readonly { readonly t: string; readonly k: string | null }[];
-  readonly wut: readonly WNodeJson[];
+  readonly wut: readonly Tree<SeqEvJson>[];
   readonly cur: {
     readonly t: string;
     readonly labeled: boolean;
     readonly plan: readonly number[];
-    readonly sub: readonly WNodeJson[];
+    readonly sub: readonly Tree<SeqEvJson>[];
   } | null;
 }
+/** A subtree for a worker: the child `child` of the node reached by `prefix`. */
+export interface DporJob {
+  readonly setupPlan: readonly number[];
+  /** Steps from the root to the node: task name and full label. */
+  readonly prefix: readonly { readonly t: string; readonly plan: readonly number[] }[];
+  /** The child to explore: labelled (its plan is the label) or unit (every label). */
+  readonly child: { readonly t: string; readonly labeled: boolean; readonly plan: readonly number[] };
+  /** The node's sleep set when the child was started. */
+  readonly sleep: readonly { readonly t: string; readonly k: string | null }[];
+  /** The child's wakeup subtree. */
+  readonly sub: readonly Tree<SeqEvJson>[];
+}
+
+/** A race reversal that belongs to a node above the job's subtree: the coordinator inserts it. */
+export interface ExportedInsertion {
+  readonly depth: number;
+  readonly seq: readonly SeqEvJson[];
+  readonly meta: SeqMeta;
+}
+
+/** What a prefix probe saw at the state it stopped at. */
+export interface ProbeResult {
+  /** The run reached the state after the prefix with some task enabled. */
+  readonly reached: boolean;
+  readonly setupGot: readonly number[];
+  readonly setupNs: readonly number[];
+  /** Label and label sizes of the prefix's last step (if it ran). */
+  readonly lastGot: readonly number[];
+  readonly lastNs: readonly number[];
+  /** Footprint of the last step. */
+  readonly lastFoot: { readonly w: string | null; readonly r: readonly string[] } | null;
+  /** Every live task at the state: name, next op footprint, blocking op, enabled. */
+  readonly view: readonly {
+    readonly t: string;
+    readonly w: string | null;
+    readonly r: readonly string[];
+    readonly b: boolean;
+    readonly enabled: boolean;
+  }[];
+}
+
 export interface DporStateJson {
   readonly nodes: readonly DNodeJson[];
   readonly setupPlan: readonly number[];
@@ -147,12 +189,25 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
   private ex = new Exec();
   private rt: TrackedRuntime | null = null;
   private entered = -1;
+  /** Nodes below this depth belong to a coordinator (job mode); their races are exported. */
+  private base = 0;
+  readonly exported: ExportedInsertion[] = [];
+  /** Probe mode: stop when this state is reached and describe it. */
+  private stopAt = -1;
+  private probed: ProbeResult | null = null;
 
   constructor(private readonly cfg: DporConfig) {}
 
   // ---- driving ----------------------------------------------------------------
 
-  run(): RunOutcome {
+  private stop: StopCheck | undefined;
+
+  run(stop?: StopCheck): RunOutcome {
+    this.stop = stop;
+    // What an interrupted run must give back: the nodes it pushed and the subtree it consumed.
+    const n0 = this.nodes.length;
+    const top = n0 > 0 ? this.nodes[n0 - 1].cur : null;
+    const topSub = top !== null && top.sub.length > 0 ? cloneForest(top.sub) : null;
     const ex = new Exec();
     this.ex = ex;
     this.entered = -1;
@@ -163,6 +218,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       observer: this,
       maxSteps: this.cfg.maxSteps + 1,
       overrides: this.cfg.overrides,
+      stopOnViolation: this.cfg.stopRunAtViolation ?? true,
     });
     rt.onNewObject = (id, creator) => this.onNewObject(id, creator);
     this.rt = rt;
@@ -177,12 +233,18 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     }
     this.rt = null;
     const r = rt.result();
+    const interrupted = abort?.why === "interrupted";
+    if (interrupted) {
+      this.nodes.length = n0;
+      if (top !== null && topSub !== null) top.sub = topSub;
+    }
     return {
-      violations: r.violations,
+      violations: interrupted ? [] : r.violations,
       choices: r.choices,
       steps: r.stats.steps,
-      blocked: abort !== null && abort.why !== "depth",
-      depthCut: abort !== null && abort.why === "depth",
+      blocked: abort !== null && (abort.why === "sleep-blocked" || abort.why === "redundant"),
+      depthCut: abort?.why === "depth",
+      interrupted,
     };
   }
 
@@ -190,7 +252,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
   advance(): boolean {
     const ex = this.ex;
     const nodes = this.nodes;
-    while (nodes.length > 0) {
+    const base = this.base;
+    while (nodes.length > base) {
       const b = nodes.length - 1;
       const node = nodes[b];
       const cur = node.cur!;
@@ -221,6 +284,18 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         this.counters.deadBranches++;
       }
       nodes.pop();
+    }
+    if (base > 0) {
+      // Job mode: only the labels of the job's own child remain to enumerate.
+      const cur = nodes[base - 1].cur!;
+      if (cur.labeled) return false;
+      const p = nextLabel(cur.got, cur.ns);
+      if (p < 0) return false;
+      cur.plan = cur.got.slice(0, p);
+      cur.plan.push(cur.got[p] + 1);
+      this.replayLen = base;
+      this.div = base - 1;
+      return true;
     }
     const p = nextLabel(this.setupGot, this.setupNs);
     if (p >= 0) {
@@ -253,7 +328,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     if (k < 0) {
       const pos = this.setupGot.length;
       const v = pos < this.setupPlan.length ? this.setupPlan[pos] : 0;
-      if (v >= n) throw new NondeterminismError(`setup choice ${pos} (${op.fn}:${op.step}) offers ${n} values`);
+      if (v >= n)
+        throw new NondeterminismError(`setup choice ${pos} (${op.fn}:${op.step}) offers ${n} values`);
       this.setupGot.push(v);
       this.setupNs.push(n);
       return v;
@@ -264,7 +340,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       throw new NondeterminismError(`step ${k} made an unexpected data choice (${op.fn}:${op.step})`);
     }
     const v = pos < cur.plan.length ? cur.plan[pos] : 0;
-    if (v >= n) throw new NondeterminismError(`step ${k} choice ${pos} (${op.fn}:${op.step}) offers ${n} values`);
+    if (v >= n)
+      throw new NondeterminismError(`step ${k} choice ${pos} (${op.fn}:${op.step}) offers ${n} values`);
     cur.got.push(v);
     cur.ns.push(n);
     return v;
@@ -349,9 +426,14 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     const ids: number[] = [];
     for (const t of enabled) ids.push(t.id);
     ex.enabledAt[k] = ids;
+    if (k === this.stopAt) this.capture(k);
     if (k > 0) this.finalize(k - 1);
     this.blockedRaces(k);
-    if (k >= this.cfg.maxSteps) throw new RunAbort("depth");
+    if (k >= this.cfg.maxSteps) {
+      this.pendingRaces(k);
+      throw new RunAbort("depth");
+    }
+    if (k % INTERRUPT_EVERY === INTERRUPT_EVERY - 1 && this.stop?.()) throw new RunAbort("interrupted");
     return this.decide(k, enabled);
   }
 
@@ -369,6 +451,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     ex.enabledAt[n] = ids;
     if (n > 0) this.finalize(n - 1);
     this.blockedRaces(n);
+    // Stopped by a violation with tasks still runnable: their next steps race too.
+    if (ids.length > 0) this.pendingRaces(n);
   }
 
   private decide(k: number, enabled: readonly Task[]): Task {
@@ -581,7 +665,58 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       for (const o of pf.r) push(o);
       const races = this.directRaces(cands, base);
       if (races.length === 0) continue;
-      const seq: SeqEv = { task: ex.rtCanon[q], vals: null, key: UNIT_KEY, foot: pf, blocking: true, spawns: null };
+      const seq: SeqEv = {
+        task: ex.rtCanon[q],
+        vals: null,
+        key: UNIT_KEY,
+        foot: pf,
+        blocking: true,
+        spawns: null,
+      };
+      for (const c of races) this.reverse(c, k, q, seq);
+    }
+  }
+
+  /**
+   * The run was truncated at state k (depth bound, or a violation stopped it)
+   * while tasks could still run. Their next steps would have come later and
+   * raced with earlier steps; reverse those races now, or the schedules that
+   * run them earlier would never be tried.
+   */
+  private pendingRaces(k: number): void {
+    if (k === 0 || k - 1 < this.div) return;
+    const ex = this.ex;
+    const tasks = this.rt!.tasks;
+    for (const q of ex.enabledAt[k]) {
+      const op = tasks[q].pending!;
+      const pf = this.pendingFoot(q)!;
+      const cands: number[] = [];
+      for (const o of pf.r) {
+        const w = ex.lastWrite.get(o);
+        if (w !== undefined && ex.evTask[w] !== q) cands.push(w);
+      }
+      if (pf.w >= 0) {
+        const reads = ex.readsSince.get(pf.w);
+        let anyRead = false;
+        if (reads !== undefined) {
+          for (const r of reads) {
+            anyRead = true;
+            if (ex.evTask[r] !== q) cands.push(r);
+          }
+        }
+        const w = ex.lastWrite.get(pf.w);
+        if (!anyRead && w !== undefined && ex.evTask[w] !== q) cands.push(w);
+      }
+      const races = this.directRaces(cands, ex.taskClock[q]);
+      if (races.length === 0) continue;
+      const seq: SeqEv = {
+        task: ex.rtCanon[q],
+        vals: null,
+        key: UNIT_KEY,
+        foot: pf,
+        blocking: op.enabled !== undefined,
+        spawns: null,
+      };
       for (const c of races) this.reverse(c, k, q, seq);
     }
   }
@@ -618,8 +753,30 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       }
     }
     const w: SeqEv[] = [];
-    for (const m of notdep) w.push(ex.evSeq[m]);
+    const rt: number[] = [];
+    const loc: number[] = [];
+    const vc: number[][] = [];
+    const lastVc: number[] = [];
+    const lf = last.foot;
+    for (const m of notdep) {
+      const e = ex.evSeq[m];
+      w.push(e);
+      rt.push(ex.evTask[m]);
+      loc.push(ex.evLocal[m]);
+      vc.push(ex.evVC[m]);
+      // Within the sequence, `last` comes after its own task's steps, what it conflicts with, and its spawner.
+      if (ex.evTask[m] === q || conflict(e.foot, lf) || (e.spawns !== null && e.spawns.includes(last.task))) {
+        join(lastVc, ex.evVC[m]);
+      }
+    }
     w.push(last);
+    rt.push(q);
+    loc.push(j < ex.evTask.length && ex.evTask[j] === q ? ex.evLocal[j] : ex.taskEvents[q].length);
+    vc.push(lastVc);
+    if (i < this.base) {
+      this.exported.push({ depth: i, seq: w.map((e) => this.evJson(e)), meta: { rt, loc, vc } });
+      return;
+    }
     const node = this.nodes[i];
     const view: StateView = {
       footAt: (task) => {
@@ -631,21 +788,138 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         return id !== undefined && ex.enabledAt[i].includes(id);
       },
     };
-    if (insertSequence(node.wut, node.sleep, view, w) === "inserted") this.counters.insertions++;
+    if (insertSequence(node.wut, node.sleep, view, w, { rt, loc, vc }) === "inserted")
+      this.counters.insertions++;
+  }
+
+  // ---- job mode and probes (parallel exploration) --------------------------------
+
+  /** Explore one job's subtree: the prefix is replayed, races above it are exported. */
+  setupJob(job: DporJob): void {
+    const T = (n: string): number => this.tasks.id(n);
+    this.setupPlan = job.setupPlan.slice();
+    this.nodes = job.prefix.map((p) => ({
+      sleep: [],
+      wut: [],
+      cur: { task: T(p.t), labeled: true, plan: p.plan.slice(), got: [], ns: [], sub: [] },
+    }));
+    this.nodes.push({
+      sleep: job.sleep.map((x) => ({ task: T(x.t), key: x.k })),
+      wut: [],
+      cur: {
+        task: T(job.child.t),
+        labeled: job.child.labeled,
+        plan: job.child.plan.slice(),
+        got: [],
+        ns: [],
+        sub: mapForest(job.sub, (e) => this.evFromJson(e)),
+      },
+    });
+    this.base = this.nodes.length;
+    this.replayLen = this.base;
+    this.div = 0;
+  }
+
+  /**
+   * Run the program along `path` (the last step unit: plan is a label prefix)
+   * and describe the state after it, without exploring or detecting races.
+   */
+  probe(
+    setupPlan: readonly number[],
+    path: readonly { readonly t: string; readonly labeled: boolean; readonly plan: readonly number[] }[],
+  ): ProbeResult {
+    const T = (n: string): number => this.tasks.id(n);
+    this.setupPlan = setupPlan.slice();
+    this.nodes = path.map((p) => ({
+      sleep: [],
+      wut: [],
+      cur: { task: T(p.t), labeled: p.labeled, plan: p.plan.slice(), got: [], ns: [], sub: [] },
+    }));
+    this.replayLen = path.length;
+    this.div = Number.POSITIVE_INFINITY;
+    this.base = 0;
+    this.stopAt = path.length;
+    this.probed = null;
+    try {
+      this.run();
+    } finally {
+      this.stopAt = -1;
+    }
+    const k = path.length;
+    const last = k > 0 ? this.nodes[k - 1]?.cur : undefined;
+    const got = this.probed ?? {
+      reached: false,
+      setupGot: this.setupGot.slice(),
+      setupNs: this.setupNs.slice(),
+      lastGot: last?.got.slice() ?? [],
+      lastNs: last?.ns.slice() ?? [],
+      lastFoot: null,
+      view: [],
+    };
+    this.nodes = [];
+    return got;
+  }
+
+  private capture(k: number): void {
+    const ex = this.ex;
+    const name = (o: number): string => this.objs.name(o);
+    const view: ProbeResult["view"][number][] = [];
+    const tasks = this.rt!.tasks;
+    for (const t of tasks) {
+      const op = t.pending;
+      if (op === null) continue;
+      const f = this.pendingFoot(t.id)!;
+      view.push({
+        t: this.tasks.name(ex.rtCanon[t.id]),
+        w: f.w >= 0 ? name(f.w) : null,
+        r: f.r.map(name),
+        b: op.enabled !== undefined,
+        enabled: ex.enabledAt[k].includes(t.id),
+      });
+    }
+    const cur = k > 0 ? this.nodes[k - 1].cur! : null;
+    const lf = k > 0 ? ex.evFoot[k - 1] : null;
+    this.probed = {
+      reached: true,
+      setupGot: this.setupGot.slice(),
+      setupNs: this.setupNs.slice(),
+      lastGot: cur?.got.slice() ?? [],
+      lastNs: cur?.ns.slice() ?? [],
+      lastFoot: lf === null ? null : { w: lf.w >= 0 ? name(lf.w) : null, r: lf.r.map(name) },
+      view,
+    };
+    throw new RunAbort("probe");
   }
 
   // ---- checkpoint -----------------------------------------------------------
 
-  checkpointState(): DporStateJson {
-    const evJson = (e: SeqEv): SeqEvJson => ({
+  evJson(e: SeqEv): SeqEvJson {
+    return {
       t: this.tasks.name(e.task),
       v: e.vals,
       w: e.foot.w >= 0 ? this.objs.name(e.foot.w) : null,
       r: e.foot.r.map((o) => this.objs.name(o)),
       b: e.blocking,
       s: e.spawns === null ? null : e.spawns.map((t) => this.tasks.name(t)),
-    });
-    const treeJson = (ks: readonly WNode[]): WNodeJson[] => ks.map((n) => ({ e: evJson(n.ev), k: treeJson(n.kids) }));
+    };
+  }
+
+  evFromJson(e: SeqEvJson): SeqEv {
+    const T = (n: string): number => this.tasks.id(n);
+    const O = (n: string): number => this.objs.id(n);
+    return {
+      task: T(e.t),
+      vals: e.v === null ? null : e.v.slice(),
+      key: e.v === null ? UNIT_KEY : e.v.join(","),
+      foot: { w: e.w === null ? -1 : O(e.w), r: e.r.map(O) },
+      blocking: e.b,
+      spawns: e.s === null ? null : e.s.map(T),
+    };
+  }
+
+  checkpointState(): DporStateJson {
+    const evJson = (e: SeqEv): SeqEvJson => this.evJson(e);
+    const treeJson = (ks: readonly WNode[]): Tree<SeqEvJson>[] => mapForest(ks, evJson);
     return {
       nodes: this.nodes.map((d) => ({
         sleep: d.sleep.map((s) => ({ t: this.tasks.name(s.task), k: s.key })),
@@ -653,7 +927,12 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         cur:
           d.cur === null
             ? null
-            : { t: this.tasks.name(d.cur.task), labeled: d.cur.labeled, plan: d.cur.plan, sub: treeJson(d.cur.sub) },
+            : {
+                t: this.tasks.name(d.cur.task),
+                labeled: d.cur.labeled,
+                plan: d.cur.plan,
+                sub: treeJson(d.cur.sub),
+              },
       })),
       setupPlan: this.setupPlan,
       replayLen: this.replayLen,
@@ -663,16 +942,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
 
   restore(s: DporStateJson): void {
     const T = (n: string): number => this.tasks.id(n);
-    const O = (n: string): number => this.objs.id(n);
-    const ev = (e: SeqEvJson): SeqEv => ({
-      task: T(e.t),
-      vals: e.v === null ? null : e.v.slice(),
-      key: e.v === null ? UNIT_KEY : e.v.join(","),
-      foot: { w: e.w === null ? -1 : O(e.w), r: e.r.map(O) },
-      blocking: e.b,
-      spawns: e.s === null ? null : e.s.map(T),
-    });
-    const tree = (ks: readonly WNodeJson[]): WNode[] => ks.map((n) => ({ ev: ev(n.e), kids: tree(n.k) }));
+    const ev = (e: SeqEvJson): SeqEv => this.evFromJson(e);
+    const tree = (ks: readonly Tree<SeqEvJson>[]): WNode[] => mapForest(ks, ev);
     this.nodes = s.nodes.map((d) => ({
       sleep: d.sleep.map((x) => ({ task: T(x.t), key: x.k })),
       wut: tree(d.wut),

@@ -7,7 +7,7 @@ import { ReplayMismatch } from "../scheduler.js";
  */
 export class RunAbort extends ReplayMismatch {
   override name = "RunAbort";
-  constructor(readonly why: "depth" | "sleep-blocked" | "redundant" | "interrupted") {
+  constructor(readonly why: "depth" | "sleep-blocked" | "redundant" | "interrupted" | "probe") {
     super(`run ended early: ${why}`);
   }
 }

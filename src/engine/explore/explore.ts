@@ -1,8 +1,8 @@
 import { encodeChoices } from "../replay-codec.js";
 import { type Program, runProgram } from "../runtime.js";
 import { ReplayScheduler } from "../scheduler.js";
-import { type DfsStateJson, DfsSearcher } from "./dfs.js";
-import { type DporStateJson, DporSearcher } from "./dpor.js";
+import { DfsSearcher, type DfsStateJson } from "./dfs.js";
+import { DporSearcher, type DporStateJson } from "./dpor.js";
 import type { Searcher } from "./outcome.js";
 import { PctSearcher, RandomSearcher } from "./sample.js";
 import {
@@ -25,9 +25,10 @@ function isSampling(s: Strategy): boolean {
   return s === "pct" || s === "random";
 }
 
-function makeSearcher(program: Program, strategy: Strategy, opts: ExploreOptions): Searcher {
+export function makeSearcher(program: Program, strategy: Strategy, opts: ExploreOptions): Searcher {
   const maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
-  const base = { program, maxSteps, overrides: opts.overrides };
+  const stopRunAtViolation = opts.stopRunAtViolation ?? opts.stopOnFirstViolation ?? true;
+  const base = { program, maxSteps, overrides: opts.overrides, stopRunAtViolation };
   const resume = opts.resumeFrom;
   switch (strategy) {
     case "dpor": {
@@ -53,7 +54,7 @@ function makeSearcher(program: Program, strategy: Strategy, opts: ExploreOptions
  * One exploration, stepped a run at a time so that explore() and
  * exploreAsync() share everything but the waiting.
  */
-class Driver {
+export class Driver {
   readonly strategy: Strategy;
   private readonly searcher: Searcher;
   private readonly t0: number;
@@ -64,6 +65,8 @@ class Driver {
   private readonly stats: ExploreStats;
   private readonly cut = new Set<CutReason>();
   private violationChoices: readonly number[] | null = null;
+  /** Run index (0-based, blocked runs included) of the first violation. */
+  private violationIndex = -1;
   private exhausted = false;
   private done = false;
   private readonly maxExecutions: number;
@@ -72,6 +75,7 @@ class Driver {
   constructor(
     private readonly program: Program,
     private readonly opts: ExploreOptions,
+    searcher?: Searcher,
   ) {
     const resume = opts.resumeFrom;
     if (resume && resume.version !== 1) throw new Error(`unsupported checkpoint version ${resume.version}`);
@@ -80,7 +84,7 @@ class Driver {
       throw new Error(`checkpoint is for strategy ${resume.strategy}, not ${this.strategy}`);
     }
     if (resume && isSampling(this.strategy)) throw new Error(`${this.strategy} runs cannot be resumed`);
-    this.searcher = makeSearcher(program, this.strategy, opts);
+    this.searcher = searcher ?? makeSearcher(program, this.strategy, opts);
     this.t0 = performance.now() - (resume?.elapsedMs ?? 0);
     this.lastProgress = performance.now();
     this.executions = resume?.executions ?? 0;
@@ -116,8 +120,26 @@ class Driver {
     return true;
   }
 
+  private readonly stopCheck = (): boolean => {
+    const { opts } = this;
+    if (opts.signal?.aborted) {
+      this.midRunStop = "interrupted";
+      return true;
+    }
+    if (opts.timeLimitMs !== undefined && performance.now() - this.t0 >= opts.timeLimitMs) {
+      this.midRunStop = "time-limit";
+      return true;
+    }
+    return false;
+  };
+  private midRunStop: CutReason | null = null;
+
   private runOne(): void {
-    const out = this.searcher.run();
+    const out = this.searcher.run(this.stopCheck);
+    if (out.interrupted) {
+      this.stop(this.midRunStop ?? "interrupted");
+      return;
+    }
     this.opts.onExecution?.(out);
     const st = this.stats;
     this.steps += out.steps;
@@ -133,7 +155,10 @@ class Driver {
       for (const v of out.violations) {
         st.violationsByInvariant[v.invariant] = (st.violationsByInvariant[v.invariant] ?? 0) + 1;
       }
-      if (this.violationChoices === null) this.violationChoices = out.choices.slice();
+      if (this.violationChoices === null) {
+        this.violationChoices = out.choices.slice();
+        this.violationIndex = this.executions + this.blocked - 1;
+      }
     }
     const now = performance.now();
     if (now - this.lastProgress >= PROGRESS_EVERY_MS) {
@@ -161,6 +186,23 @@ class Driver {
     if (m.wakeupNodes > this.stats.maxWakeupNodes) this.stats.maxWakeupNodes = m.wakeupNodes;
   }
 
+  /** Raw counters without re-running the violation (for workers of a parallel exploration). */
+  summary(): DriverSummary {
+    this.gauge();
+    if (this.searcher.boundCut) this.cut.add("preemptions");
+    Object.assign(this.stats, this.searcher.counters);
+    return {
+      executions: this.executions,
+      blocked: this.blocked,
+      steps: this.steps,
+      exhausted: this.exhausted,
+      cutBy: [...this.cut],
+      stats: this.stats,
+      violationChoices: this.violationChoices,
+      violationIndex: this.violationIndex,
+    };
+  }
+
   result(): ExploreResult {
     this.gauge();
     if (this.searcher.boundCut) this.cut.add("preemptions");
@@ -176,6 +218,7 @@ class Driver {
         record: true,
         maxSteps: (this.opts.maxSteps ?? DEFAULT_MAX_STEPS) + 1,
         overrides: this.opts.overrides,
+        stopOnViolation: this.opts.stopRunAtViolation ?? this.opts.stopOnFirstViolation ?? true,
       });
       violation = { result, choices, replay: encodeChoices(choices) };
     }
@@ -208,6 +251,18 @@ class Driver {
       ...(checkpoint ? { checkpoint } : {}),
     };
   }
+}
+
+export interface DriverSummary {
+  readonly executions: number;
+  readonly blocked: number;
+  readonly steps: number;
+  /** The searcher ran out of schedules (no budget cut, no early stop). */
+  readonly exhausted: boolean;
+  readonly cutBy: readonly CutReason[];
+  readonly stats: ExploreStats;
+  readonly violationChoices: readonly number[] | null;
+  readonly violationIndex: number;
 }
 
 /**

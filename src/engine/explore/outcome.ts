@@ -10,7 +10,16 @@ export interface RunOutcome {
   readonly blocked: boolean;
   /** Truncated at maxSteps. */
   readonly depthCut: boolean;
+  /**
+   * Stopped mid-run by the time limit or the AbortSignal. The searcher has
+   * rolled back to its state before the run, so a resumed search re-runs it.
+   */
+  readonly interrupted: boolean;
 }
+
+/** Checked every INTERRUPT_EVERY steps inside a run. */
+export type StopCheck = () => boolean;
+export const INTERRUPT_EVERY = 1024;
 
 /**
  * A search strategy, driven one run at a time by explore(): run() executes
@@ -18,7 +27,7 @@ export interface RunOutcome {
  * when the space is exhausted.
  */
 export interface Searcher {
-  run(): RunOutcome;
+  run(stop?: StopCheck): RunOutcome;
   advance(): boolean;
   /** Some schedule was pruned by a bound of the strategy itself (the preemption bound). */
   readonly boundCut: boolean;

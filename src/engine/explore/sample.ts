@@ -1,15 +1,16 @@
 import type { ChooseOp } from "../op.js";
-import { type Program, Runtime, type RunObserver } from "../runtime.js";
 import { SplitMix64 } from "../rng.js";
+import { type Program, type RunObserver, Runtime } from "../runtime.js";
 import type { Scheduler } from "../scheduler.js";
 import type { Task } from "../task.js";
 import { RunAbort } from "./errors.js";
-import type { RunOutcome, Searcher } from "./outcome.js";
+import { INTERRUPT_EVERY, type RunOutcome, type Searcher, type StopCheck } from "./outcome.js";
 
 export interface SampleConfig {
   readonly program: Program;
   readonly maxSteps: number;
   readonly overrides?: ReadonlyMap<string, Function>;
+  readonly stopRunAtViolation?: boolean;
   readonly seed: bigint;
 }
 
@@ -23,35 +24,58 @@ abstract class SamplingSearcher implements Searcher, Scheduler, RunObserver {
   readonly boundCut = false;
   private readonly master: SplitMix64;
   protected rng: SplitMix64 = new SplitMix64(0);
+  /** Index of the next execution. */
+  index = 0;
 
   constructor(protected readonly cfg: SampleConfig) {
     this.master = new SplitMix64(cfg.seed);
+  }
+
+  /** Position on execution `i` (only forward): runs are a pure function of (seed, index). */
+  skipTo(i: number): void {
+    while (this.index < i) {
+      this.master.nextBigInt();
+      this.index++;
+    }
   }
 
   protected abstract begin(): void;
   protected abstract end(steps: number): void;
   abstract pickTask(enabled: readonly Task[], stepIndex: number): Task;
 
-  run(): RunOutcome {
+  private stop: StopCheck | undefined;
+
+  run(stop?: StopCheck): RunOutcome {
+    this.stop = stop;
     this.rng = new SplitMix64(this.master.nextBigInt());
+    this.index++;
     this.begin();
     const rt = new Runtime({
       scheduler: this,
       observer: this,
       maxSteps: this.cfg.maxSteps + 1,
       overrides: this.cfg.overrides,
+      stopOnViolation: this.cfg.stopRunAtViolation ?? true,
     });
-    let depthCut = false;
+    let abort: RunAbort | null = null;
     try {
       rt.start(this.cfg.program);
       if (!rt.stopped) rt.runToEnd();
     } catch (e) {
       if (!(e instanceof RunAbort)) throw e;
-      depthCut = true;
+      abort = e;
     }
     const r = rt.result();
     this.end(r.stats.steps);
-    return { violations: r.violations, choices: r.choices, steps: r.stats.steps, blocked: false, depthCut };
+    const interrupted = abort?.why === "interrupted";
+    return {
+      violations: interrupted ? [] : r.violations,
+      choices: r.choices,
+      steps: r.stats.steps,
+      blocked: false,
+      depthCut: abort?.why === "depth",
+      interrupted,
+    };
   }
 
   advance(): boolean {
@@ -64,6 +88,7 @@ abstract class SamplingSearcher implements Searcher, Scheduler, RunObserver {
 
   onStep(index: number, task: Task): void {
     if (index >= this.cfg.maxSteps) throw new RunAbort("depth");
+    if (index % INTERRUPT_EVERY === INTERRUPT_EVERY - 1 && this.stop?.()) throw new RunAbort("interrupted");
     this.stepped(index, task);
   }
 
@@ -88,15 +113,22 @@ export class RandomSearcher extends SamplingSearcher {
   }
 }
 
+/** PCT's first runs, without change points, measure k (steps per run). */
+export const PCT_CALIBRATION = 8;
+
 /**
  * PCT (Burckhardt, Kothari, Musuvathi, Nagarakatte, ASPLOS'10): tasks get
  * random distinct priorities >= d, the highest enabled one runs; at d-1 random
- * change points (steps in [0, k), k the longest run seen so far) the task about
- * to run drops to priority 1..d-1. Finds a bug of depth d with probability at
- * least 1/(n k^(d-1)) per run. Tasks spawned later get fresh random priorities.
+ * change points (steps in [0, k)) the task about to run drops to priority
+ * 1..d-1. Finds a bug of depth d with probability at least 1/(n k^(d-1)) per
+ * run. Tasks spawned later get fresh random priorities. k is the longest of the
+ * first PCT_CALIBRATION runs (run with priorities only), then fixed, so that
+ * every run depends only on (seed, index, k) and runs can be split across
+ * workers.
  */
 export class PctSearcher extends SamplingSearcher {
-  private k = 0;
+  /** Steps per run, as measured by the calibration runs (or given). */
+  k = 0;
   private readonly prio: number[] = [];
   private readonly change = new Map<number, number>();
 
@@ -110,13 +142,13 @@ export class PctSearcher extends SamplingSearcher {
   protected begin(): void {
     this.prio.length = 0;
     this.change.clear();
-    if (this.k > 0) {
+    if (this.index > PCT_CALIBRATION && this.k > 0) {
       for (let j = this.depth - 1; j >= 1; j--) this.change.set(this.rng.nextInt(this.k), j);
     }
   }
 
   protected end(steps: number): void {
-    if (steps > this.k) this.k = steps;
+    if (this.index <= PCT_CALIBRATION && steps > this.k) this.k = steps;
   }
 
   private priority(t: Task): number {

@@ -73,12 +73,14 @@ class Meter implements RunObserver {
   }
 
   onSpawn(child: Task, parentId: number): void {
-    this.canon[child.id] = parentId < 0 ? `${this.roots++}` : `${this.canon[parentId]}.${this.kids[parentId]++}`;
+    this.canon[child.id] =
+      parentId < 0 ? `${this.roots++}` : `${this.canon[parentId]}.${this.kids[parentId]++}`;
     this.kids[child.id] = 0;
   }
 
   onStep(_i: number, task: Task, _op: AccessOp, enabled: readonly Task[]): void {
-    if (this.prev >= 0 && task.id !== this.prev && enabled.some((t) => t.id === this.prev)) this.preemptions++;
+    if (this.prev >= 0 && task.id !== this.prev && enabled.some((t) => t.id === this.prev))
+      this.preemptions++;
     this.prev = task.id;
     const name = this.canon[task.id];
     const last = this.segs[this.segs.length - 1];
@@ -143,7 +145,11 @@ export function shrink(program: Program, choices: readonly number[], opts: Shrin
   const budget = opts.budget ?? 5000;
   let runs = 0;
 
-  const measure = (sched: Scheduler & { stepped?(t: Task): void }, meter: Meter, invariant: string | null) => {
+  const measure = (
+    sched: Scheduler & { stepped?(t: Task): void },
+    meter: Meter,
+    invariant: string | null,
+  ) => {
     runs++;
     const observer: RunObserver = {
       onSpawn: (c, p) => meter.onSpawn(c, p),

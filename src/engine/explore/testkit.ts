@@ -15,6 +15,8 @@ export type OpSpec =
   | { readonly k: "read" | "write" | "rmw"; readonly o: number }
   | { readonly k: "lock" | "unlock"; readonly l: number }
   | { readonly k: "choose"; readonly n: number }
+  /** Read x_o and report "bad-read" (stopping the run) when the value is divisible by `mod`. */
+  | { readonly k: "assert"; readonly o: number; readonly mod: number }
   | { readonly k: "spawn"; readonly body: readonly OpSpec[] };
 
 export interface ProgSpec {
@@ -31,12 +33,30 @@ const memOp = (objects: number): fc.Arbitrary<OpSpec> =>
     o: fc.integer({ min: 0, max: objects - 1 }),
   });
 
+const assertOp = (objects: number): fc.Arbitrary<OpSpec> =>
+  fc.record({
+    k: fc.constant("assert" as const),
+    o: fc.integer({ min: 0, max: objects - 1 }),
+    mod: fc.integer({ min: 2, max: 4 }),
+  });
+
 /** A task body: memory ops, optionally a data choice, optionally one lock section. */
-function taskOps(objects: number, locks: number, withChoice: boolean, maxOps: number): fc.Arbitrary<OpSpec[]> {
+function taskOps(
+  objects: number,
+  locks: number,
+  withChoice: boolean,
+  maxOps: number,
+  asserts = false,
+): fc.Arbitrary<OpSpec[]> {
+  const op = asserts
+    ? fc.oneof({ weight: 4, arbitrary: memOp(objects) }, { weight: 1, arbitrary: assertOp(objects) })
+    : memOp(objects);
   return fc
     .tuple(
-      fc.array(memOp(objects), { minLength: 1, maxLength: maxOps }),
-      withChoice ? fc.option(fc.tuple(fc.nat(), fc.integer({ min: 2, max: 3 })), { freq: 3 }) : fc.constant(null),
+      fc.array(op, { minLength: 1, maxLength: maxOps }),
+      withChoice
+        ? fc.option(fc.tuple(fc.nat(), fc.integer({ min: 2, max: 3 })), { freq: 3 })
+        : fc.constant(null),
       locks > 0 ? fc.option(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { freq: 2 }) : fc.constant(null),
     )
     .map(([ops, ch, lk]) => {
@@ -76,7 +96,7 @@ export function progSpec(g: GenOptions = {}): fc.Arbitrary<ProgSpec> {
   return fc.integer({ min: 1, max: g.maxObjects ?? 3 }).chain((objects) =>
     fc
       .record({
-        tasks: fc.array(taskOps(objects, locks, g.choices ?? false, g.maxOps ?? 4), {
+        tasks: fc.array(taskOps(objects, locks, g.choices ?? false, g.maxOps ?? 4, g.violations ?? false), {
           minLength: g.minTasks ?? 2,
           maxLength: g.maxTasks ?? 4,
         }),
@@ -147,9 +167,22 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
             acc = (acc * 11 + old) % 1000003;
             break;
           }
+          case "assert": {
+            const o = (op.o + shift) % spec.objects;
+            yield { kind: "read", obj: objIds[o], fn: name, step: `assert x${o}` };
+            acc = (acc * 7 + vals[o]) % 1000003;
+            if (vals[o] % op.mod === 0) h.report({ invariant: "bad-read", message: `x${o} = ${vals[o]}` });
+            break;
+          }
           case "lock": {
             const l = op.l;
-            yield { kind: "acquire", obj: lockIds[l], fn: name, step: `lock l${l}`, enabled: () => holders[l] === -1 };
+            yield {
+              kind: "acquire",
+              obj: lockIds[l],
+              fn: name,
+              step: `lock l${l}`,
+              enabled: () => holders[l] === -1,
+            };
             holders[l] = tid;
             break;
           }
@@ -236,6 +269,11 @@ export function traceKey(evs: readonly Ev[]): string {
   return out.join(" ");
 }
 
+/** A violation's identity for comparing explorers: invariant, message and task. */
+export function violationKey(v: { invariant: string; message: string; taskName: string }): string {
+  return `${v.invariant}|${v.taskName}|${v.message}`;
+}
+
 export interface BruteResult {
   readonly executions: number;
   readonly traces: Set<string>;
@@ -244,7 +282,7 @@ export interface BruteResult {
 }
 
 /** Every schedule of the program, classified by trace, with the set of final states. */
-export function bruteForce(spec: ProgSpec, maxExecutions = 200_000): BruteResult {
+export function bruteForce(spec: ProgSpec, stopOnViolation = true, maxExecutions = 200_000): BruteResult {
   const probe: Probe = { last: "" };
   const inner = buildProgram(spec, probe);
   let evs: Ev[] = [];
@@ -264,6 +302,7 @@ export function bruteForce(spec: ProgSpec, maxExecutions = 200_000): BruteResult
     onStep(_i: number, task: Task, op: AccessOp) {
       cur = task;
       const write = op.kind !== "read" && op.kind !== "wait";
+      void _i;
       evs.push({
         task: task.name,
         w: write ? op.obj : -1,
@@ -284,10 +323,10 @@ export function bruteForce(spec: ProgSpec, maxExecutions = 200_000): BruteResult
   const traces = new Set<string>();
   const finals = new Set<string>();
   const invariants = new Set<string>();
-  const r = enumerateAll(program, { maxExecutions, observer }, (res) => {
+  const r = enumerateAll(program, { maxExecutions, observer, stopOnViolation }, (res) => {
     traces.add(`${setupLabel.join(",")}#${traceKey(evs)}`);
     finals.add(probe.last);
-    for (const v of res.violations) invariants.add(v.invariant);
+    for (const v of res.violations) invariants.add(violationKey(v));
   });
   if (!r.complete) throw new Error("brute force did not finish");
   return { executions: r.executions, traces, finals, invariants };

@@ -53,6 +53,15 @@ export interface ExploreOptions {
   readonly seed?: bigint;
   /** Default true. */
   readonly stopOnFirstViolation?: boolean;
+  /**
+   * End each run at its first violation. Default: the value of stopOnFirstViolation. With the
+   * default (stop everything at the first violation) the verdict is exact: DPOR runs exactly the
+   * executions it would run without stopping until the first violation. When the search goes on
+   * (stopOnFirstViolation false) runs continue past violations by default, so that every distinct
+   * violation of every trace is seen; truncating runs there could hide a second violation that
+   * only some linearisation of the same trace reaches before the first one.
+   */
+  readonly stopRunAtViolation?: boolean;
   readonly overrides?: ReadonlyMap<string, Function>;
   /** Called at most every ~100 ms. */
   readonly onProgress?: (p: Progress) => void;

@@ -1,4 +1,4 @@
-import { conflict, type Foot, writesInto } from "./foot.js";
+import type { Foot } from "./foot.js";
 
 /**
  * Wakeup trees and sleep sets of Optimal-DPOR (Abdulla, Aronis, Jonsson,
@@ -9,6 +9,12 @@ import { conflict, type Foot, writesInto } from "./foot.js";
  * data-choice values made while the step ran). Events with different labels
  * are different events. A `unit` event (key "*") stands for every label of the
  * step: it is explored by enumerating all of them.
+ *
+ * Wakeup sequences can be long (every step between the two racing ones that
+ * does not depend on the first), so nothing here recurses over a tree or a
+ * sequence, and the tests inside insertion cost O(tasks + footprint), not
+ * O(sequence length): happens-before within the sequence comes from the
+ * vector clocks of the execution it was cut from.
  */
 export interface SeqEv {
   /** Canonical task id. */
@@ -24,10 +30,7 @@ export interface SeqEv {
   readonly spawns: readonly number[] | null;
 }
 
-export interface WNode {
-  readonly ev: SeqEv;
-  readonly kids: WNode[];
-}
+export type WNode = Tree<SeqEv>;
 
 /** A sleeping step: `key` null means every label of the task's next step is covered. */
 export interface SleepEntry {
@@ -43,30 +46,19 @@ export interface StateView {
   enabledAt(task: number): boolean;
 }
 
+/**
+ * A sequence to insert, with what its execution knew: for each event, the
+ * runtime task id, the task-local index, and a vector clock (indexed by runtime
+ * task id) such that w[l] happens-before w[m] within the sequence iff
+ * vc[m][rt[l]] > loc[l].
+ */
+export interface SeqMeta {
+  readonly rt: readonly number[];
+  readonly loc: readonly number[];
+  readonly vc: readonly (readonly number[])[];
+}
+
 export const UNIT_KEY = "*";
-
-function firstIdx(w: readonly SeqEv[], task: number): number {
-  for (let i = 0; i < w.length; i++) if (w[i].task === task) return i;
-  return -1;
-}
-
-/** True when no earlier event of `w` happens-before w[m] (within w). */
-function isInitial(w: readonly SeqEv[], m: number): boolean {
-  const e = w[m];
-  for (let l = 0; l < m; l++) {
-    const x = w[l];
-    if (x.task === e.task || conflict(x.foot, e.foot)) return false;
-    if (x.spawns !== null && x.spawns.includes(e.task)) return false;
-  }
-  return true;
-}
-
-function indepAll(f: Foot, task: number, w: readonly SeqEv[]): boolean {
-  for (const x of w) {
-    if (x.task === task || conflict(f, x.foot)) return false;
-  }
-  return true;
-}
 
 /** A tree child (or sleeper) with this key covers event `e` of the same task. */
 function keyCovers(key: string | null, e: SeqEv): boolean {
@@ -81,45 +73,124 @@ export function sleepCovers(sleep: readonly SleepEntry[], e: SeqEv): boolean {
   return false;
 }
 
-/**
- * Whether sleeper `s` is a weak initial of `w` at the node: either its step is
- * an initial of w with a label it covers, or the task does not occur in w and
- * its next step commutes with all of w (only for unit sleepers: a labelled
- * sleeper does not cover the other labels of that step).
- */
-function sleeperIsWI(s: SleepEntry, view: StateView, w: readonly SeqEv[]): boolean {
-  const m = firstIdx(w, s.task);
-  if (m >= 0) return isInitial(w, m) && keyCovers(s.key, w[m]);
-  if (s.key !== null) return false;
-  const f = view.footAt(s.task);
-  return f !== undefined && indepAll(f, s.task, w);
+/** What remains of the sequence during the descent, with O(1) lookups. */
+class Rest {
+  readonly alive: boolean[];
+  count: number;
+  /** Per canonical task: indices of its events, and how many were removed. */
+  private readonly byTask = new Map<number, { idx: number[]; head: number }>();
+  /** Per runtime task: local index of its first remaining event. */
+  private readonly earliest = new Map<number, number>();
+  private readonly writes = new Map<number, number>();
+  private readonly reads = new Map<number, number>();
+
+  constructor(
+    readonly w: readonly SeqEv[],
+    readonly meta: SeqMeta,
+  ) {
+    this.alive = new Array<boolean>(w.length).fill(true);
+    this.count = w.length;
+    for (let i = 0; i < w.length; i++) {
+      const e = w[i];
+      let t = this.byTask.get(e.task);
+      if (t === undefined) {
+        t = { idx: [], head: 0 };
+        this.byTask.set(e.task, t);
+        this.earliest.set(meta.rt[i], meta.loc[i]);
+      }
+      t.idx.push(i);
+      this.count_(e.foot, 1);
+    }
+  }
+
+  private count_(f: Foot, d: number): void {
+    if (f.w >= 0) this.writes.set(f.w, (this.writes.get(f.w) ?? 0) + d);
+    for (const o of f.r) this.reads.set(o, (this.reads.get(o) ?? 0) + d);
+  }
+
+  /** Index of the task's first remaining event, or -1. */
+  first(task: number): number {
+    const t = this.byTask.get(task);
+    if (t === undefined || t.head >= t.idx.length) return -1;
+    return t.idx[t.head];
+  }
+
+  /** No remaining event before w[m] happens-before it. */
+  isInitial(m: number): boolean {
+    const vc = this.meta.vc[m];
+    const own = this.meta.rt[m];
+    for (const [t, loc] of this.earliest) {
+      if (t !== own && (vc[t] ?? 0) > loc) return false;
+    }
+    return true;
+  }
+
+  /** A step with footprint f (of a task absent from the rest) commutes with all of it. */
+  independent(f: Foot): boolean {
+    if (f.w >= 0 && ((this.writes.get(f.w) ?? 0) > 0 || (this.reads.get(f.w) ?? 0) > 0)) return false;
+    for (const o of f.r) if ((this.writes.get(o) ?? 0) > 0) return false;
+    return true;
+  }
+
+  /** Remove w[m], which must be the first remaining event of its task. */
+  remove(m: number): void {
+    const e = this.w[m];
+    const t = this.byTask.get(e.task)!;
+    t.head++;
+    this.alive[m] = false;
+    this.count--;
+    this.count_(e.foot, -1);
+    const rt = this.meta.rt[m];
+    if (t.head < t.idx.length) this.earliest.set(rt, this.meta.loc[t.idx[t.head]]);
+    else this.earliest.delete(rt);
+  }
+
+  chain(): WNode {
+    let root: WNode | null = null;
+    let cur: WNode | null = null;
+    for (let i = 0; i < this.w.length; i++) {
+      if (!this.alive[i]) continue;
+      const n: WNode = { ev: this.w[i], kids: [] };
+      if (cur === null) root = n;
+      else cur.kids.push(n);
+      cur = n;
+    }
+    return root!;
+  }
 }
 
 /**
- * May tree child `c` (whose task does not occur in w) stand in front of w as a
- * weak initial? Its step must commute with w, cover all its labels, and be
- * known to be enabled there: a blocked step would make the branch infeasible,
- * and w would be lost with it.
+ * Whether sleeper `s` is a weak initial of the sequence at the node: either
+ * its step is an initial with a label it covers, or the task does not occur and
+ * its next step commutes with everything (only for unit sleepers: a labelled
+ * sleeper does not cover the other labels of that step).
+ */
+function sleeperIsWI(s: SleepEntry, view: StateView, rest: Rest): boolean {
+  const m = rest.first(s.task);
+  if (m >= 0) return rest.isInitial(m) && keyCovers(s.key, rest.w[m]);
+  if (s.key !== null) return false;
+  const f = view.footAt(s.task);
+  return f !== undefined && rest.independent(f);
+}
+
+/**
+ * May tree child `c` (whose task does not occur in the rest) stand in front of
+ * it as a weak initial? Its step must commute with the rest, cover all its
+ * labels, and be known to be enabled there: a blocked step would make the
+ * branch infeasible and the sequence would be lost with it. `u` is the path of
+ * tree events above `c`.
  */
 function absentOK(c: SeqEv, u: readonly SeqEv[], view: StateView): boolean {
   if (c.key !== UNIT_KEY && c.key !== "") return false;
   if (!c.blocking) return true;
   if (!view.enabledAt(c.task)) return false;
+  const f = c.foot;
   for (const x of u) {
-    if (x.task === c.task || writesInto(x.foot, c.foot)) return false;
+    if (x.task === c.task) return false;
+    const w = x.foot.w;
+    if (w >= 0 && (w === f.w || f.r.includes(w))) return false;
   }
   return true;
-}
-
-function chain(w: readonly SeqEv[], from: number): WNode {
-  const root: WNode = { ev: w[from], kids: [] };
-  let cur = root;
-  for (let i = from + 1; i < w.length; i++) {
-    const n: WNode = { ev: w[i], kids: [] };
-    cur.kids.push(n);
-    cur = n;
-  }
-  return root;
 }
 
 export type InsertOutcome = "inserted" | "covered" | "asleep";
@@ -135,22 +206,23 @@ export function insertSequence(
   sleep: readonly SleepEntry[],
   view: StateView,
   seq: readonly SeqEv[],
+  meta: SeqMeta,
 ): InsertOutcome {
-  for (const s of sleep) if (sleeperIsWI(s, view, seq)) return "asleep";
-  let w: SeqEv[] = seq.slice();
+  const rest = new Rest(seq, meta);
+  for (const s of sleep) if (sleeperIsWI(s, view, rest)) return "asleep";
   let kids = wut;
   const u: SeqEv[] = [];
   for (;;) {
-    if (w.length === 0) return "covered";
+    if (rest.count === 0) return "covered";
     let next: WNode | null = null;
     for (const c of kids) {
-      const m = firstIdx(w, c.ev.task);
+      const m = rest.first(c.ev.task);
       if (m >= 0) {
-        if (!isInitial(w, m) || !keyCovers(c.ev.key, w[m])) continue;
+        if (!rest.isInitial(m) || !keyCovers(c.ev.key, rest.w[m])) continue;
         if (c.kids.length === 0) return "covered";
-        w = w.slice(0, m).concat(w.slice(m + 1));
+        rest.remove(m);
       } else {
-        if (!absentOK(c.ev, u, view) || !indepAll(c.ev.foot, c.ev.task, w)) continue;
+        if (!absentOK(c.ev, u, view) || !rest.independent(c.ev.foot)) continue;
         if (c.kids.length === 0) return "covered";
       }
       u.push(c.ev);
@@ -158,7 +230,7 @@ export function insertSequence(
       break;
     }
     if (next === null) {
-      kids.push(chain(w, 0));
+      kids.push(rest.chain());
       return "inserted";
     }
     kids = next.kids;
@@ -168,11 +240,37 @@ export function insertSequence(
 /** Number of nodes in a forest (for memory statistics). */
 export function treeSize(kids: readonly WNode[]): number {
   let n = 0;
-  const stack = [...kids];
-  while (stack.length) {
+  const stack: WNode[] = [...kids];
+  while (stack.length > 0) {
     const x = stack.pop()!;
     n++;
     for (const k of x.kids) stack.push(k);
   }
   return n;
+}
+
+/** A forest node with payload B (wakeup trees, and their JSON form). */
+export interface Tree<B> {
+  readonly ev: B;
+  readonly kids: Tree<B>[];
+}
+
+/** Rebuild a forest with new payloads, without recursion; children keep their order. */
+export function mapForest<A, B>(kids: readonly Tree<A>[], f: (a: A) => B): Tree<B>[] {
+  const out: Tree<B>[] = [];
+  const stack: { src: readonly Tree<A>[]; dst: Tree<B>[] }[] = [{ src: kids, dst: out }];
+  while (stack.length > 0) {
+    const { src, dst } = stack.pop()!;
+    for (const n of src) {
+      const m: Tree<B> = { ev: f(n.ev), kids: [] };
+      dst.push(m);
+      if (n.kids.length > 0) stack.push({ src: n.kids, dst: m.kids });
+    }
+  }
+  return out;
+}
+
+/** Copy a forest's structure (events are immutable and shared). */
+export function cloneForest(kids: readonly WNode[]): WNode[] {
+  return mapForest(kids, (e) => e);
 }

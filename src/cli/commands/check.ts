@@ -1,0 +1,214 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "@commander-js/extra-typings";
+import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
+import { formatSeed } from "../../engine/rng.js";
+import { type CheckOutcome, runCheck } from "../../scenarios/check.js";
+import { ScenarioError } from "../../scenarios/errors.js";
+import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
+import type { SetExit } from "../commands.js";
+import { EXIT, UsageError } from "../exit-codes.js";
+import { formatCounterexample, formatExploreSummary } from "../format-check.js";
+import type { Out } from "../io.js";
+import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
+
+const STRATEGIES: readonly Strategy[] = ["dpor", "bounded", "pct", "random", "exhaustive"];
+
+/** `tdplab check`: explore every interleaving of scenarios; report a shrunk counterexample. */
+export function registerCheck(program: Command, out: Out, setExit: SetExit): void {
+  program
+    .command("check")
+    .description("explore the interleavings of scenarios and report the first violation, shrunk")
+    .argument("<scenario...>", "built-in scenario name, scenario file (.yaml/.json) or module (.ts/.js)")
+    .option("--kernel <version>", "kernel preset (v5.17 v5.18 v6.4 v6.6 v6.9 v6.15)")
+    .option(
+      "--feature <NAME=on|off>",
+      "override one feature on top of the preset (repeatable)",
+      collect,
+      [] as string[],
+    )
+    .option(
+      "--variant <name|path>",
+      "design under test: built-in variant name or a module overriding model functions",
+    )
+    .option("--strategy <s>", "dpor | bounded | pct | random | exhaustive", "dpor")
+    .option("--preemptions <k>", "preemption bound for --strategy bounded")
+    .option("--depth <d>", "steps per execution (depth bound)")
+    .option("--pct-depth <d>", "bug depth for --strategy pct")
+    .option("--max-executions <n>", "stop after n executions")
+    .option("--time-limit <s>", "stop after s seconds")
+    .option("--seed <s>", "seed for pct/random (decimal or 0x-hex); printed either way")
+    .option("--preemption <model>", "none | voluntary | full (CONFIG_PREEMPT*)")
+    .option(
+      "--need-resched-budget <n>",
+      "need_resched() may answer true n times per task (explored both ways)",
+    )
+    .option("--no-shrink", "report the first counterexample as found")
+    .option("--steps", "also print every step of the counterexample")
+    .option("--json", "print one JSON document on stdout")
+    .option("--jsonl", "stream progress and result events as JSON lines")
+    .option("--out <dir>", "write the counterexample trace (JSON) and a checkpoint there")
+    .option("--resume <file>", "continue an interrupted exhaustive run from its checkpoint")
+    .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
+    .action(async (targets, o) => {
+      const strategy = o.strategy as Strategy;
+      if (!STRATEGIES.includes(strategy))
+        throw new UsageError(`--strategy takes ${STRATEGIES.join("|")}, not '${o.strategy}'`);
+      const seed = seedFlag(o.seed) ?? BigInt(Math.floor(Math.random() * 2 ** 52));
+      const machine = machineFlags(o);
+      const timeLimit = intFlag("--time-limit", o.timeLimit);
+      let resumeFrom: Checkpoint | undefined;
+      if (o.resume) {
+        try {
+          resumeFrom = JSON.parse(readFileSync(o.resume, "utf8")) as Checkpoint;
+        } catch (e) {
+          throw new UsageError(`--resume: cannot read checkpoint '${o.resume}': ${(e as Error).message}`);
+        }
+      }
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      let worst: number = EXIT.ok;
+      const docs: unknown[] = [];
+      try {
+        for (const target of targets) {
+          let req: Parameters<typeof runCheck>[0];
+          try {
+            const scenario = await resolveScenario(target);
+            const variantRef = o.variant ?? scenario.variant ?? null;
+            const variant = await resolveVariant(variantRef);
+            const config = runConfigFor(scenario, variant, {
+              kernel: o.kernel,
+              features: o.feature,
+              machine,
+            });
+            req = {
+              scenario,
+              variant,
+              variantRef,
+              config,
+              featureFlags: o.feature,
+              machineFlags: machine,
+              shrink: o.shrink,
+              explore: {
+                strategy,
+                seed,
+                maxExecutions: intFlag("--max-executions", o.maxExecutions, 1),
+                timeLimitMs: timeLimit === undefined ? undefined : timeLimit * 1000,
+                maxSteps: intFlag("--depth", o.depth, 1),
+                preemptionBound: intFlag("--preemptions", o.preemptions),
+                pctDepth: intFlag("--pct-depth", o.pctDepth, 1),
+                signal: controller.signal,
+                resumeFrom,
+                onProgress: (p) => {
+                  if (o.jsonl) out.data(JSON.stringify({ event: "progress", scenario: target, ...p }));
+                  else
+                    out.progress(
+                      `${target}: ${p.executions} executions, ${Math.round((p.executions * 1000) / Math.max(1, p.elapsedMs))}/s, depth ${p.depth}, ${(p.elapsedMs / 1000).toFixed(1)} s`,
+                    );
+                },
+              },
+            };
+          } catch (e) {
+            if (e instanceof ScenarioError) throw new UsageError(e.report());
+            if (e instanceof ResolveError) throw new UsageError(e.message);
+            throw e;
+          }
+          const outcome = runCheck(req);
+          out.endProgress();
+          const code = exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
+          worst = Math.max(worst, code);
+          const doc = jsonDoc(target, req.config.kernel, o.feature, req.variantRef, strategy, seed, outcome);
+          if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome);
+          if (o.json) docs.push(doc);
+          else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...doc }));
+          else printHuman(out, target, req.config.kernel, req.variantRef, seed, outcome, o.steps === true);
+          if (controller.signal.aborted) break;
+        }
+      } finally {
+        process.removeListener("SIGINT", onSigint);
+      }
+      if (o.json)
+        out.data(JSON.stringify(docs.length === 1 ? docs[0] : { schemaVersion: 1, results: docs }, null, 2));
+      setExit(worst);
+    });
+}
+
+function exitFor(o: CheckOutcome, failOnIncomplete: boolean, interrupted: boolean): number {
+  if (o.status === "violation" && o.counterexample?.trace.violation?.invariant === "model-error")
+    return EXIT.internal;
+  if (o.status === "violation") return EXIT.violation;
+  if (interrupted) return EXIT.interrupted;
+  if (o.status === "inconclusive" && failOnIncomplete) return EXIT.inconclusive;
+  return EXIT.ok;
+}
+
+function jsonDoc(
+  scenario: string,
+  kernel: string,
+  features: readonly string[],
+  variant: string | null,
+  strategy: string,
+  seed: bigint,
+  o: CheckOutcome,
+) {
+  const ce = o.counterexample;
+  return {
+    schemaVersion: 1,
+    status: o.status,
+    complete: o.explore.complete,
+    cutBy: o.explore.cutBy,
+    kernel,
+    features,
+    variant,
+    scenario,
+    strategy,
+    seed: formatSeed(seed),
+    stats: {
+      executions: o.explore.executions,
+      steps: o.explore.steps,
+      elapsedMs: o.explore.elapsedMs,
+      ...o.explore.stats,
+    },
+    violation: ce
+      ? {
+          invariant: ce.trace.violation?.invariant,
+          message: ce.trace.violation?.message,
+          replay: ce.replay,
+          shrunk: ce.shrunk,
+          trace: ce.trace,
+        }
+      : null,
+  };
+}
+
+function writeArtifacts(dir: string, name: string, o: CheckOutcome): void {
+  mkdirSync(dir, { recursive: true });
+  if (o.counterexample)
+    writeFileSync(join(dir, `${name}.trace.json`), `${JSON.stringify(o.counterexample.trace, null, 1)}\n`);
+  if (o.explore.checkpoint)
+    writeFileSync(join(dir, `${name}.checkpoint.json`), `${JSON.stringify(o.explore.checkpoint)}\n`);
+}
+
+function printHuman(
+  out: Out,
+  target: string,
+  kernel: string,
+  variant: string | null,
+  seed: bigint,
+  o: CheckOutcome,
+  steps: boolean,
+): void {
+  const label = `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
+  out.data(formatExploreSummary(o, label));
+  if (o.counterexample) {
+    out.data(
+      formatCounterexample(o.counterexample.trace, o.counterexample.replay, o.counterexample.shrunk, steps),
+    );
+  }
+  if (o.explore.checkpoint && !o.explore.complete)
+    out.info(
+      "a checkpoint was kept: rerun with --out DIR to save it, then --resume DIR/<name>.checkpoint.json",
+    );
+  out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces pct/random runs)`);
+}

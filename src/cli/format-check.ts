@@ -1,0 +1,37 @@
+import type { CheckOutcome } from "../scenarios/check.js";
+import { formatRaceDiagram, formatStepList } from "../trace/race-diagram.js";
+import type { TraceDoc } from "../trace/schema.js";
+
+/** Human summary of an exploration: the verdict, whether it was complete, and what cut it. */
+export function formatExploreSummary(o: CheckOutcome, label: string): string {
+  const e = o.explore;
+  const completeness = e.complete
+    ? "complete (every interleaving explored)"
+    : `incomplete: cut by ${e.cutBy.join(", ") || "nothing"}`;
+  const verdict =
+    o.status === "ok" ? "no violation" : o.status === "violation" ? "VIOLATION" : "inconclusive";
+  return `${label}: ${verdict}; ${e.strategy}, ${e.executions} executions, ${e.steps} steps, ${e.elapsedMs} ms; ${completeness}`;
+}
+
+/** The counterexample the way a kernel developer reads it: diagram, steps, invariant, replay. */
+export function formatCounterexample(
+  trace: TraceDoc,
+  replay: string,
+  shrunk: CheckOutcome["counterexample"] extends infer C ? (C extends { shrunk: infer S } ? S : null) : null,
+  full: boolean,
+): string {
+  const v = trace.violation;
+  const parts: string[] = [];
+  if (v) parts.push(`invariant: ${v.invariant}`, `  ${v.message}`);
+  if (shrunk) {
+    parts.push(
+      `shrunk: ${shrunk.from.steps} steps / ${shrunk.from.preemptions} preemptions -> ${shrunk.to.steps} steps / ${shrunk.to.preemptions} preemptions${shrunk.minimal ? " (fewest preemptions proven)" : ""}`,
+    );
+  }
+  parts.push("", "race diagram:", formatRaceDiagram(trace));
+  if (full) parts.push("", "steps:", formatStepList(trace));
+  if (v && Object.keys(v.details).length > 0)
+    parts.push("", "objects and values:", JSON.stringify(v.details, null, 2));
+  parts.push("", `replay: ${replay}`, `  tdplab replay '${replay}'`);
+  return parts.join("\n");
+}

@@ -1,0 +1,657 @@
+import { availableParallelism } from "node:os";
+import { Piscina } from "piscina";
+import { encodeChoices } from "../replay-codec.js";
+import { type Program, runProgram } from "../runtime.js";
+import { ReplayScheduler } from "../scheduler.js";
+import { DfsSearcher } from "./dfs.js";
+import { type DporJob, DporSearcher, type ProbeResult } from "./dpor.js";
+import { DEFAULT_MAX_STEPS, type DriverSummary, exploreAsync } from "./explore.js";
+import { conflict, type Foot } from "./foot.js";
+import { loadProgram, type ProgramSpec } from "./program-spec.js";
+import { PCT_CALIBRATION } from "./sample.js";
+import type { CutReason, ExploreOptions, ExploreResult, ExploreStats, Strategy } from "./types.js";
+import { emptyStats } from "./types.js";
+import {
+  insertSequence,
+  mapForest,
+  type SeqEv,
+  type SleepEntry,
+  type StateView,
+  sleepCovers,
+  UNIT_KEY,
+  type WNode,
+} from "./wakeup.js";
+import type { JobInput, JobOptions, JobOutput } from "./worker.js";
+
+/**
+ * Parallel exploration over worker_threads (piscina). Programs cannot cross
+ * threads, so the API takes a ProgramSpec that every worker imports.
+ *
+ * - dpor: a coordinator keeps the top of the exploration tree (nodes above
+ *   `splitDepth`) with their wakeup trees and sleep sets, and hands every
+ *   child at the split depth to a worker as a job: the worker runs
+ *   Optimal-DPOR on that subtree and sends back the race reversals that belong
+ *   to nodes above it, which the coordinator inserts (possibly creating more
+ *   work). A child is put to sleep at its parent when it is started, so later
+ *   siblings never duplicate it: every trace is still explored exactly once,
+ *   and the execution count equals the sequential one whenever the
+ *   exploration is optimal (always without blocking; sleep-set-blocked runs may
+ *   differ in number).
+ * - exhaustive/bounded: the prefixes of the first `splitDepth` choice points
+ *   are independent subtrees.
+ * - random/pct: runs are a pure function of (seed, index), so chunks of
+ *   indices go to workers; the first violation is the one with the lowest
+ *   index, as in a sequential run.
+ *
+ * Not supported here: overrides (functions cannot cross threads: apply them in
+ * the program factory), checkpoints, onExecution. maxExecutions is checked
+ * when jobs finish, so a parallel run may exceed it by what was in flight.
+ */
+export interface ParallelOptions extends Omit<ExploreOptions, "overrides" | "resumeFrom" | "onExecution"> {
+  /** Worker threads (default: os.availableParallelism()). 1 runs in this thread. */
+  readonly jobs?: number;
+  /** Depth of the split (steps for dpor, choice points for exhaustive/bounded). Default 4. */
+  readonly splitDepth?: number;
+}
+
+function workerFile(): string {
+  const here = import.meta.url;
+  return here.endsWith(".ts") ? new URL("./worker-entry.mjs", here).href : new URL("./worker.js", here).href;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+/** Sums of job summaries. */
+/** @internal */
+export class Totals {
+  executions = 0;
+  blocked = 0;
+  steps = 0;
+  readonly stats: ExploreStats = emptyStats();
+  readonly cut = new Set<CutReason>();
+  violation: readonly number[] | null = null;
+
+  add(s: DriverSummary): void {
+    this.executions += s.executions;
+    this.blocked += s.blocked;
+    this.steps += s.steps;
+    const a = this.stats;
+    const b = s.stats;
+    a.maxDepth = Math.max(a.maxDepth, b.maxDepth);
+    a.violatingExecutions += b.violatingExecutions;
+    for (const [k, v] of Object.entries(b.violationsByInvariant)) {
+      a.violationsByInvariant[k] = (a.violationsByInvariant[k] ?? 0) + v;
+    }
+    a.depthCuts += b.depthCuts;
+    a.races += b.races;
+    a.insertions += b.insertions;
+    a.infeasibleRaces += b.infeasibleRaces;
+    a.deadBranches += b.deadBranches;
+    a.maxWakeupNodes = Math.max(a.maxWakeupNodes, b.maxWakeupNodes);
+    a.maxStack = Math.max(a.maxStack, b.maxStack);
+    for (const c of s.cutBy) if (c !== "first-violation") this.cut.add(c);
+    if (this.violation === null && s.violationChoices !== null) this.violation = s.violationChoices;
+  }
+}
+
+/** Runs jobs on the pool with a bound on what is in flight; remembers failures. */
+/** @internal */
+export class Jobs {
+  inflight = 0;
+  private wake: (() => void) | null = null;
+  error: unknown = null;
+  private readonly aborter = new AbortController();
+
+  constructor(
+    private readonly pool: Pick<Piscina, "run">,
+    readonly limit: number,
+  ) {}
+
+  run(input: JobInput, done: (out: JobOutput) => void): void {
+    this.inflight++;
+    (this.pool.run(input, { signal: this.aborter.signal }) as Promise<JobOutput>)
+      .then(
+        (out) => {
+          if (this.error !== null || this.aborter.signal.aborted) return;
+          try {
+            done(out);
+          } catch (e) {
+            this.error = e;
+          }
+        },
+        (e: unknown) => {
+          if (this.error === null && !this.aborter.signal.aborted) this.error = e;
+        },
+      )
+      .finally(() => {
+        this.inflight--;
+        const w = this.wake;
+        this.wake = null;
+        w?.();
+      });
+  }
+
+  /** Wait until some job finishes. */
+  next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  abort(): void {
+    this.aborter.abort();
+  }
+}
+
+/** @internal */
+export interface Budget {
+  readonly opts: ParallelOptions;
+  readonly totals: Totals;
+  readonly deadline: number | undefined;
+  readonly t0: number;
+  lastProgress: number;
+}
+
+/** Whether to stop dispatching; records the reason. */
+function exhaustedBudget(b: Budget, stopOnFirst: boolean): boolean {
+  const { opts, totals } = b;
+  if (opts.signal?.aborted) {
+    totals.cut.add("interrupted");
+    return true;
+  }
+  if (stopOnFirst && totals.violation !== null) {
+    totals.cut.add("first-violation");
+    return true;
+  }
+  if (opts.maxExecutions !== undefined && totals.executions >= opts.maxExecutions) {
+    totals.cut.add("max-executions");
+    return true;
+  }
+  if (b.deadline !== undefined && now() >= b.deadline) {
+    totals.cut.add("time-limit");
+    return true;
+  }
+  const t = performance.now();
+  if (opts.onProgress && t - b.lastProgress >= 100) {
+    b.lastProgress = t;
+    opts.onProgress({
+      executions: totals.executions,
+      steps: totals.steps,
+      depth: totals.stats.maxDepth,
+      elapsedMs: t - b.t0,
+      blockedExecutions: totals.blocked,
+    });
+  }
+  return false;
+}
+
+// ---- dpor -----------------------------------------------------------------------
+
+interface TopNode {
+  readonly depth: number;
+  readonly setupPlan: readonly number[];
+  readonly prefix: readonly { readonly t: string; readonly plan: readonly number[] }[];
+  readonly sleep: SleepEntry[];
+  readonly wut: WNode[];
+  readonly view: ReadonlyMap<
+    number,
+    { readonly foot: Foot; readonly enabled: boolean; readonly blocking: boolean }
+  >;
+  readonly parent: TopNode | null;
+  /** Length of the parent's sleep set when this node's step was started (see dispatch). */
+  readonly snapAtParent: number;
+  outstanding: number;
+  done: boolean;
+  queued: boolean;
+}
+
+/** @internal The dpor coordinator, exported so tests can drive it with an in-process pool. */
+export async function parallelDpor(
+  program: Program,
+  spec: ProgramSpec,
+  jobs: Jobs,
+  budget: Budget,
+  jopts: JobOptions,
+  split: number,
+): Promise<boolean> {
+  const P = new DporSearcher({ program, maxSteps: jopts.maxSteps ?? DEFAULT_MAX_STEPS });
+  const totals = budget.totals;
+  const O = (n: string): number => P.objs.id(n);
+  const T = (n: string): number => P.tasks.id(n);
+  const footOf = (w: string | null, r: readonly string[]): Foot => ({
+    w: w === null ? -1 : O(w),
+    r: r.map(O),
+  });
+  const viewOf = (pr: ProbeResult): TopNode["view"] =>
+    new Map(pr.view.map((v) => [T(v.t), { foot: footOf(v.w, v.r), enabled: v.enabled, blocking: v.b }]));
+  const stateView = (n: TopNode): StateView => ({
+    footAt: (t) => n.view.get(t)?.foot,
+    enabledAt: (t) => n.view.get(t)?.enabled ?? false,
+  });
+  const ready: TopNode[] = [];
+  let stopped = false;
+
+  const complete = (n: TopNode): void => {
+    let x: TopNode | null = n;
+    while (x !== null && !x.done && x.wut.length === 0 && x.outstanding === 0) {
+      x.done = true;
+      x = x.parent;
+      if (x !== null) x.outstanding--;
+    }
+  };
+  const enqueue = (n: TopNode): void => {
+    if (!n.queued && !n.done) {
+      n.queued = true;
+      ready.push(n);
+    }
+  };
+
+  /** First child of a node reached with an empty wakeup tree: any enabled task not asleep. */
+  const freePick = (n: TopNode): boolean => {
+    const last = n.prefix.length > 0 ? T(n.prefix[n.prefix.length - 1].t) : -1;
+    let pick = -1;
+    let partial = -1;
+    for (const [t, v] of n.view) {
+      if (!v.enabled) continue;
+      let unit = false;
+      let labeled = false;
+      for (const s of n.sleep) {
+        if (s.task !== t) continue;
+        if (s.key === null) unit = true;
+        else labeled = true;
+      }
+      if (unit) continue;
+      if (labeled) {
+        if (partial < 0) partial = t;
+        continue;
+      }
+      if (pick < 0 || t === last) pick = t;
+    }
+    if (pick < 0) pick = partial;
+    if (pick < 0) return false;
+    const v = n.view.get(pick)!;
+    n.wut.push({
+      ev: { task: pick, vals: null, key: UNIT_KEY, foot: v.foot, blocking: v.blocking, spawns: null },
+      kids: [],
+    });
+    return true;
+  };
+
+  /**
+   * A race found under child c of node A is checked against A's sleep set as
+   * it was when c was started: in a sequential run only siblings started
+   * before c can be asleep then. Using later siblings too would let c rely on
+   * a sibling that relies on c, and traces would be lost.
+   */
+  const dispatch = (n: TopNode, job: DporJob): void => {
+    n.outstanding++;
+    const snap = job.sleep.length;
+    jobs.run({ spec, opts: jopts, kind: "dpor", job }, (out) => {
+      totals.add(out);
+      for (const ins of out.exported) {
+        let target: TopNode = n;
+        let len = snap;
+        while (target.depth > ins.depth) {
+          len = target.snapAtParent;
+          target = target.parent!;
+        }
+        const seq = ins.seq.map((e) => P.evFromJson(e));
+        const sleep = target.sleep.slice(0, len);
+        if (insertSequence(target.wut, sleep, stateView(target), seq, ins.meta) === "inserted") {
+          totals.stats.insertions++;
+          enqueue(target);
+        }
+      }
+      n.outstanding--;
+      complete(n);
+    });
+  };
+
+  const sleepJson = (s: readonly SleepEntry[]) => s.map((x) => ({ t: P.tasks.name(x.task), k: x.key }));
+
+  /** Start child `c` of `n`: a job at the split depth, else one top node per label. */
+  const start = (n: TopNode, c: WNode, sleepBefore: readonly SleepEntry[]): void => {
+    const t = P.tasks.name(c.ev.task);
+    if (n.depth + 1 >= split) {
+      dispatch(n, {
+        setupPlan: n.setupPlan,
+        prefix: n.prefix,
+        child: { t, labeled: c.ev.vals !== null, plan: c.ev.vals ?? [] },
+        sleep: sleepJson(sleepBefore),
+        sub: mapForest(c.kids, (e) => P.evJson(e)),
+      });
+      return;
+    }
+    let plan: number[] = c.ev.vals === null ? [] : c.ev.vals.slice();
+    for (;;) {
+      const pr = P.probe(n.setupPlan, [
+        ...n.prefix.map((p) => ({ t: p.t, labeled: true, plan: p.plan })),
+        { t, labeled: c.ev.vals !== null, plan },
+      ]);
+      const label = pr.lastGot.slice();
+      if (!pr.reached || pr.lastFoot === null) {
+        // The run ends within this step (or stops at a violation): a worker explores it.
+        dispatch(n, {
+          setupPlan: n.setupPlan,
+          prefix: n.prefix,
+          child: { t, labeled: true, plan: label },
+          sleep: sleepJson(sleepBefore),
+          sub: c.ev.vals !== null ? mapForest(c.kids, (e) => P.evJson(e)) : [],
+        });
+      } else {
+        const lf = footOf(pr.lastFoot.w, pr.lastFoot.r);
+        const child: TopNode = {
+          depth: n.depth + 1,
+          setupPlan: n.setupPlan,
+          prefix: [...n.prefix, { t, plan: label }],
+          sleep: sleepBefore.filter((s) => {
+            if (s.task === c.ev.task) return false;
+            const f = n.view.get(s.task)?.foot;
+            return f !== undefined && !conflict(f, lf);
+          }),
+          wut: c.ev.vals !== null ? c.kids : [],
+          view: viewOf(pr),
+          parent: n,
+          snapAtParent: sleepBefore.length,
+          outstanding: 0,
+          done: false,
+          queued: false,
+        };
+        n.outstanding++;
+        if (child.wut.length === 0 && !freePick(child)) {
+          totals.blocked++;
+          complete(child);
+        } else {
+          enqueue(child);
+        }
+      }
+      if (c.ev.vals !== null) return;
+      let p = label.length - 1;
+      while (p >= 0 && label[p] + 1 >= pr.lastNs[p]) p--;
+      if (p < 0) return;
+      plan = label.slice(0, p);
+      plan.push(label[p] + 1);
+    }
+  };
+
+  const pump = (): void => {
+    while (!stopped && jobs.inflight < jobs.limit && ready.length > 0) {
+      if (exhaustedBudget(budget, jopts.stopOnFirstViolation)) {
+        stopped = true;
+        jobs.abort();
+        return;
+      }
+      const n = ready[ready.length - 1];
+      const c = n.wut.shift();
+      if (c === undefined) {
+        ready.pop();
+        n.queued = false;
+        complete(n);
+        continue;
+      }
+      const v = n.view.get(c.ev.task);
+      if (v === undefined || !v.enabled || sleepCovers(n.sleep, c.ev)) {
+        totals.stats.deadBranches++;
+        continue;
+      }
+      const sleepBefore = n.sleep.slice();
+      n.sleep.push({
+        task: c.ev.task,
+        key: c.ev.vals === null || c.ev.vals.length === 0 ? null : c.ev.vals.join(","),
+      });
+      n.outstanding++;
+      start(n, c, sleepBefore);
+      n.outstanding--;
+      complete(n);
+    }
+  };
+
+  // Roots: one per label of the setup code.
+  const roots: TopNode[] = [];
+  let setupPlan: number[] = [];
+  for (;;) {
+    const pr = P.probe(setupPlan, []);
+    if (!pr.reached) return false;
+    const root: TopNode = {
+      depth: 0,
+      setupPlan: pr.setupGot.slice(),
+      prefix: [],
+      sleep: [],
+      wut: [],
+      view: viewOf(pr),
+      parent: null,
+      snapAtParent: 0,
+      outstanding: 0,
+      done: false,
+      queued: false,
+    };
+    if (!freePick(root)) return false;
+    roots.push(root);
+    const g = pr.setupGot;
+    let p = g.length - 1;
+    while (p >= 0 && g[p] + 1 >= pr.setupNs[p]) p--;
+    if (p < 0) break;
+    setupPlan = g.slice(0, p);
+    setupPlan.push(g[p] + 1);
+  }
+  for (const r of roots.reverse()) enqueue(r);
+  pump();
+  while (jobs.inflight > 0) {
+    await jobs.next();
+    if (jobs.error !== null) throw jobs.error;
+    if (!stopped && exhaustedBudget(budget, jopts.stopOnFirstViolation)) {
+      stopped = true;
+      jobs.abort();
+    }
+    pump();
+  }
+  return true;
+}
+
+// ---- exhaustive / bounded ---------------------------------------------------------
+
+async function parallelDfs(
+  program: Program,
+  spec: ProgramSpec,
+  jobs: Jobs,
+  budget: Budget,
+  jopts: JobOptions,
+  split: number,
+  bound: number,
+): Promise<void> {
+  const P = new DfsSearcher({ program, maxSteps: jopts.maxSteps ?? DEFAULT_MAX_STEPS, bound });
+  let plan: number[] = [];
+  for (;;) {
+    while (jobs.inflight >= jobs.limit) {
+      await jobs.next();
+      if (jobs.error !== null) throw jobs.error;
+    }
+    if (exhaustedBudget(budget, jopts.stopOnFirstViolation)) break;
+    const pr = P.probe(plan, split);
+    jobs.run({ spec, opts: jopts, kind: "dfs", bound, job: { plan: pr.taken } }, (out) =>
+      budget.totals.add(out),
+    );
+    let d = pr.taken.length - 1;
+    while (d >= 0 && pr.taken[d] + 1 >= pr.allowed[d]) d--;
+    if (d < 0) break;
+    plan = pr.taken.slice(0, d);
+    plan.push(pr.taken[d] + 1);
+  }
+  if (P.boundCut) budget.totals.cut.add("preemptions");
+  while (jobs.inflight > 0) {
+    await jobs.next();
+    if (jobs.error !== null) throw jobs.error;
+  }
+}
+
+// ---- random / pct -------------------------------------------------------------------
+
+async function parallelSample(
+  spec: ProgramSpec,
+  jobs: Jobs,
+  budget: Budget,
+  jopts: JobOptions,
+  strategy: "random" | "pct",
+  seed: bigint,
+  pctDepth: number,
+  total: number,
+): Promise<{ executions: number; violationAt: number }> {
+  const totals = budget.totals;
+  const chunk = 64;
+  /** Violating index found so far (lowest) and its choices. */
+  let best = Number.POSITIVE_INFINITY;
+  let bestChoices: readonly number[] | null = null;
+  let k = 0;
+  let doneUpTo = 0;
+  const finished = new Map<number, number>();
+  const submit = (start: number, count: number, onDone?: (o: JobOutput) => void): void => {
+    jobs.run(
+      { spec, opts: jopts, kind: "sample", strategy, seed: seed.toString(), pctDepth, k, start, count },
+      (out) => {
+        totals.add(out);
+        if (out.violationChoices !== null && start + out.violationIndex < best) {
+          best = start + out.violationIndex;
+          bestChoices = out.violationChoices;
+        }
+        finished.set(start, start + count);
+        while (finished.has(doneUpTo)) doneUpTo = finished.get(doneUpTo)!;
+        onDone?.(out);
+      },
+    );
+  };
+  let next = 0;
+  if (strategy === "pct") {
+    const n = Math.min(PCT_CALIBRATION, total);
+    submit(0, n, (o) => {
+      k = o.k;
+    });
+    while (jobs.inflight > 0) await jobs.next();
+    if (jobs.error !== null) throw jobs.error;
+    next = n;
+  }
+  const stopOnFirst = jopts.stopOnFirstViolation;
+  while (next < total) {
+    while (jobs.inflight >= jobs.limit) {
+      await jobs.next();
+      if (jobs.error !== null) throw jobs.error;
+    }
+    if (stopOnFirst && best < next) break;
+    if (budget.opts.signal?.aborted) {
+      totals.cut.add("interrupted");
+      break;
+    }
+    if (budget.deadline !== undefined && now() >= budget.deadline) {
+      totals.cut.add("time-limit");
+      break;
+    }
+    const n = Math.min(chunk, total - next);
+    submit(next, n);
+    next += n;
+  }
+  while (jobs.inflight > 0) {
+    await jobs.next();
+    if (jobs.error !== null) throw jobs.error;
+  }
+  totals.violation = bestChoices;
+  if (stopOnFirst && bestChoices !== null) return { executions: best + 1, violationAt: best };
+  return { executions: totals.executions, violationAt: best };
+}
+
+// ---- entry ----------------------------------------------------------------------------
+
+/**
+ * Explore the program built by `spec` on `jobs` worker threads. Same result
+ * shape as explore(); with jobs <= 1 it is exploreAsync() in this thread.
+ */
+export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions = {}): Promise<ExploreResult> {
+  const program = await loadProgram(spec);
+  const jobsN = opts.jobs ?? availableParallelism();
+  const strategy: Strategy = opts.strategy ?? "dpor";
+  if (jobsN <= 1) return exploreAsync(program, opts);
+  const stopOnFirst = opts.stopOnFirstViolation ?? true;
+  const jopts: JobOptions = {
+    maxSteps: opts.maxSteps,
+    stopOnFirstViolation: stopOnFirst,
+    stopRunAtViolation: opts.stopRunAtViolation ?? stopOnFirst,
+    maxExecutions: opts.maxExecutions,
+    deadline: opts.timeLimitMs === undefined ? undefined : now() + opts.timeLimitMs,
+  };
+  const t0 = performance.now();
+  const totals = new Totals();
+  const budget: Budget = { opts, totals, deadline: jopts.deadline, t0, lastProgress: t0 };
+  const pool = new Piscina({ filename: workerFile(), minThreads: jobsN, maxThreads: jobsN });
+  const jobs = new Jobs(pool, Number(process.env.TDPLAB_LIMIT ?? jobsN * 2));
+  const split = opts.splitDepth ?? 4;
+  let exhausted = true;
+  let executionsOverride: number | null = null;
+  try {
+    switch (strategy) {
+      case "dpor": {
+        const ok = await parallelDpor(program, spec, jobs, budget, jopts, split);
+        if (!ok) return exploreAsync(program, opts);
+        break;
+      }
+      case "exhaustive":
+      case "bounded":
+        await parallelDfs(
+          program,
+          spec,
+          jobs,
+          budget,
+          jopts,
+          split,
+          strategy === "exhaustive" ? Number.POSITIVE_INFINITY : (opts.preemptionBound ?? 2),
+        );
+        break;
+      case "random":
+      case "pct": {
+        const total = opts.maxExecutions ?? 1000;
+        const r = await parallelSample(
+          spec,
+          jobs,
+          budget,
+          { ...jopts, maxExecutions: undefined },
+          strategy,
+          opts.seed ?? 0n,
+          opts.pctDepth ?? 3,
+          total,
+        );
+        executionsOverride = r.executions;
+        exhausted = false;
+        if (!totals.cut.has("interrupted") && !totals.cut.has("time-limit")) totals.cut.add("max-executions");
+        if (totals.violation !== null && stopOnFirst) {
+          totals.cut.delete("max-executions");
+          totals.cut.add("first-violation");
+        }
+        break;
+      }
+    }
+  } finally {
+    await pool.destroy();
+  }
+  if (totals.cut.has("first-violation") && totals.violation === null) totals.cut.delete("first-violation");
+  if (totals.violation !== null && stopOnFirst) totals.cut.add("first-violation");
+  const cutBy = [...totals.cut];
+  let violation: ExploreResult["violation"] = null;
+  if (totals.violation !== null) {
+    const choices = totals.violation;
+    const result = runProgram(program, {
+      scheduler: new ReplayScheduler(choices),
+      record: true,
+      maxSteps: (opts.maxSteps ?? DEFAULT_MAX_STEPS) + 1,
+      stopOnViolation: jopts.stopRunAtViolation,
+    });
+    violation = { result, choices, replay: encodeChoices(choices) };
+  }
+  return {
+    strategy,
+    complete: exhausted && cutBy.length === 0,
+    cutBy,
+    executions: executionsOverride ?? totals.executions,
+    steps: totals.steps,
+    elapsedMs: performance.now() - t0,
+    ...(strategy === "dpor" ? { blockedExecutions: totals.blocked } : {}),
+    violation,
+    stats: totals.stats,
+  };
+}

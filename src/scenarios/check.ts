@@ -1,0 +1,119 @@
+import { explore } from "../engine/explore/explore.js";
+import { shrink } from "../engine/explore/shrink.js";
+import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
+import { type Program, type RunResult, runProgram } from "../engine/runtime.js";
+import { ReplayScheduler } from "../engine/scheduler.js";
+import type { MachineConfig } from "../kernel/machine.js";
+import { WAIVED_INVARIANTS } from "../mmu/invariants/roots.js";
+import { buildTraceDoc } from "../trace/build.js";
+import { encodeReplayToken, type ReplayHeader } from "../trace/replay-token.js";
+import type { TraceDoc } from "../trace/schema.js";
+import { overridesOf, type RunConfig, type Variant } from "./define.js";
+import type { ResolvedScenario } from "./resolve.js";
+
+/** One check request, fully resolved. */
+export interface CheckRequest {
+  readonly scenario: ResolvedScenario;
+  readonly variant: Variant | null;
+  /** The variant as the user named it (built-in name or path), for the replay token. */
+  readonly variantRef: string | null;
+  readonly config: RunConfig;
+  /** The --feature flags as given, for the replay token. */
+  readonly featureFlags: readonly string[];
+  readonly machineFlags: Partial<MachineConfig>;
+  readonly explore: ExploreOptions;
+  /** Shrink a counterexample before reporting it (default true). */
+  readonly shrink?: boolean;
+  readonly shrinkBudget?: number;
+}
+
+export interface Counterexample {
+  readonly trace: TraceDoc;
+  readonly replay: string;
+  readonly shrunk: {
+    readonly from: { steps: number; preemptions: number };
+    readonly to: { steps: number; preemptions: number };
+    readonly minimal: boolean;
+  } | null;
+}
+
+export interface CheckOutcome {
+  readonly status: "ok" | "violation" | "inconclusive";
+  readonly explore: ExploreResult;
+  readonly counterexample: Counterexample | null;
+}
+
+/** The scenario's program for this configuration, with the variant's waived invariants set. */
+export function programFor(req: Pick<CheckRequest, "scenario" | "config" | "variant">): Program {
+  const inner = req.scenario.scenario.build(req.config);
+  const waives = req.variant?.waives;
+  if (!waives || waives.length === 0) return inner;
+  const set = new Set(waives);
+  return (ctx) => {
+    ctx.host.env.set(WAIVED_INVARIANTS, set);
+    inner(ctx);
+  };
+}
+
+export function replayHeaderFor(req: CheckRequest): ReplayHeader {
+  const m: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(req.machineFlags))
+    if (typeof v === "string" || typeof v === "number") m[k] = v;
+  return {
+    s: req.scenario.ref,
+    k: req.config.kernel,
+    ...(req.featureFlags.length ? { f: req.featureFlags } : {}),
+    ...(req.variantRef ? { v: req.variantRef } : {}),
+    ...(Object.keys(m).length ? { m } : {}),
+  };
+}
+
+/** Re-run a choice sequence with tracing on. */
+export function replayRun(
+  program: Program,
+  choices: readonly number[],
+  overrides: ReadonlyMap<string, Function>,
+  maxSteps?: number,
+): RunResult {
+  return runProgram(program, { scheduler: new ReplayScheduler(choices), record: true, overrides, maxSteps });
+}
+
+/** Explore; on a violation, shrink it and build the trace and replay token. Returns data only. */
+export function runCheck(req: CheckRequest): CheckOutcome {
+  const program = programFor(req);
+  const overrides = overridesOf(req.variant);
+  const maxSteps = req.explore.maxSteps ?? req.scenario.scenario.maxSteps;
+  const result = explore(program, { ...req.explore, overrides, maxSteps });
+  if (result.violation === null) {
+    return { status: result.complete ? "ok" : "inconclusive", explore: result, counterexample: null };
+  }
+  let choices = result.violation.choices;
+  let run = result.violation.result;
+  let shrunk: Counterexample["shrunk"] = null;
+  if (req.shrink ?? true) {
+    const s = shrink(program, choices, { overrides, maxSteps, budget: req.shrinkBudget ?? 2000 });
+    choices = s.choices;
+    run = s.result;
+    shrunk = {
+      from: s.original,
+      to: { steps: s.steps, preemptions: s.preemptions },
+      minimal: s.provenMinimal,
+    };
+  }
+  const replay = encodeReplayToken({ header: replayHeaderFor(req), choices });
+  const trace = buildTraceDoc(run, traceRunInfo(req), replay);
+  return { status: "violation", explore: result, counterexample: { trace, replay, shrunk } };
+}
+
+export function traceRunInfo(
+  req: Pick<CheckRequest, "scenario" | "config" | "featureFlags" | "variantRef" | "explore">,
+) {
+  return {
+    scenario: req.scenario.scenario.name,
+    kernel: req.config.kernel,
+    features: [...req.featureFlags],
+    variant: req.variantRef,
+    strategy: req.explore.strategy ?? "dpor",
+    ...(req.explore.seed !== undefined ? { seed: `0x${req.explore.seed.toString(16)}` } : {}),
+  };
+}

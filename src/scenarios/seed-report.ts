@@ -1,0 +1,96 @@
+import { runCheck } from "./check.js";
+import { resolveScenario, resolveVariant, runConfigFor } from "./resolve.js";
+import { SEED_DESIGNS, type SeedDesign } from "./seeds.js";
+
+export interface SeedRow {
+  readonly thread: string;
+  readonly design: string;
+  readonly scenario: string;
+  /** Variant name, or "as-merged" for the preset's own behaviour. */
+  readonly variant: string;
+  readonly kernel: string;
+  readonly expected: "safe" | "unsafe";
+  readonly verdict: "safe" | "unsafe" | "inconclusive";
+  readonly invariant: string | null;
+  readonly message: string | null;
+  readonly executions: number;
+  readonly elapsedMs: number;
+  /** Whether exploration was exhaustive (a safe verdict requires it). */
+  readonly complete: boolean;
+  readonly replay: string | null;
+  /** Verdict equals expectation (and, where one is named, the invariant matches). */
+  readonly matches: boolean;
+  readonly note: string;
+}
+
+export interface SeedRunOptions {
+  readonly threads?: readonly string[];
+  /** Per-design time budget. */
+  readonly timeLimitMs?: number;
+  readonly maxExecutions?: number;
+  readonly shrink?: boolean;
+  readonly onRow?: (row: SeedRow, index: number, total: number) => void;
+}
+
+/** Check one seed design: DPOR to the first violation, or to exhaustion for a safe verdict. */
+export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}): Promise<SeedRow> {
+  const scenario = await resolveScenario(d.scenario);
+  const variant = await resolveVariant(d.variant);
+  const config = runConfigFor(scenario, variant, { kernel: d.kernel });
+  const t0 = performance.now();
+  const out = runCheck({
+    scenario,
+    variant,
+    variantRef: d.variant,
+    config,
+    featureFlags: [],
+    machineFlags: {},
+    explore: {
+      strategy: "dpor",
+      stopOnFirstViolation: true,
+      timeLimitMs: opts.timeLimitMs ?? 30_000,
+      maxExecutions: opts.maxExecutions,
+    },
+    shrink: opts.shrink ?? true,
+    shrinkBudget: 300,
+  });
+  const elapsedMs = Math.round(performance.now() - t0);
+  const v = out.counterexample?.trace.violation ?? null;
+  // A model error is a bug in the model or the variant, never evidence about the design.
+  const verdict =
+    out.status === "violation" && v?.invariant !== "model-error"
+      ? "unsafe"
+      : out.status === "ok"
+        ? "safe"
+        : "inconclusive";
+  const invariantOk = d.invariant === undefined || (v !== null && d.invariant.includes(v.invariant));
+  return {
+    thread: d.thread,
+    design: d.design,
+    scenario: d.scenario,
+    variant: d.variant ?? "as-merged",
+    kernel: d.kernel,
+    expected: d.expected,
+    verdict,
+    invariant: v?.invariant ?? null,
+    message: v?.message ?? null,
+    executions: out.explore.executions,
+    elapsedMs,
+    complete: out.explore.complete,
+    replay: out.counterexample?.replay ?? null,
+    matches: verdict === d.expected && (verdict !== "unsafe" || invariantOk),
+    note: d.note,
+  };
+}
+
+/** Every seed design (or those of the given threads), in table order. */
+export async function runSeeds(opts: SeedRunOptions = {}): Promise<SeedRow[]> {
+  const designs = SEED_DESIGNS.filter((d) => !opts.threads || opts.threads.includes(d.thread));
+  const rows: SeedRow[] = [];
+  for (const d of designs) {
+    const row = await checkSeedDesign(d, opts);
+    rows.push(row);
+    opts.onRow?.(row, rows.length, designs.length);
+  }
+  return rows;
+}
