@@ -10,7 +10,7 @@ export function formatExploreSummary(o: CheckOutcome, label: string): string {
     : `incomplete: cut by ${e.cutBy.join(", ") || "nothing"}`;
   const verdict =
     o.status === "ok" ? "no violation" : o.status === "violation" ? "VIOLATION" : "inconclusive";
-  return `${label}: ${verdict}; ${e.strategy}, ${e.executions} executions, ${e.steps} steps, ${e.elapsedMs} ms; ${completeness}`;
+  return `${label}: ${verdict}; ${e.strategy}, ${e.executions} executions, ${e.steps} steps, ${Math.round(e.elapsedMs)} ms; ${completeness}`;
 }
 
 /** The counterexample the way a kernel developer reads it: diagram, steps, invariant, replay. */

@@ -2,7 +2,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { MODEL_VERSION, TOOL_VERSION } from "../version.js";
 import { registerCommands } from "./commands.js";
 import { EXIT, UsageError } from "./exit-codes.js";
-import { processOut } from "./io.js";
+import { type Out, processOut } from "./io.js";
 
 const EXAMPLES = `
 Examples:
@@ -16,8 +16,7 @@ Exit codes:
   0 no violation   1 violation   2 usage or input error
   3 inconclusive (with --fail-on-incomplete)   70 internal error   130 interrupted`;
 
-export async function main(argv: readonly string[]): Promise<number> {
-  const out = processOut();
+export async function main(argv: readonly string[], out: Out = processOut()): Promise<number> {
   const program = new Command()
     .name("tdplab")
     .description(
@@ -28,8 +27,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addHelpText("after", EXAMPLES)
     .exitOverride()
     .configureOutput({
-      writeOut: (s) => process.stdout.write(s),
-      writeErr: (s) => process.stderr.write(s),
+      writeOut: (s) => out.data(s.replace(/\n$/, "")),
+      writeErr: (s) => out.info(s.replace(/\n$/, "")),
     });
   let code: number = EXIT.ok;
   registerCommands(program, out, (c) => {

@@ -4,23 +4,12 @@ import { encodeChoices } from "../replay-codec.js";
 import { type Program, runProgram } from "../runtime.js";
 import { ReplayScheduler } from "../scheduler.js";
 import { DfsSearcher } from "./dfs.js";
-import { type DporJob, DporSearcher, type ProbeResult } from "./dpor.js";
 import { DEFAULT_MAX_STEPS, type DriverSummary, exploreAsync } from "./explore.js";
-import { conflict, type Foot } from "./foot.js";
+import { DporCoordinator } from "./parallel-dpor.js";
 import { loadProgram, type ProgramSpec } from "./program-spec.js";
 import { PCT_CALIBRATION } from "./sample.js";
 import type { CutReason, ExploreOptions, ExploreResult, ExploreStats, Strategy } from "./types.js";
 import { emptyStats } from "./types.js";
-import {
-  insertSequence,
-  mapForest,
-  type SeqEv,
-  type SleepEntry,
-  type StateView,
-  sleepCovers,
-  UNIT_KEY,
-  type WNode,
-} from "./wakeup.js";
 import type { JobInput, JobOptions, JobOutput } from "./worker.js";
 
 /**
@@ -70,6 +59,24 @@ export class Totals {
   readonly stats: ExploreStats = emptyStats();
   readonly cut = new Set<CutReason>();
   violation: readonly number[] | null = null;
+  /** DPOR jobs run again because a late race grew their wakeup tree. */
+  reruns = 0;
+
+  /** Withdraw a summary added earlier (a job that went stale); maxima are kept. */
+  sub(s: DriverSummary): void {
+    this.executions -= s.executions;
+    this.blocked -= s.blocked;
+    this.steps -= s.steps;
+    const a = this.stats;
+    const b = s.stats;
+    a.violatingExecutions -= b.violatingExecutions;
+    for (const [k, v] of Object.entries(b.violationsByInvariant)) a.violationsByInvariant[k] -= v;
+    a.depthCuts -= b.depthCuts;
+    a.races -= b.races;
+    a.insertions -= b.insertions;
+    a.infeasibleRaces -= b.infeasibleRaces;
+    a.deadBranches -= b.deadBranches;
+  }
 
   add(s: DriverSummary): void {
     this.executions += s.executions;
@@ -187,25 +194,7 @@ function exhaustedBudget(b: Budget, stopOnFirst: boolean): boolean {
 
 // ---- dpor -----------------------------------------------------------------------
 
-interface TopNode {
-  readonly depth: number;
-  readonly setupPlan: readonly number[];
-  readonly prefix: readonly { readonly t: string; readonly plan: readonly number[] }[];
-  readonly sleep: SleepEntry[];
-  readonly wut: WNode[];
-  readonly view: ReadonlyMap<
-    number,
-    { readonly foot: Foot; readonly enabled: boolean; readonly blocking: boolean }
-  >;
-  readonly parent: TopNode | null;
-  /** Length of the parent's sleep set when this node's step was started (see dispatch). */
-  readonly snapAtParent: number;
-  outstanding: number;
-  done: boolean;
-  queued: boolean;
-}
-
-/** @internal The dpor coordinator, exported so tests can drive it with an in-process pool. */
+/** @internal The dpor coordinator loop, exported so tests can drive it with an in-process pool. */
 export async function parallelDpor(
   program: Program,
   spec: ProgramSpec,
@@ -214,228 +203,27 @@ export async function parallelDpor(
   jopts: JobOptions,
   split: number,
 ): Promise<boolean> {
-  const P = new DporSearcher({ program, maxSteps: jopts.maxSteps ?? DEFAULT_MAX_STEPS });
   const totals = budget.totals;
-  const O = (n: string): number => P.objs.id(n);
-  const T = (n: string): number => P.tasks.id(n);
-  const footOf = (w: string | null, r: readonly string[]): Foot => ({
-    w: w === null ? -1 : O(w),
-    r: r.map(O),
-  });
-  const viewOf = (pr: ProbeResult): TopNode["view"] =>
-    new Map(pr.view.map((v) => [T(v.t), { foot: footOf(v.w, v.r), enabled: v.enabled, blocking: v.b }]));
-  const stateView = (n: TopNode): StateView => ({
-    footAt: (t) => n.view.get(t)?.foot,
-    enabledAt: (t) => n.view.get(t)?.enabled ?? false,
-  });
-  const ready: TopNode[] = [];
   let stopped = false;
-
-  const complete = (n: TopNode): void => {
-    let x: TopNode | null = n;
-    while (x !== null && !x.done && x.wut.length === 0 && x.outstanding === 0) {
-      x.done = true;
-      x = x.parent;
-      if (x !== null) x.outstanding--;
-    }
-  };
-  const enqueue = (n: TopNode): void => {
-    if (!n.queued && !n.done) {
-      n.queued = true;
-      ready.push(n);
-    }
-  };
-
-  /** First child of a node reached with an empty wakeup tree: any enabled task not asleep. */
-  const freePick = (n: TopNode): boolean => {
-    const last = n.prefix.length > 0 ? T(n.prefix[n.prefix.length - 1].t) : -1;
-    let pick = -1;
-    let partial = -1;
-    for (const [t, v] of n.view) {
-      if (!v.enabled) continue;
-      let unit = false;
-      let labeled = false;
-      for (const s of n.sleep) {
-        if (s.task !== t) continue;
-        if (s.key === null) unit = true;
-        else labeled = true;
-      }
-      if (unit) continue;
-      if (labeled) {
-        if (partial < 0) partial = t;
-        continue;
-      }
-      if (pick < 0 || t === last) pick = t;
-    }
-    if (pick < 0) pick = partial;
-    if (pick < 0) return false;
-    const v = n.view.get(pick)!;
-    n.wut.push({
-      ev: { task: pick, vals: null, key: UNIT_KEY, foot: v.foot, blocking: v.blocking, spawns: null },
-      kids: [],
-    });
-    return true;
-  };
-
-  /**
-   * A race found under child c of node A is checked against A's sleep set as
-   * it was when c was started: in a sequential run only siblings started
-   * before c can be asleep then. Using later siblings too would let c rely on
-   * a sibling that relies on c, and traces would be lost.
-   */
-  const dispatch = (n: TopNode, job: DporJob): void => {
-    n.outstanding++;
-    const snap = job.sleep.length;
-    jobs.run({ spec, opts: jopts, kind: "dpor", job }, (out) => {
-      totals.add(out);
-      for (const ins of out.exported) {
-        let target: TopNode = n;
-        let len = snap;
-        while (target.depth > ins.depth) {
-          len = target.snapAtParent;
-          target = target.parent!;
-        }
-        const seq = ins.seq.map((e) => P.evFromJson(e));
-        const sleep = target.sleep.slice(0, len);
-        if (insertSequence(target.wut, sleep, stateView(target), seq, ins.meta) === "inserted") {
-          totals.stats.insertions++;
-          enqueue(target);
-        }
-      }
-      n.outstanding--;
-      complete(n);
-    });
-  };
-
-  const sleepJson = (s: readonly SleepEntry[]) => s.map((x) => ({ t: P.tasks.name(x.task), k: x.key }));
-
-  /** Start child `c` of `n`: a job at the split depth, else one top node per label. */
-  const start = (n: TopNode, c: WNode, sleepBefore: readonly SleepEntry[]): void => {
-    const t = P.tasks.name(c.ev.task);
-    if (n.depth + 1 >= split) {
-      dispatch(n, {
-        setupPlan: n.setupPlan,
-        prefix: n.prefix,
-        child: { t, labeled: c.ev.vals !== null, plan: c.ev.vals ?? [] },
-        sleep: sleepJson(sleepBefore),
-        sub: mapForest(c.kids, (e) => P.evJson(e)),
-      });
-      return;
-    }
-    let plan: number[] = c.ev.vals === null ? [] : c.ev.vals.slice();
-    for (;;) {
-      const pr = P.probe(n.setupPlan, [
-        ...n.prefix.map((p) => ({ t: p.t, labeled: true, plan: p.plan })),
-        { t, labeled: c.ev.vals !== null, plan },
-      ]);
-      const label = pr.lastGot.slice();
-      if (!pr.reached || pr.lastFoot === null) {
-        // The run ends within this step (or stops at a violation): a worker explores it.
-        dispatch(n, {
-          setupPlan: n.setupPlan,
-          prefix: n.prefix,
-          child: { t, labeled: true, plan: label },
-          sleep: sleepJson(sleepBefore),
-          sub: c.ev.vals !== null ? mapForest(c.kids, (e) => P.evJson(e)) : [],
-        });
-      } else {
-        const lf = footOf(pr.lastFoot.w, pr.lastFoot.r);
-        const child: TopNode = {
-          depth: n.depth + 1,
-          setupPlan: n.setupPlan,
-          prefix: [...n.prefix, { t, plan: label }],
-          sleep: sleepBefore.filter((s) => {
-            if (s.task === c.ev.task) return false;
-            const f = n.view.get(s.task)?.foot;
-            return f !== undefined && !conflict(f, lf);
-          }),
-          wut: c.ev.vals !== null ? c.kids : [],
-          view: viewOf(pr),
-          parent: n,
-          snapAtParent: sleepBefore.length,
-          outstanding: 0,
-          done: false,
-          queued: false,
-        };
-        n.outstanding++;
-        if (child.wut.length === 0 && !freePick(child)) {
-          totals.blocked++;
-          complete(child);
-        } else {
-          enqueue(child);
-        }
-      }
-      if (c.ev.vals !== null) return;
-      let p = label.length - 1;
-      while (p >= 0 && label[p] + 1 >= pr.lastNs[p]) p--;
-      if (p < 0) return;
-      plan = label.slice(0, p);
-      plan.push(label[p] + 1);
-    }
-  };
-
-  const pump = (): void => {
-    while (!stopped && jobs.inflight < jobs.limit && ready.length > 0) {
-      if (exhaustedBudget(budget, jopts.stopOnFirstViolation)) {
-        stopped = true;
-        jobs.abort();
-        return;
-      }
-      const n = ready[ready.length - 1];
-      const c = n.wut.shift();
-      if (c === undefined) {
-        ready.pop();
-        n.queued = false;
-        complete(n);
-        continue;
-      }
-      const v = n.view.get(c.ev.task);
-      if (v === undefined || !v.enabled || sleepCovers(n.sleep, c.ev)) {
-        totals.stats.deadBranches++;
-        continue;
-      }
-      const sleepBefore = n.sleep.slice();
-      n.sleep.push({
-        task: c.ev.task,
-        key: c.ev.vals === null || c.ev.vals.length === 0 ? null : c.ev.vals.join(","),
-      });
-      n.outstanding++;
-      start(n, c, sleepBefore);
-      n.outstanding--;
-      complete(n);
-    }
-  };
-
-  // Roots: one per label of the setup code.
-  const roots: TopNode[] = [];
-  let setupPlan: number[] = [];
-  for (;;) {
-    const pr = P.probe(setupPlan, []);
-    if (!pr.reached) return false;
-    const root: TopNode = {
-      depth: 0,
-      setupPlan: pr.setupGot.slice(),
-      prefix: [],
-      sleep: [],
-      wut: [],
-      view: viewOf(pr),
-      parent: null,
-      snapAtParent: 0,
-      outstanding: 0,
-      done: false,
-      queued: false,
-    };
-    if (!freePick(root)) return false;
-    roots.push(root);
-    const g = pr.setupGot;
-    let p = g.length - 1;
-    while (p >= 0 && g[p] + 1 >= pr.setupNs[p]) p--;
-    if (p < 0) break;
-    setupPlan = g.slice(0, p);
-    setupPlan.push(g[p] + 1);
-  }
-  for (const r of roots.reverse()) enqueue(r);
-  pump();
+  const coord = new DporCoordinator(program, jopts, split, {
+    run: (job, done) => jobs.run({ spec, opts: jopts, kind: "dpor", job }, done),
+    canStart: () => !stopped && jobs.inflight < jobs.limit,
+    accept: (out, sign) => (sign > 0 ? totals.add(out) : totals.sub(out)),
+    blocked: () => {
+      totals.blocked++;
+    },
+    deadBranch: () => {
+      totals.stats.deadBranches++;
+    },
+    insertion: () => {
+      totals.stats.insertions++;
+    },
+    rerun: () => {
+      totals.reruns++;
+    },
+  });
+  if (!coord.init()) return false;
+  coord.pump();
   while (jobs.inflight > 0) {
     await jobs.next();
     if (jobs.error !== null) throw jobs.error;
@@ -443,8 +231,9 @@ export async function parallelDpor(
       stopped = true;
       jobs.abort();
     }
-    pump();
+    coord.pump();
   }
+  if (!stopped && !coord.finished) throw new Error("parallel dpor: work left but nothing running");
   return true;
 }
 
@@ -580,7 +369,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
   const totals = new Totals();
   const budget: Budget = { opts, totals, deadline: jopts.deadline, t0, lastProgress: t0 };
   const pool = new Piscina({ filename: workerFile(), minThreads: jobsN, maxThreads: jobsN });
-  const jobs = new Jobs(pool, Number(process.env.TDPLAB_LIMIT ?? jobsN * 2));
+  const jobs = new Jobs(pool, jobsN * 2);
   const split = opts.splitDepth ?? 4;
   let exhausted = true;
   let executionsOverride: number | null = null;

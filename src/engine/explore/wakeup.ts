@@ -74,7 +74,7 @@ export function sleepCovers(sleep: readonly SleepEntry[], e: SeqEv): boolean {
 }
 
 /** What remains of the sequence during the descent, with O(1) lookups. */
-class Rest {
+export class Rest {
   readonly alive: boolean[];
   count: number;
   /** Per canonical task: indices of its events, and how many were removed. */
@@ -165,7 +165,7 @@ class Rest {
  * its next step commutes with everything (only for unit sleepers: a labelled
  * sleeper does not cover the other labels of that step).
  */
-function sleeperIsWI(s: SleepEntry, view: StateView, rest: Rest): boolean {
+export function sleeperIsWI(s: SleepEntry, view: StateView, rest: Rest): boolean {
   const m = rest.first(s.task);
   if (m >= 0) return rest.isInitial(m) && keyCovers(s.key, rest.w[m]);
   if (s.key !== null) return false;
@@ -196,6 +196,39 @@ function absentOK(c: SeqEv, u: readonly SeqEv[], view: StateView): boolean {
 export type InsertOutcome = "inserted" | "covered" | "asleep";
 
 /**
+ * Is tree event `c` a weak initial of what remains? Returns the index of its
+ * event in the rest (to remove), -1 when it stands in front as an absent weak
+ * initial, or null when it is not a weak initial.
+ */
+export function weakInitial(c: SeqEv, rest: Rest, u: readonly SeqEv[], view: StateView): number | null {
+  const m = rest.first(c.task);
+  if (m >= 0) return rest.isInitial(m) && keyCovers(c.key, rest.w[m]) ? m : null;
+  return absentOK(c, u, view) && rest.independent(c.foot) ? -1 : null;
+}
+
+/** The descent of insert_[E] from `kids`, with `u` the tree path above them. */
+export function descendInsert(kids: WNode[], rest: Rest, u: SeqEv[], view: StateView): InsertOutcome {
+  for (;;) {
+    if (rest.count === 0) return "covered";
+    let next: WNode | null = null;
+    for (const c of kids) {
+      const m = weakInitial(c.ev, rest, u, view);
+      if (m === null) continue;
+      if (c.kids.length === 0) return "covered";
+      if (m >= 0) rest.remove(m);
+      u.push(c.ev);
+      next = c;
+      break;
+    }
+    if (next === null) {
+      kids.push(rest.chain());
+      return "inserted";
+    }
+    kids = next.kids;
+  }
+}
+
+/**
  * insert_[E](w, wut(E)) guarded by the sleep-set test of Optimal-DPOR: skip if
  * a sleeper is a weak initial of w; otherwise descend through the first child
  * that is a weak initial of what remains of w; reaching a leaf means w is
@@ -210,31 +243,7 @@ export function insertSequence(
 ): InsertOutcome {
   const rest = new Rest(seq, meta);
   for (const s of sleep) if (sleeperIsWI(s, view, rest)) return "asleep";
-  let kids = wut;
-  const u: SeqEv[] = [];
-  for (;;) {
-    if (rest.count === 0) return "covered";
-    let next: WNode | null = null;
-    for (const c of kids) {
-      const m = rest.first(c.ev.task);
-      if (m >= 0) {
-        if (!rest.isInitial(m) || !keyCovers(c.ev.key, rest.w[m])) continue;
-        if (c.kids.length === 0) return "covered";
-        rest.remove(m);
-      } else {
-        if (!absentOK(c.ev, u, view) || !rest.independent(c.ev.foot)) continue;
-        if (c.kids.length === 0) return "covered";
-      }
-      u.push(c.ev);
-      next = c;
-      break;
-    }
-    if (next === null) {
-      kids.push(rest.chain());
-      return "inserted";
-    }
-    kids = next.kids;
-  }
+  return descendInsert(wut, rest, [], view);
 }
 
 /** Number of nodes in a forest (for memory statistics). */

@@ -1,9 +1,14 @@
 import type { Gen } from "../../engine/op.js";
-import { kvm_get_kvm_at_spawn, kvm_put_kvm } from "../../mmu/kvm_destroy.js";
+import { kfree } from "../../kernel/alloc.js";
+import { WRITE_ONCE } from "../../kernel/atomic.js";
+import { check_teardown_clean } from "../../mmu/invariants/roots.js";
+import { kvm_get_kvm_at_spawn, kvm_put_kvm, kvm_unload_vcpu_mmus } from "../../mmu/kvm_destroy.js";
+import { kvm_mmu_notifier_release } from "../../mmu/mmu_notifier.js";
+import { kvm_mmu_uninit_tdp_mmu } from "../../mmu/tdp_mmu_invalidate.js";
 import { kvm_tdp_mmu_page_fault } from "../../mmu/tdp_mmu_map.js";
-import type { Vcpu } from "../../mmu/types.js";
+import type { Kvm, Vcpu } from "../../mmu/types.js";
 import { kvm_mmu_load, kvm_mmu_unload } from "../../mmu/vcpu.js";
-import { destroyVmTask, memslotDeleteTask } from "../../mmu/workloads.js";
+import { memslotDeleteTask } from "../../mmu/workloads.js";
 import { vmScenario } from "./vm.js";
 
 /** A vCPU that runs once and goes away: loads a root and drops it again. */
@@ -22,23 +27,35 @@ function* faultOnce(vcpu: Vcpu, gfn: number): Gen<void> {
 export const seed000Teardown = vmScenario({
   name: "seed-000-teardown",
   description:
-    "Two vCPUs (normal and SMM address space) leave one root each; then the VM is destroyed and " +
-    "kvm_mmu_uninit_tdp_mmu() invalidates the roots while the zap worker frees them.",
+    "Two vCPUs (normal and SMM address space) leave one root each; the VM is being destroyed, and " +
+    "kvm_mmu_uninit_tdp_mmu() walks the root list to invalidate the roots while the zap worker it " +
+    "queues unlinks and frees them.",
   exercises:
     "seed 000: the root-list walk of kvm_tdp_mmu_invalidate_all_roots() at teardown against the " +
-    "worker's list_del_rcu(); use-after-free on the list, teardown cleanliness (inv 14).",
+    "worker's list_del_rcu() and call_rcu(); use-after-free on the list, teardown cleanliness (inv 14).",
   defaultKernel: "v6.4",
   vcpus: [0, 1],
-  // The vCPU threads have run their course before the last close of the VM: with persistent
-  // roots, each leaves a root held only by the TDP MMU's reference.
-  *prologue({ vcpus }) {
+  // kvm_destroy_vm() up to kvm_mmu_uninit_tdp_mmu(): the vCPU threads have run their course
+  // (with persistent roots each leaves a root held by the TDP MMU alone), the notifier's release
+  // zapped everything and the vCPUs' MMUs were unloaded. Nothing else holds a VM reference.
+  *prologue({ kvm, vcpus }) {
     yield* loadUnload(vcpus[0]);
     yield* loadUnload(vcpus[1]);
+    yield* kvm_mmu_notifier_release(kvm);
+    yield* kvm_unload_vcpu_mmus(kvm);
+    yield* WRITE_ONCE(kvm.users_count, 0);
   },
   body: ({ kvm, spawn }) => {
-    spawn("destroy-vm", destroyVmTask(kvm));
+    spawn("kvm_destroy_vm", uninitTask(kvm));
   },
 });
+
+/** The rest of kvm_destroy_vm() from kvm_mmu_uninit_tdp_mmu(): uninit, the leak checks, the free. */
+function* uninitTask(kvm: Kvm): Gen<void> {
+  yield* kvm_mmu_uninit_tdp_mmu(kvm);
+  check_teardown_clean(kvm);
+  yield* kfree(kvm.kobj);
+}
 
 export const seed000ReadLockInvalidate = vmScenario({
   name: "seed-000-invalidate-vs-fault",

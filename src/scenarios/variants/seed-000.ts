@@ -53,6 +53,8 @@ export const invalidateUnderReadLock = defineVariant({
   thread: "000",
   description:
     "kvm_mmu_zap_all_fast() marks roots invalid under read_lock(mmu_lock), slots_lock serialising invalidators",
+  // The rule this design drops; the verdict must come from what breaks without it.
+  waives: ["inv15-lock-discipline", "inv6-invalid-monotone"],
   overrides: {
     kvm_mmu_zap_all_fast: function* (_orig: unknown, kvm: Kvm): Gen<void> {
       lockdep_assert_held(kvm.slots_lock);

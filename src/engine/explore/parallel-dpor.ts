@@ -1,0 +1,496 @@
+import type { Program } from "../runtime.js";
+import { type DporJob, DporSearcher, type ExportedInsertion, type ProbeResult } from "./dpor.js";
+import { conflict, type Foot } from "./foot.js";
+import type { ProgramSpec } from "./program-spec.js";
+import {
+  descendInsert,
+  type InsertOutcome,
+  mapForest,
+  Rest,
+  type SeqEv,
+  type SleepEntry,
+  type StateView,
+  sleepCovers,
+  sleeperIsWI,
+  UNIT_KEY,
+  type WNode,
+  weakInitial,
+} from "./wakeup.js";
+import type { JobOptions, JobOutput } from "./worker.js";
+
+/**
+ * The coordinator of a parallel Optimal-DPOR exploration. It holds the top of
+ * the exploration tree (nodes above the split depth) and gives each child at
+ * the split depth to a worker as a job.
+ *
+ * Sequential Optimal-DPOR explores the children of a node one after the
+ * other, and a race found under child k may add a sequence to the wakeup tree
+ * of a later child k+1 before k+1 starts: the wakeup tree carries obligations
+ * the races under k+1 alone would not recreate. Here children run
+ * concurrently, so the coordinator keeps every child (started or not) with its
+ * wakeup subtree and replays sequential semantics:
+ * - a race from under child k is checked against the parent's sleep set as it
+ *   was when k started (only earlier siblings), and
+ * - it may descend into children started after k: into a top node's children,
+ *   or into a job's wakeup subtree, in which case that job is re-run with the
+ *   grown subtree (its earlier result is discarded).
+ */
+
+/** One child of a top node: a step, and what became of it. */
+interface Kid {
+  readonly ev: SeqEv;
+  /** Wakeup subtree below the step (pending and job children: late insertions merge here). */
+  readonly sub: WNode[];
+  /** Created with no subtree: a leaf covers whatever reaches it. */
+  readonly leaf: boolean;
+  readonly owner: TopNode;
+  state: "pending" | "dead" | "started";
+  /** Owner's sleep-set length when this child started. */
+  snap: number;
+  /** Labelled child: its node or job; unit child: one per label. */
+  readonly handles: (TopNode | JobRec)[];
+  finished: boolean;
+}
+
+interface TopNode {
+  readonly kind: "node";
+  readonly depth: number;
+  readonly setupPlan: readonly number[];
+  readonly prefix: readonly { readonly t: string; readonly plan: readonly number[] }[];
+  readonly sleep: SleepEntry[];
+  readonly kids: Kid[];
+  readonly view: ReadonlyMap<
+    number,
+    { readonly foot: Foot; readonly enabled: boolean; readonly blocking: boolean }
+  >;
+  readonly parent: TopNode | null;
+  readonly parentKid: Kid | null;
+  /** Children not finished (pending ones included). */
+  open: number;
+  done: boolean;
+  queued: boolean;
+}
+
+interface JobRec {
+  readonly kind: "job";
+  readonly node: TopNode;
+  readonly kid: Kid;
+  readonly child: DporJob["child"];
+  readonly sleepBefore: readonly SleepEntry[];
+  /** The wakeup subtree the job explores (the kid's, or none for one label of a unit kid). */
+  readonly sub: WNode[];
+  version: number;
+  running: boolean;
+  accepted: JobOutput | null;
+  finished: boolean;
+}
+
+export interface DporCoordinatorHooks {
+  /** Submit a job; `done` gets its output (or is never called if the run was aborted). */
+  run(job: DporJob, done: (out: JobOutput) => void): void;
+  /** Room for another job now? */
+  canStart(): boolean;
+  /** A job's output was accepted (add) or withdrawn because the job went stale (sub). */
+  accept(out: JobOutput, sign: 1 | -1): void;
+  blocked(): void;
+  deadBranch(): void;
+  insertion(): void;
+  rerun(): void;
+}
+
+export class DporCoordinator {
+  private readonly P: DporSearcher;
+  private readonly ready: TopNode[] = [];
+  private readonly roots: TopNode[] = [];
+  private readonly idle: JobRec[] = [];
+
+  constructor(
+    program: Program,
+    jopts: JobOptions,
+    private readonly split: number,
+    private readonly hooks: DporCoordinatorHooks,
+  ) {
+    this.P = new DporSearcher({ program, maxSteps: jopts.maxSteps ?? 10_000 });
+  }
+
+  // ---- conversions ------------------------------------------------------------
+
+  private T(n: string): number {
+    return this.P.tasks.id(n);
+  }
+
+  private foot(w: string | null, r: readonly string[]): Foot {
+    return { w: w === null ? -1 : this.P.objs.id(w), r: r.map((o) => this.P.objs.id(o)) };
+  }
+
+  private viewOf(pr: ProbeResult): TopNode["view"] {
+    return new Map(
+      pr.view.map((v) => [this.T(v.t), { foot: this.foot(v.w, v.r), enabled: v.enabled, blocking: v.b }]),
+    );
+  }
+
+  private stateView(n: TopNode): StateView {
+    return { footAt: (t) => n.view.get(t)?.foot, enabledAt: (t) => n.view.get(t)?.enabled ?? false };
+  }
+
+  // ---- tree bookkeeping ---------------------------------------------------------
+
+  private newKid(owner: TopNode, w: WNode): Kid {
+    return {
+      ev: w.ev,
+      sub: w.kids,
+      leaf: w.kids.length === 0,
+      owner,
+      state: "pending",
+      snap: 0,
+      handles: [],
+      finished: false,
+    };
+  }
+
+  private addKid(owner: TopNode, w: WNode): void {
+    owner.kids.push(this.newKid(owner, w));
+    owner.open++;
+    this.reopen(owner);
+    this.enqueue(owner);
+  }
+
+  private enqueue(n: TopNode): void {
+    if (!n.queued && !n.done) {
+      n.queued = true;
+      this.ready.push(n);
+    }
+  }
+
+  private handleFinished(h: TopNode | JobRec): boolean {
+    return h.kind === "node" ? h.done : h.finished;
+  }
+
+  private checkKid(kid: Kid): void {
+    if (kid.finished || kid.state === "pending") return;
+    if (kid.state === "started" && !kid.handles.every((h) => this.handleFinished(h))) return;
+    kid.finished = true;
+    kid.owner.open--;
+    this.checkDone(kid.owner);
+  }
+
+  private checkDone(n: TopNode): void {
+    if (n.done || n.open > 0) return;
+    n.done = true;
+    if (n.parentKid !== null) this.checkKid(n.parentKid);
+  }
+
+  /** `n` has work again: undo its completion and its parents'. */
+  private reopen(n: TopNode): void {
+    if (!n.done) return;
+    n.done = false;
+    const k = n.parentKid;
+    if (k !== null && k.finished) {
+      k.finished = false;
+      k.owner.open++;
+      this.reopen(k.owner);
+    }
+  }
+
+  private unfinishJob(j: JobRec): void {
+    if (!j.finished) return;
+    j.finished = false;
+    const k = j.kid;
+    if (k.finished) {
+      k.finished = false;
+      k.owner.open++;
+      this.reopen(k.owner);
+    }
+  }
+
+  // ---- starting children -----------------------------------------------------------
+
+  /** First child of a node reached with an empty wakeup tree: any enabled task not asleep. */
+  private freePick(n: TopNode): boolean {
+    const last = n.prefix.length > 0 ? this.T(n.prefix[n.prefix.length - 1].t) : -1;
+    let pick = -1;
+    let partial = -1;
+    for (const [t, v] of n.view) {
+      if (!v.enabled) continue;
+      let unit = false;
+      let labeled = false;
+      for (const s of n.sleep) {
+        if (s.task !== t) continue;
+        if (s.key === null) unit = true;
+        else labeled = true;
+      }
+      if (unit) continue;
+      if (labeled) {
+        if (partial < 0) partial = t;
+        continue;
+      }
+      if (pick < 0 || t === last) pick = t;
+    }
+    if (pick < 0) pick = partial;
+    if (pick < 0) return false;
+    const v = n.view.get(pick)!;
+    const ev: SeqEv = {
+      task: pick,
+      vals: null,
+      key: UNIT_KEY,
+      foot: v.foot,
+      blocking: v.blocking,
+      spawns: null,
+    };
+    n.kids.push(this.newKid(n, { ev, kids: [] }));
+    n.open++;
+    return true;
+  }
+
+  private makeNode(
+    parent: TopNode | null,
+    parentKid: Kid | null,
+    pr: ProbeResult,
+    prefix: TopNode["prefix"],
+    sleep: SleepEntry[],
+    wut: readonly WNode[],
+  ): TopNode {
+    const n: TopNode = {
+      kind: "node",
+      depth: prefix.length,
+      setupPlan: parent?.setupPlan ?? pr.setupGot.slice(),
+      prefix,
+      sleep,
+      kids: [],
+      view: this.viewOf(pr),
+      parent,
+      parentKid,
+      open: 0,
+      done: false,
+      queued: false,
+    };
+    for (const w of wut) {
+      n.kids.push(this.newKid(n, w));
+      n.open++;
+    }
+    if (n.kids.length === 0 && !this.freePick(n)) {
+      this.hooks.blocked();
+      n.done = true;
+    }
+    return n;
+  }
+
+  private newJob(
+    n: TopNode,
+    kid: Kid,
+    child: DporJob["child"],
+    sleepBefore: readonly SleepEntry[],
+    sub: WNode[],
+  ) {
+    const j: JobRec = {
+      kind: "job",
+      node: n,
+      kid,
+      child,
+      sleepBefore,
+      sub,
+      version: 0,
+      running: false,
+      accepted: null,
+      finished: false,
+    };
+    kid.handles.push(j);
+    this.idle.push(j);
+  }
+
+  private start(n: TopNode, kid: Kid): void {
+    const P = this.P;
+    const v = n.view.get(kid.ev.task);
+    if (v === undefined || !v.enabled || sleepCovers(n.sleep, kid.ev)) {
+      kid.state = "dead";
+      this.hooks.deadBranch();
+      this.checkKid(kid);
+      return;
+    }
+    const sleepBefore = n.sleep.slice();
+    kid.snap = sleepBefore.length;
+    const vals = kid.ev.vals;
+    n.sleep.push({ task: kid.ev.task, key: vals === null || vals.length === 0 ? null : vals.join(",") });
+    kid.state = "started";
+    const t = P.tasks.name(kid.ev.task);
+    if (n.depth + 1 >= this.split) {
+      this.newJob(n, kid, { t, labeled: vals !== null, plan: vals ?? [] }, sleepBefore, kid.sub);
+      return;
+    }
+    let plan: number[] = vals === null ? [] : vals.slice();
+    for (;;) {
+      const pr = P.probe(n.setupPlan, [
+        ...n.prefix.map((p) => ({ t: p.t, labeled: true, plan: p.plan })),
+        { t, labeled: vals !== null, plan },
+      ]);
+      const label = pr.lastGot.slice();
+      if (!pr.reached || pr.lastFoot === null) {
+        // The run ends within this step (or stops at a violation): a worker explores it.
+        this.newJob(n, kid, { t, labeled: true, plan: label }, sleepBefore, vals !== null ? kid.sub : []);
+      } else {
+        const lf = this.foot(pr.lastFoot.w, pr.lastFoot.r);
+        const sleep = sleepBefore.filter((s) => {
+          if (s.task === kid.ev.task) return false;
+          const f = n.view.get(s.task)?.foot;
+          return f !== undefined && !conflict(f, lf);
+        });
+        const child = this.makeNode(
+          n,
+          kid,
+          pr,
+          [...n.prefix, { t, plan: label }],
+          sleep,
+          vals !== null ? kid.sub : [],
+        );
+        kid.handles.push(child);
+        if (!child.done) this.enqueue(child);
+      }
+      if (vals !== null) break;
+      let p = label.length - 1;
+      while (p >= 0 && label[p] + 1 >= pr.lastNs[p]) p--;
+      if (p < 0) break;
+      plan = label.slice(0, p);
+      plan.push(label[p] + 1);
+    }
+    this.checkKid(kid);
+  }
+
+  // ---- jobs -------------------------------------------------------------------------
+
+  private dispatch(j: JobRec): void {
+    const P = this.P;
+    const n = j.node;
+    const version = j.version;
+    j.running = true;
+    const job: DporJob = {
+      setupPlan: n.setupPlan,
+      prefix: n.prefix,
+      child: j.child,
+      sleep: j.sleepBefore.map((x) => ({ t: P.tasks.name(x.task), k: x.key })),
+      sub: mapForest(j.sub, (e) => P.evJson(e)),
+    };
+    this.hooks.run(job, (out) => {
+      j.running = false;
+      if (j.version !== version) {
+        // Went stale while running: its wakeup subtree grew. Run it again.
+        this.idle.push(j);
+        return;
+      }
+      for (const ins of out.exported) this.insertFromJob(j, ins);
+      if (j.version !== version) {
+        this.idle.push(j);
+        return;
+      }
+      j.accepted = out;
+      this.hooks.accept(out, 1);
+      j.finished = true;
+      this.checkKid(j.kid);
+    });
+  }
+
+  private markStale(j: JobRec): void {
+    j.version++;
+    this.hooks.rerun();
+    if (j.accepted !== null) {
+      this.hooks.accept(j.accepted, -1);
+      j.accepted = null;
+    }
+    this.unfinishJob(j);
+    if (!j.running && !this.idle.includes(j)) this.idle.push(j);
+  }
+
+  /**
+   * Insert a race reversal found by job `j` into the node at its depth, with
+   * sequential semantics (see the module comment).
+   */
+  private insertFromJob(j: JobRec, ins: ExportedInsertion): void {
+    let a = j.node;
+    let pathKid = j.kid;
+    while (a.depth > ins.depth) {
+      pathKid = a.parentKid!;
+      a = a.parent!;
+    }
+    const seq = ins.seq.map((e) => this.P.evFromJson(e));
+    const rest = new Rest(seq, ins.meta);
+    const view = this.stateView(a);
+    const sleep = a.sleep.slice(0, pathKid.snap);
+    for (const s of sleep) if (sleeperIsWI(s, view, rest)) return;
+    const from = a.kids.indexOf(pathKid) + 1;
+    if (this.descendKids(a, from, rest, [], view) === "inserted") this.hooks.insertion();
+  }
+
+  private descendKids(owner: TopNode, from: number, rest: Rest, u: SeqEv[], view: StateView): InsertOutcome {
+    for (;;) {
+      if (rest.count === 0) return "covered";
+      let into: Kid | null = null;
+      for (let i = from; i < owner.kids.length; i++) {
+        const kid = owner.kids[i];
+        if (kid.state === "dead") continue;
+        const m = weakInitial(kid.ev, rest, u, view);
+        if (m === null) continue;
+        if (kid.ev.vals === null || kid.leaf) return "covered";
+        if (m >= 0) rest.remove(m);
+        u.push(kid.ev);
+        into = kid;
+        break;
+      }
+      if (into === null) {
+        this.addKid(owner, rest.chain());
+        return "inserted";
+      }
+      const h = into.handles[0];
+      if (into.state === "pending") return descendInsert(into.sub, rest, u, view);
+      if (h.kind === "job") {
+        const r = descendInsert(h.sub, rest, u, view);
+        if (r === "inserted") this.markStale(h);
+        return r;
+      }
+      owner = h;
+      from = 0;
+    }
+  }
+
+  // ---- driving --------------------------------------------------------------------
+
+  /** Build the roots (one per label of the setup code). False if the program cannot be split. */
+  init(): boolean {
+    let setupPlan: number[] = [];
+    for (;;) {
+      const pr = this.P.probe(setupPlan, []);
+      if (!pr.reached) return false;
+      const root = this.makeNode(null, null, pr, [], [], []);
+      this.roots.push(root);
+      if (!root.done) this.enqueue(root);
+      const g = pr.setupGot;
+      let p = g.length - 1;
+      while (p >= 0 && g[p] + 1 >= pr.setupNs[p]) p--;
+      if (p < 0) return true;
+      setupPlan = g.slice(0, p);
+      setupPlan.push(g[p] + 1);
+    }
+  }
+
+  /** Start whatever can be started now. */
+  pump(): void {
+    for (;;) {
+      while (this.idle.length > 0 && this.hooks.canStart()) this.dispatch(this.idle.shift()!);
+      if (!this.hooks.canStart()) return;
+      const n = this.ready[this.ready.length - 1];
+      if (n === undefined) return;
+      const kid = n.kids.find((k) => k.state === "pending");
+      if (kid === undefined) {
+        this.ready.pop();
+        n.queued = false;
+        this.checkDone(n);
+        continue;
+      }
+      this.start(n, kid);
+    }
+  }
+
+  get finished(): boolean {
+    return this.roots.every((r) => r.done) && this.idle.length === 0;
+  }
+}
+
+export type { ProgramSpec };

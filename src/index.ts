@@ -1,0 +1,54 @@
+/**
+ * tdplab's public API: what a user's scenario or variant module imports.
+ * The engine runs generator tasks; the kernel primitives are built on it;
+ * the MMU model is written against them.
+ */
+
+export { explore } from "./engine/explore/explore.js";
+export { shrink } from "./engine/explore/shrink.js";
+export type { ExploreOptions, ExploreResult, Strategy } from "./engine/explore/types.js";
+export { host } from "./engine/host.js";
+export { currentFn, type ModelFn, modelFn, type Override } from "./engine/model-fn.js";
+export type { AccessKind, AccessOp, Gen, Yielded } from "./engine/op.js";
+export { decodeChoices, encodeChoices } from "./engine/replay-codec.js";
+export { formatSeed, parseSeed, SplitMix64 } from "./engine/rng.js";
+export { type Program, type ProgramContext, type RunResult, Runtime, runProgram } from "./engine/runtime.js";
+export { RandomScheduler, ReplayScheduler, RoundRobinScheduler, type Scheduler } from "./engine/scheduler.js";
+
+export * from "./kernel/alloc.js";
+export * from "./kernel/atomic.js";
+export * from "./kernel/lockdep.js";
+export { bootMachine, ktask, type MachineConfig, machine, type PreemptionModel } from "./kernel/machine.js";
+export * from "./kernel/rcu.js";
+export * from "./kernel/rculist.js";
+export * from "./kernel/refcount.js";
+export * from "./kernel/rwlock.js";
+export * from "./kernel/sched.js";
+export * from "./kernel/spinlock.js";
+export * from "./kernel/warn.js";
+export * from "./kernel/workqueue.js";
+
+export type { FeatureName, Features } from "./mmu/features.js";
+export { registerInvariants } from "./mmu/invariants/roots.js";
+export { kvm_create_vm, kvm_vcpu_create, tdp_mmu_alloc_sp } from "./mmu/kvm.js";
+export { PRESETS, presetByName, resolveFeatures } from "./mmu/presets.js";
+export { ROLE, tdpRootRole } from "./mmu/role.js";
+export * from "./mmu/tdp_mmu_invalidate.js";
+export * from "./mmu/tdp_mmu_iter_roots.js";
+export { kvm_tdp_mmu_map, kvm_tdp_mmu_page_fault } from "./mmu/tdp_mmu_map.js";
+export * from "./mmu/tdp_mmu_root.js";
+export { tdp_mmu_free_sp_rcu_callback } from "./mmu/tdp_mmu_spte.js";
+export { tdp_mmu_iter_cond_resched, tdp_mmu_zap_leafs, tdp_mmu_zap_root } from "./mmu/tdp_mmu_zap.js";
+export type { Kvm, KvmMmuPage, Memslot, Vcpu } from "./mmu/types.js";
+export { kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_unload } from "./mmu/vcpu.js";
+export * from "./mmu/workloads.js";
+export { BUILTIN_SCENARIOS } from "./scenarios/builtin/index.js";
+export {
+  defineScenario,
+  defineVariant,
+  type RunConfig,
+  type Scenario,
+  type Variant,
+} from "./scenarios/define.js";
+export { SEED_DESIGNS } from "./scenarios/seeds.js";
+export { BUILTIN_VARIANTS } from "./scenarios/variants/index.js";
