@@ -242,6 +242,12 @@ export class DporCoordinator {
     return true;
   }
 
+  /**
+   * The node reached by `prefix`, or null when nothing there can be explored
+   * (its wakeup tree is all blocked and every enabled task sleeps): a worker
+   * must then run it, as a sequential search would, to find the races of that
+   * sleep-set-blocked run.
+   */
   private makeNode(
     parent: TopNode | null,
     parentKid: Kid | null,
@@ -249,7 +255,7 @@ export class DporCoordinator {
     prefix: TopNode["prefix"],
     sleep: SleepEntry[],
     wut: readonly WNode[],
-  ): TopNode {
+  ): TopNode | null {
     const n: TopNode = {
       kind: "node",
       depth: prefix.length,
@@ -264,14 +270,21 @@ export class DporCoordinator {
       done: false,
       queued: false,
     };
+    let alive = false;
     for (const w of wut) {
-      n.kids.push(this.newKid(n, w));
-      n.open++;
+      const kid = this.newKid(n, w);
+      const v = n.view.get(w.ev.task);
+      if (v === undefined || !v.enabled || sleepCovers(sleep, w.ev)) {
+        kid.state = "dead";
+        kid.finished = true;
+        this.hooks.deadBranch();
+      } else {
+        alive = true;
+        n.open++;
+      }
+      n.kids.push(kid);
     }
-    if (n.kids.length === 0 && !this.freePick(n)) {
-      this.hooks.blocked();
-      n.done = true;
-    }
+    if (!alive && !this.freePick(n)) return null;
     return n;
   }
 
@@ -301,6 +314,17 @@ export class DporCoordinator {
   private start(n: TopNode, kid: Kid): void {
     const P = this.P;
     const v = n.view.get(kid.ev.task);
+    if (process.env.TDPLAB_DEBUG)
+      console.log(
+        "start@",
+        n.depth,
+        this.P.tasks.name(kid.ev.task),
+        kid.ev.key,
+        "enabled",
+        v?.enabled,
+        "sleep",
+        n.sleep.map((x) => `${x.task}/${x.key}`),
+      );
     if (v === undefined || !v.enabled || sleepCovers(n.sleep, kid.ev)) {
       kid.state = "dead";
       this.hooks.deadBranch();
@@ -342,8 +366,12 @@ export class DporCoordinator {
           sleep,
           vals !== null ? kid.sub : [],
         );
-        kid.handles.push(child);
-        if (!child.done) this.enqueue(child);
+        if (child === null) {
+          this.newJob(n, kid, { t, labeled: true, plan: label }, sleepBefore, vals !== null ? kid.sub : []);
+        } else {
+          kid.handles.push(child);
+          this.enqueue(child);
+        }
       }
       if (vals !== null) break;
       let p = label.length - 1;
@@ -416,7 +444,20 @@ export class DporCoordinator {
     const sleep = a.sleep.slice(0, pathKid.snap);
     for (const s of sleep) if (sleeperIsWI(s, view, rest)) return;
     const from = a.kids.indexOf(pathKid) + 1;
-    if (this.descendKids(a, from, rest, [], view) === "inserted") this.hooks.insertion();
+    const r = this.descendKids(a, from, rest, [], view);
+    if (process.env.TDPLAB_DEBUG)
+      console.log(
+        "insert@",
+        ins.depth,
+        ins.seq.map((e) => `${e.t}:${e.v}`).join(" "),
+        "snap",
+        pathKid.snap,
+        "sleep",
+        sleep.map((x) => x.task),
+        "=>",
+        r,
+      );
+    if (r === "inserted") this.hooks.insertion();
   }
 
   private descendKids(owner: TopNode, from: number, rest: Rest, u: SeqEv[], view: StateView): InsertOutcome {
@@ -459,8 +500,9 @@ export class DporCoordinator {
       const pr = this.P.probe(setupPlan, []);
       if (!pr.reached) return false;
       const root = this.makeNode(null, null, pr, [], [], []);
+      if (root === null) return false;
       this.roots.push(root);
-      if (!root.done) this.enqueue(root);
+      this.enqueue(root);
       const g = pr.setupGot;
       let p = g.length - 1;
       while (p >= 0 && g[p] + 1 >= pr.setupNs[p]) p--;

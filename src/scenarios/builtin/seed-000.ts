@@ -27,20 +27,19 @@ function* faultOnce(vcpu: Vcpu, gfn: number): Gen<void> {
 export const seed000Teardown = vmScenario({
   name: "seed-000-teardown",
   description:
-    "Two vCPUs (normal and SMM address space) leave one root each; the VM is being destroyed, and " +
-    "kvm_mmu_uninit_tdp_mmu() walks the root list to invalidate the roots while the zap worker it " +
-    "queues unlinks and frees them.",
+    "A vCPU left a root behind; the VM is being destroyed, and kvm_mmu_uninit_tdp_mmu() walks the " +
+    "root list to invalidate it while the zap worker it queued unlinks and frees it. One root is " +
+    "enough: after queueing the root's zap the walk still reads the root's ->next.",
   exercises:
     "seed 000: the root-list walk of kvm_tdp_mmu_invalidate_all_roots() at teardown against the " +
     "worker's list_del_rcu() and call_rcu(); use-after-free on the list, teardown cleanliness (inv 14).",
   defaultKernel: "v6.4",
-  vcpus: [0, 1],
+  vcpus: [0],
   // kvm_destroy_vm() up to kvm_mmu_uninit_tdp_mmu(): the vCPU threads have run their course
   // (with persistent roots each leaves a root held by the TDP MMU alone), the notifier's release
   // zapped everything and the vCPUs' MMUs were unloaded. Nothing else holds a VM reference.
   *prologue({ kvm, vcpus }) {
     yield* loadUnload(vcpus[0]);
-    yield* loadUnload(vcpus[1]);
     yield* kvm_mmu_notifier_release(kvm);
     yield* kvm_unload_vcpu_mmus(kvm);
     yield* WRITE_ONCE(kvm.users_count, 0);

@@ -1,0 +1,137 @@
+import { fileURLToPath } from "node:url";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { explore } from "./explore.js";
+import { type Budget, exploreParallel, Jobs, parallelDpor, Totals } from "./parallel.js";
+import { fromSpec } from "./parallel-fixture.js";
+import { progSpec } from "./testkit.js";
+import runJob, { type JobInput, type JobOutput } from "./worker.js";
+
+const fixture = fileURLToPath(new URL("./parallel-fixture.ts", import.meta.url));
+
+/**
+ * An in-process pool that completes jobs in a pseudo-random order, to test the
+ * coordinator's bookkeeping under many interleavings of job completions.
+ */
+function shuffledPool(seed: number) {
+  const queue: { input: JobInput; resolve: (o: JobOutput) => void }[] = [];
+  let x = seed | 1;
+  let pumping = false;
+  const pump = async () => {
+    if (pumping) return;
+    pumping = true;
+    while (queue.length > 0) {
+      await new Promise((r) => setImmediate(r));
+      x = (x * 48271) % 2147483647;
+      const [job] = queue.splice(x % queue.length, 1);
+      job.resolve(await runJob(job.input));
+    }
+    pumping = false;
+  };
+  return {
+    run(input: JobInput): Promise<JobOutput> {
+      const p = new Promise<JobOutput>((resolve) => queue.push({ input, resolve }));
+      void pump();
+      return p;
+    },
+  };
+}
+
+describe("parallel dpor coordinator (in-process, shuffled job completions)", () => {
+  it("explores exactly the traces of the sequential search", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        progSpec({ locks: 1, choices: true, spawns: true, violations: true, maxTotalOps: 10 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 1000 }),
+        async (spec, split, seed) => {
+          const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
+          const seq = explore(fromSpec(spec), opts);
+          const jobs = new Jobs(shuffledPool(seed), 6);
+          const totals = new Totals();
+          const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
+          const ok = await parallelDpor(
+            fromSpec(spec),
+            { module: fixture, export: "fromSpec", args: spec },
+            jobs,
+            budget,
+            opts,
+            split,
+          );
+          if (!ok) return;
+          expect(totals.executions).toBe(seq.executions);
+          expect(totals.stats.violatingExecutions).toBe(seq.stats.violatingExecutions);
+        },
+      ),
+      { numRuns: 60, seed: 31 },
+    );
+  });
+});
+
+describe("exploreParallel on worker threads", () => {
+  const spec = {
+    module: fixture,
+    export: "fromSpec",
+    args: {
+      objects: 2,
+      locks: 1,
+      tasks: [
+        [
+          { k: "write", o: 0 },
+          { k: "lock", l: 0 },
+          { k: "rmw", o: 1 },
+          { k: "unlock", l: 0 },
+        ],
+        [
+          { k: "read", o: 1 },
+          { k: "choose", n: 2 },
+          { k: "write", o: 0 },
+        ],
+        [
+          { k: "lock", l: 0 },
+          { k: "write", o: 1 },
+          { k: "unlock", l: 0 },
+          { k: "read", o: 0 },
+        ],
+      ],
+      badModulo: 7,
+    },
+  };
+
+  it("dpor, exhaustive and bounded: same verdict and execution count as one thread", async () => {
+    for (const strategy of ["dpor", "exhaustive", "bounded"] as const) {
+      const opts = { strategy, stopOnFirstViolation: false, preemptionBound: 1 };
+      const one = explore(fromSpec(spec.args as never), opts);
+      const par = await exploreParallel(spec, { ...opts, jobs: 2, splitDepth: 3 });
+      expect(par.executions).toBe(one.executions);
+      expect(par.complete).toBe(one.complete);
+      expect(par.cutBy).toEqual(one.cutBy);
+      expect(par.stats.violatingExecutions).toBe(one.stats.violatingExecutions);
+      expect(par.violation !== null).toBe(one.violation !== null);
+    }
+  });
+
+  it("stops at the first violation with the same verdict", async () => {
+    const one = explore(fromSpec(spec.args as never));
+    const par = await exploreParallel(spec, { jobs: 2, splitDepth: 2 });
+    expect(one.violation).not.toBeNull();
+    expect(par.violation?.result.violations[0].invariant).toBe(one.violation?.result.violations[0].invariant);
+    expect(par.cutBy).toEqual(["first-violation"]);
+  });
+
+  it("random and pct: the same runs as one thread for the same seed", async () => {
+    for (const strategy of ["random", "pct"] as const) {
+      const opts = { strategy, seed: 5n, maxExecutions: 300, stopOnFirstViolation: false };
+      const one = explore(fromSpec(spec.args as never), opts);
+      const par = await exploreParallel(spec, { ...opts, jobs: 2 });
+      expect(par.executions).toBe(one.executions);
+      expect(par.stats.violatingExecutions).toBe(one.stats.violatingExecutions);
+      expect(par.steps).toBe(one.steps);
+      // With stopOnFirstViolation: the first violation is the same run.
+      const oneStop = explore(fromSpec(spec.args as never), { strategy, seed: 5n, maxExecutions: 300 });
+      const parStop = await exploreParallel(spec, { strategy, seed: 5n, maxExecutions: 300, jobs: 2 });
+      expect(parStop.violation?.replay).toBe(oneStop.violation?.replay);
+      expect(parStop.executions).toBe(oneStop.executions);
+    }
+  });
+});
