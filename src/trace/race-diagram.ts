@@ -23,6 +23,14 @@ export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
     : steps.length - 1;
   const keep = new Set<number>([vStep]);
   const objs = new Set<number>([steps[vStep].obj]);
+  // Objects the violation names (e.g. "root#1") anchor the slice too: an invariant checked at the
+  // end of a walk is about those objects, not about the step that happened to end it.
+  const named = namedInDetails(doc.violation?.details);
+  if (named.length > 0) {
+    doc.objects.forEach((name, id) => {
+      if (named.some((n) => name === n || name.startsWith(`${n}.`))) objs.add(id);
+    });
+  }
   const tasks = new Set<number>([steps[vStep].task]);
   if (doc.violation && doc.violation.task >= 0) tasks.add(doc.violation.task);
   const included: Step[] = [steps[vStep]];
@@ -35,7 +43,7 @@ export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
         break;
       }
     }
-    if (!take && objs.has(s.obj) && tasks.has(s.task) && WRITES.has(s.kind)) take = true;
+    if (!take && objs.has(s.obj) && (tasks.has(s.task) || named.length > 0) && WRITES.has(s.kind)) take = true;
     if (take) {
       keep.add(j);
       included.push(s);
@@ -52,6 +60,16 @@ export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
         s.obj === vObj || s.kind === "acquire" || s.kind === "release" || s.step === "kfree" || s.i === vStep,
     );
     if (out.length > limit) out = out.slice(out.length - limit);
+  }
+  return out;
+}
+
+/** Object names mentioned in a violation's details (strings, and strings in arrays, one level deep). */
+function namedInDetails(details: Record<string, unknown> | undefined): string[] {
+  const out: string[] = [];
+  for (const v of Object.values(details ?? {})) {
+    if (typeof v === "string" && /^[\w-]+#\d+/.test(v)) out.push(v);
+    else if (Array.isArray(v)) for (const x of v) if (typeof x === "string" && /^[\w-]+#\d+/.test(x)) out.push(x);
   }
   return out;
 }
@@ -100,7 +118,7 @@ export function formatStepList(doc: TraceDoc): string {
   return doc.steps
     .map((s) => {
       const t = doc.tasks[s.task]?.name ?? `T${s.task}`;
-      const mark = s.i === vStep ? " <== " + (doc.violation?.invariant ?? "") : "";
+      const mark = s.i === vStep ? ` <== ${doc.violation?.invariant ?? ""}` : "";
       return `${String(s.i).padStart(w)}  ${t.padEnd(18)} ${s.kind.padEnd(7)} ${s.fn}: ${s.step} [${doc.objects[s.obj] ?? s.obj}]${mark}`;
     })
     .join("\n");

@@ -3,12 +3,14 @@ import type { Program, RunObserver } from "../runtime.js";
 import type { Scheduler } from "../scheduler.js";
 import type { Task } from "../task.js";
 import { NondeterminismError, RunAbort } from "./errors.js";
-import { conflict, type Foot, footOf, sameFoot, writesInto } from "./foot.js";
+import { conflict, type Foot, footOf, isWriteKind, sameFoot, writesInto } from "./foot.js";
 import { Interner } from "./intern.js";
 import { INTERRUPT_EVERY, type RunOutcome, type Searcher, type StopCheck } from "./outcome.js";
 import { TrackedRuntime } from "./tracked-runtime.js";
 import {
   cloneForest,
+  type FlatForest,
+  flatten,
   insertSequence,
   mapForest,
   type SeqEv,
@@ -19,6 +21,7 @@ import {
   type Tree,
   treeSize,
   UNIT_KEY,
+  unflatten,
   type WNode,
 } from "./wakeup.js";
 
@@ -113,12 +116,12 @@ export interface SeqEvJson {
 }
 export interface DNodeJson {
   readonly sleep: readonly { readonly t: string; readonly k: string | null }[];
-  readonly wut: readonly Tree<SeqEvJson>[];
+  readonly wut: FlatForest<SeqEvJson>;
   readonly cur: {
     readonly t: string;
     readonly labeled: boolean;
     readonly plan: readonly number[];
-    readonly sub: readonly Tree<SeqEvJson>[];
+    readonly sub: FlatForest<SeqEvJson>;
   } | null;
 }
 /** A subtree for a worker: the child `child` of the node reached by `prefix`. */
@@ -131,7 +134,7 @@ export interface DporJob {
   /** The node's sleep set when the child was started. */
   readonly sleep: readonly { readonly t: string; readonly k: string | null }[];
   /** The child's wakeup subtree. */
-  readonly sub: readonly Tree<SeqEvJson>[];
+  readonly sub: FlatForest<SeqEvJson>;
 }
 
 /** A race reversal that belongs to a node above the job's subtree: the coordinator inserts it. */
@@ -393,6 +396,20 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     ex.objCanon[id] = this.objs.id(`${who}:${n}`);
   }
 
+  /** Footprints of single-object ops, by canonical object and read/write: they repeat endlessly. */
+  private readonly footCache = new Map<number, Foot>();
+
+  private footOfOp(op: AccessOp): Foot {
+    if (op.objs !== undefined && op.objs.length > 0) return footOf(op, this.canonObj);
+    const key = this.canonObj(op.obj) * 2 + (isWriteKind(op.kind) ? 1 : 0);
+    let f = this.footCache.get(key);
+    if (f === undefined) {
+      f = footOf(op, this.canonObj);
+      this.footCache.set(key, f);
+    }
+    return f;
+  }
+
   private readonly canonObj = (o: number): number => {
     const c = this.ex.objCanon[o];
     if (c === undefined) throw new Error(`dpor: object ${o} has no canonical name`);
@@ -406,7 +423,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     if (op === null) return null;
     if (ex.pendOp[id] !== op) {
       ex.pendOp[id] = op;
-      ex.pendFoot[id] = footOf(op, this.canonObj);
+      ex.pendFoot[id] = this.footOfOp(op);
     }
     return ex.pendFoot[id];
   }
@@ -533,7 +550,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
   private register(k: number, task: Task, op: AccessOp): void {
     const ex = this.ex;
     const id = task.id;
-    const foot = footOf(op, this.canonObj);
+    const foot = this.footOfOp(op);
     const base = ex.taskClock[id];
     const nt = this.rt!.tasks.length;
     const vc = base.slice();
@@ -765,7 +782,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       loc.push(ex.evLocal[m]);
       vc.push(ex.evVC[m]);
       // Within the sequence, `last` comes after its own task's steps, what it conflicts with, and its spawner.
-      if (ex.evTask[m] === q || conflict(e.foot, lf) || (e.spawns !== null && e.spawns.includes(last.task))) {
+      if (ex.evTask[m] === q || conflict(e.foot, lf) || e.spawns?.includes(last.task)) {
         join(lastVc, ex.evVC[m]);
       }
     }
@@ -812,7 +829,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         plan: job.child.plan.slice(),
         got: [],
         ns: [],
-        sub: mapForest(job.sub, (e) => this.evFromJson(e)),
+        sub: unflatten(job.sub, (e) => this.evFromJson(e)),
       },
     });
     this.base = this.nodes.length;
@@ -919,7 +936,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
 
   checkpointState(): DporStateJson {
     const evJson = (e: SeqEv): SeqEvJson => this.evJson(e);
-    const treeJson = (ks: readonly WNode[]): Tree<SeqEvJson>[] => mapForest(ks, evJson);
+    const treeJson = (ks: readonly WNode[]): FlatForest<SeqEvJson> => flatten(ks, evJson);
     return {
       nodes: this.nodes.map((d) => ({
         sleep: d.sleep.map((s) => ({ t: this.tasks.name(s.task), k: s.key })),
@@ -943,7 +960,11 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
   restore(s: DporStateJson): void {
     const T = (n: string): number => this.tasks.id(n);
     const ev = (e: SeqEvJson): SeqEv => this.evFromJson(e);
-    const tree = (ks: readonly Tree<SeqEvJson>[]): WNode[] => mapForest(ks, ev);
+    // Checkpoints written before trees were flattened hold nested arrays: read both.
+    const tree = (ks: FlatForest<SeqEvJson> | readonly Tree<SeqEvJson>[]): WNode[] =>
+      Array.isArray(ks)
+        ? mapForest(ks as readonly Tree<SeqEvJson>[], ev)
+        : unflatten(ks as FlatForest<SeqEvJson>, ev);
     this.nodes = s.nodes.map((d) => ({
       sleep: d.sleep.map((x) => ({ task: T(x.t), key: x.k })),
       wut: tree(d.wut),

@@ -151,9 +151,13 @@ export class Driver {
       this.cut.add("depth");
     }
     if (out.violations.length > 0) {
-      st.violatingExecutions++;
-      for (const v of out.violations) {
-        st.violationsByInvariant[v.invariant] = (st.violationsByInvariant[v.invariant] ?? 0) + 1;
+      // A blocked run's violation is real (and may be reported), but only complete executions are counted:
+      // each of them is one trace, so the counts do not depend on the exploration order.
+      if (!out.blocked) {
+        st.violatingExecutions++;
+        for (const v of out.violations) {
+          st.violationsByInvariant[v.invariant] = (st.violationsByInvariant[v.invariant] ?? 0) + 1;
+        }
       }
       if (this.violationChoices === null) {
         this.violationChoices = out.choices.slice();

@@ -4,8 +4,8 @@ import { conflict, type Foot } from "./foot.js";
 import type { ProgramSpec } from "./program-spec.js";
 import {
   descendInsert,
+  flatten,
   type InsertOutcome,
-  mapForest,
   Rest,
   type SeqEv,
   type SleepEntry,
@@ -185,7 +185,7 @@ export class DporCoordinator {
     if (!n.done) return;
     n.done = false;
     const k = n.parentKid;
-    if (k !== null && k.finished) {
+    if (k?.finished) {
       k.finished = false;
       k.owner.open++;
       this.reopen(k.owner);
@@ -314,17 +314,6 @@ export class DporCoordinator {
   private start(n: TopNode, kid: Kid): void {
     const P = this.P;
     const v = n.view.get(kid.ev.task);
-    if (process.env.TDPLAB_DEBUG)
-      console.log(
-        "start@",
-        n.depth,
-        this.P.tasks.name(kid.ev.task),
-        kid.ev.key,
-        "enabled",
-        v?.enabled,
-        "sleep",
-        n.sleep.map((x) => `${x.task}/${x.key}`),
-      );
     if (v === undefined || !v.enabled || sleepCovers(n.sleep, kid.ev)) {
       kid.state = "dead";
       this.hooks.deadBranch();
@@ -395,7 +384,7 @@ export class DporCoordinator {
       prefix: n.prefix,
       child: j.child,
       sleep: j.sleepBefore.map((x) => ({ t: P.tasks.name(x.task), k: x.key })),
-      sub: mapForest(j.sub, (e) => P.evJson(e)),
+      sub: flatten(j.sub, (e) => P.evJson(e)),
     };
     this.hooks.run(job, (out) => {
       j.running = false;
@@ -444,20 +433,7 @@ export class DporCoordinator {
     const sleep = a.sleep.slice(0, pathKid.snap);
     for (const s of sleep) if (sleeperIsWI(s, view, rest)) return;
     const from = a.kids.indexOf(pathKid) + 1;
-    const r = this.descendKids(a, from, rest, [], view);
-    if (process.env.TDPLAB_DEBUG)
-      console.log(
-        "insert@",
-        ins.depth,
-        ins.seq.map((e) => `${e.t}:${e.v}`).join(" "),
-        "snap",
-        pathKid.snap,
-        "sleep",
-        sleep.map((x) => x.task),
-        "=>",
-        r,
-      );
-    if (r === "inserted") this.hooks.insertion();
+    if (this.descendKids(a, from, rest, [], view) === "inserted") this.hooks.insertion();
   }
 
   private descendKids(owner: TopNode, from: number, rest: Rest, u: SeqEv[], view: StateView): InsertOutcome {

@@ -87,9 +87,9 @@ export interface ExploreViolation {
 export interface ExploreStats {
   /** Longest execution (steps). */
   maxDepth: number;
-  /** Executions that ended with at least one violation. */
+  /** Executions (not counting blocked runs) that ended with at least one violation. */
   violatingExecutions: number;
-  /** Violations per invariant name, over all executions explored. */
+  /** Violations per invariant name, over those executions. */
   violationsByInvariant: Record<string, number>;
   /** Executions truncated by maxSteps. */
   depthCuts: number;

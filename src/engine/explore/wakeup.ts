@@ -283,3 +283,41 @@ export function mapForest<A, B>(kids: readonly Tree<A>[], f: (a: A) => B): Tree<
 export function cloneForest(kids: readonly WNode[]): WNode[] {
   return mapForest(kids, (e) => e);
 }
+
+/**
+ * A forest as flat arrays (pre-order, each node's parent index or -1): what
+ * checkpoints and worker messages carry, since JSON.stringify and
+ * structuredClone recurse and wakeup sequences can be thousands of steps long.
+ */
+export interface FlatForest<B> {
+  readonly evs: readonly B[];
+  readonly parent: readonly number[];
+}
+
+export function flatten<A, B>(kids: readonly Tree<A>[], f: (a: A) => B): FlatForest<B> {
+  const evs: B[] = [];
+  const parent: number[] = [];
+  const stack: { n: Tree<A>; p: number }[] = [];
+  for (let i = kids.length - 1; i >= 0; i--) stack.push({ n: kids[i], p: -1 });
+  while (stack.length > 0) {
+    const { n, p } = stack.pop()!;
+    const me = evs.length;
+    evs.push(f(n.ev));
+    parent.push(p);
+    for (let i = n.kids.length - 1; i >= 0; i--) stack.push({ n: n.kids[i], p: me });
+  }
+  return { evs, parent };
+}
+
+export function unflatten<A, B>(flat: FlatForest<A>, f: (a: A) => B): Tree<B>[] {
+  const roots: Tree<B>[] = [];
+  const nodes: Tree<B>[] = [];
+  for (let i = 0; i < flat.evs.length; i++) {
+    const n: Tree<B> = { ev: f(flat.evs[i]), kids: [] };
+    nodes.push(n);
+    const p = flat.parent[i];
+    if (p < 0) roots.push(n);
+    else nodes[p].kids.push(n);
+  }
+  return roots;
+}

@@ -6,7 +6,7 @@ import { peekEntries } from "../../kernel/rculist.js";
 import { read_lock, read_unlock } from "../../kernel/rwlock.js";
 import { ROLE, roleInvalid } from "../../mmu/role.js";
 import { for_each_valid_tdp_mmu_root_yield_safe } from "../../mmu/tdp_mmu_iter_roots.js";
-import type { Kvm, KvmMmuPage, Vcpu } from "../../mmu/types.js";
+import type { Kvm, KvmMmuPage } from "../../mmu/types.js";
 import { kvm_mmu_load, kvm_mmu_unload } from "../../mmu/vcpu.js";
 import { memslotDeleteTask } from "../../mmu/workloads.js";
 import { vmScenario } from "./vm.js";
