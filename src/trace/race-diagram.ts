@@ -43,7 +43,8 @@ export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
         break;
       }
     }
-    if (!take && objs.has(s.obj) && (tasks.has(s.task) || named.length > 0) && WRITES.has(s.kind)) take = true;
+    if (!take && objs.has(s.obj) && (tasks.has(s.task) || named.length > 0) && WRITES.has(s.kind))
+      take = true;
     if (take) {
       keep.add(j);
       included.push(s);
@@ -69,7 +70,8 @@ function namedInDetails(details: Record<string, unknown> | undefined): string[] 
   const out: string[] = [];
   for (const v of Object.values(details ?? {})) {
     if (typeof v === "string" && /^[\w-]+#\d+/.test(v)) out.push(v);
-    else if (Array.isArray(v)) for (const x of v) if (typeof x === "string" && /^[\w-]+#\d+/.test(x)) out.push(x);
+    else if (Array.isArray(v))
+      for (const x of v) if (typeof x === "string" && /^[\w-]+#\d+/.test(x)) out.push(x);
   }
   return out;
 }
