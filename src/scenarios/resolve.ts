@@ -46,15 +46,26 @@ function isVariant(x: unknown): x is Variant {
   );
 }
 
+let tsxRegistered = false;
+
+/** Node 20 cannot load TypeScript; tsx's loader is installed the first time a .ts module is asked for. */
+async function enableTypeScript(): Promise<void> {
+  if (tsxRegistered || process.execArgv.some((a) => a.includes("tsx"))) return;
+  const { register } = await import("tsx/esm/api");
+  register();
+  tsxRegistered = true;
+}
+
 async function importModule(path: string, what: string): Promise<Record<string, unknown>> {
   const abs = resolvePath(path);
   if (!existsSync(abs)) throw new ResolveError(`${what} file '${path}' does not exist`);
+  if (/\.m?ts$/.test(abs)) await enableTypeScript();
   try {
     return (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
   } catch (e) {
     const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
     const hint =
-      extname(abs) === ".ts" ? " (TypeScript modules need tdplab run through tsx, or compile it to .js)" : "";
+      extname(abs) === ".ts" ? " (a .ts module must be ESM: name it .mts, or keep it in a package with \"type\": \"module\")" : "";
     throw new ResolveError(`cannot load ${what} module '${path}': ${msg}${hint}`);
   }
 }
