@@ -1,4 +1,4 @@
-import { explore } from "../engine/explore/explore.js";
+import { explore, exploreAsync } from "../engine/explore/explore.js";
 import { shrink } from "../engine/explore/shrink.js";
 import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
 import { type Program, type RunResult, runProgram } from "../engine/runtime.js";
@@ -41,6 +41,8 @@ export interface CheckOutcome {
   readonly status: "ok" | "violation" | "inconclusive";
   readonly explore: ExploreResult;
   readonly counterexample: Counterexample | null;
+  /** Replay string of the last execution explored (what an interrupted run reports). */
+  readonly lastReplay: string | null;
 }
 
 /** The scenario's program for this configuration, with the variant's waived invariants set. */
@@ -80,18 +82,65 @@ export function replayRun(
 
 /** Explore; on a violation, shrink it and build the trace and replay token. Returns data only. */
 export function runCheck(req: CheckRequest): CheckOutcome {
+  const prep = prepare(req);
+  return finish(req, prep, explore(prep.program, prep.options));
+}
+
+/**
+ * The same, yielding to the event loop as it goes, so that an AbortSignal
+ * (Ctrl-C) stops it cleanly with its statistics and a checkpoint.
+ */
+export async function runCheckAsync(req: CheckRequest): Promise<CheckOutcome> {
+  const prep = prepare(req);
+  return finish(req, prep, await exploreAsync(prep.program, prep.options));
+}
+
+interface Prepared {
+  readonly program: Program;
+  readonly overrides: ReadonlyMap<string, Function>;
+  readonly maxSteps: number | undefined;
+  readonly options: ExploreOptions;
+  readonly last: { choices: readonly number[] | null };
+}
+
+function prepare(req: CheckRequest): Prepared {
   const program = programFor(req);
   const overrides = overridesOf(req.variant);
   const maxSteps = req.explore.maxSteps ?? req.scenario.scenario.maxSteps;
-  const result = explore(program, { ...req.explore, overrides, maxSteps });
+  const last: { choices: readonly number[] | null } = { choices: null };
+  const user = req.explore.onExecution;
+  const options: ExploreOptions = {
+    ...req.explore,
+    overrides,
+    maxSteps,
+    onExecution: (run) => {
+      last.choices = run.choices;
+      user?.(run);
+    },
+  };
+  return { program, overrides, maxSteps, options, last };
+}
+
+function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): CheckOutcome {
+  const header = replayHeaderFor(req);
+  const lastReplay = prep.last.choices ? encodeReplayToken({ header, choices: prep.last.choices }) : null;
   if (result.violation === null) {
-    return { status: result.complete ? "ok" : "inconclusive", explore: result, counterexample: null };
+    return {
+      status: result.complete ? "ok" : "inconclusive",
+      explore: result,
+      counterexample: null,
+      lastReplay,
+    };
   }
   let choices = result.violation.choices;
   let run = result.violation.result;
   let shrunk: Counterexample["shrunk"] = null;
   if (req.shrink ?? true) {
-    const s = shrink(program, choices, { overrides, maxSteps, budget: req.shrinkBudget ?? 2000 });
+    const s = shrink(prep.program, choices, {
+      overrides: prep.overrides,
+      maxSteps: prep.maxSteps,
+      budget: req.shrinkBudget ?? 2000,
+    });
     choices = s.choices;
     run = s.result;
     shrunk = {
@@ -100,9 +149,9 @@ export function runCheck(req: CheckRequest): CheckOutcome {
       minimal: s.provenMinimal,
     };
   }
-  const replay = encodeReplayToken({ header: replayHeaderFor(req), choices });
+  const replay = encodeReplayToken({ header, choices });
   const trace = buildTraceDoc(run, traceRunInfo(req), replay);
-  return { status: "violation", explore: result, counterexample: { trace, replay, shrunk } };
+  return { status: "violation", explore: result, counterexample: { trace, replay, shrunk }, lastReplay };
 }
 
 export function traceRunInfo(

@@ -65,7 +65,9 @@ async function importModule(path: string, what: string): Promise<Record<string, 
   } catch (e) {
     const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
     const hint =
-      extname(abs) === ".ts" ? " (a .ts module must be ESM: name it .mts, or keep it in a package with \"type\": \"module\")" : "";
+      extname(abs) === ".ts"
+        ? ' (a .ts module must be ESM: name it .mts, or keep it in a package with "type": "module")'
+        : "";
     throw new ResolveError(`cannot load ${what} module '${path}': ${msg}${hint}`);
   }
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
-import { type CheckOutcome, runCheck } from "../../scenarios/check.js";
+import { type CheckOutcome, type runCheck, runCheckAsync } from "../../scenarios/check.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
 import type { SetExit } from "../commands.js";
@@ -114,7 +114,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             if (e instanceof ResolveError) throw new UsageError(e.message);
             throw e;
           }
-          const outcome = runCheck(req);
+          const outcome = await runCheckAsync(req);
           out.endProgress();
           const code = exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
           worst = Math.max(worst, code);
@@ -206,9 +206,14 @@ function printHuman(
       formatCounterexample(o.counterexample.trace, o.counterexample.replay, o.counterexample.shrunk, steps),
     );
   }
-  if (o.explore.checkpoint && !o.explore.complete)
+  if (o.explore.cutBy.includes("interrupted")) {
+    out.info(`interrupted after ${o.explore.executions} executions (${o.explore.steps} steps)`);
+    if (o.lastReplay) out.info(`last execution: tdplab replay '${o.lastReplay}'`);
+  }
+  if (o.explore.checkpoint && !o.explore.complete) {
     out.info(
-      "a checkpoint was kept: rerun with --out DIR to save it, then --resume DIR/<name>.checkpoint.json",
+      "to resume: save the checkpoint with --out DIR, then pass DIR/<scenario>.checkpoint.json to --resume",
     );
+  }
   out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces pct/random runs)`);
 }
