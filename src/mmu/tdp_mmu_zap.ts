@@ -7,6 +7,7 @@ import { refcount_read } from "../kernel/refcount.js";
 import { cond_resched_rwlock_read, cond_resched_rwlock_write, rwlock_needbreak } from "../kernel/rwlock.js";
 import { need_resched } from "../kernel/sched.js";
 import { WARN_ON_ONCE } from "../kernel/warn.js";
+import { check_yield_progress } from "./invariants/roots.js";
 import { pagesPerHpage } from "./kvm.js";
 import { roleInvalid } from "./role.js";
 import { is_last_spte, is_shadow_present_pte, SHADOW_NONPRESENT_VALUE } from "./spte.js";
@@ -42,6 +43,8 @@ export const tdp_mmu_iter_cond_resched = modelFn(
     if (iter.next_last_level_gfn === iter.yielded_gfn) return false;
 
     if ((yield* need_resched()) || (yield* rwlock_needbreak(kvm.mmu_lock))) {
+      // L2, checked independently of the guard above: a yield only after a last-level step.
+      check_yield_progress(kvm, "tdp_mmu_iter_cond_resched", iter.yielded_gfn, iter.next_last_level_gfn);
       if (flush) yield* kvm_flush_remote_tlbs(kvm);
 
       yield* rcu_read_unlock();
