@@ -105,6 +105,16 @@ describe("tdplab CLI", () => {
     expect(r.stdout).toContain("incomplete: cut by max-executions");
   });
 
+  it("--jobs 2 reaches the verdict and execution count of --jobs 1", async () => {
+    const one = JSON.parse((await run("check", "seed-003-put-root", "--kernel", "v5.18", "--json")).stdout);
+    const two = await run("check", "seed-003-put-root", "--kernel", "v5.18", "--jobs", "2", "--json");
+    expect(two.code).toBe(0);
+    const doc = JSON.parse(two.stdout);
+    expect(doc.status).toBe(one.status);
+    expect(doc.complete).toBe(true);
+    expect(doc.stats.executions).toBe(one.stats.executions);
+  });
+
   it("list shows every preset", async () => {
     const r = await run("list");
     expect(r.code).toBe(0);

@@ -1,4 +1,6 @@
+import { resolve as resolvePath } from "node:path";
 import { explore, exploreAsync } from "../engine/explore/explore.js";
+import { exploreParallel } from "../engine/explore/parallel.js";
 import { shrink } from "../engine/explore/shrink.js";
 import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
 import { type Program, type RunResult, runProgram } from "../engine/runtime.js";
@@ -9,6 +11,7 @@ import { buildTraceDoc } from "../trace/build.js";
 import { encodeReplayToken, type ReplayHeader } from "../trace/replay-token.js";
 import type { TraceDoc } from "../trace/schema.js";
 import { overridesOf, type RunConfig, type Variant } from "./define.js";
+import { PROGRAM_FACTORY_MODULE } from "./program-factory.js";
 import type { ResolvedScenario } from "./resolve.js";
 
 /** One check request, fully resolved. */
@@ -93,6 +96,31 @@ export function runCheck(req: CheckRequest): CheckOutcome {
 export async function runCheckAsync(req: CheckRequest): Promise<CheckOutcome> {
   const prep = prepare(req);
   return finish(req, prep, await exploreAsync(prep.program, prep.options));
+}
+
+/**
+ * The same over `jobs` worker threads. Workers rebuild the program from plain
+ * data, so this takes built-in scenarios and scenario files, without a variant.
+ */
+export async function runCheckParallel(req: CheckRequest, jobs: number): Promise<CheckOutcome> {
+  const prep = prepare(req);
+  const { overrides: _o, onExecution: _e, resumeFrom: _r, ...options } = prep.options;
+  const ref = req.scenario.ref;
+  const isFile = /\.(ya?ml|json)$/i.test(ref);
+  const result = await exploreParallel(
+    {
+      module: PROGRAM_FACTORY_MODULE,
+      export: isFile ? "fileProgram" : "builtinProgram",
+      args: {
+        scenario: isFile ? resolvePath(ref) : ref,
+        kernel: req.config.kernel,
+        features: req.featureFlags,
+        machine: req.machineFlags,
+      },
+    },
+    { ...options, jobs },
+  );
+  return finish(req, prep, result);
 }
 
 interface Prepared {

@@ -1,12 +1,20 @@
+import { fileURLToPath } from "node:url";
 import type { Program } from "../engine/runtime.js";
+import type { MachineConfig } from "../kernel/machine.js";
 import { BUILTIN_SCENARIOS } from "./builtin/index.js";
+import { scenarioFromDoc } from "./from-doc.js";
+import { loadScenarioFile } from "./load.js";
 import { runConfigFor } from "./resolve.js";
 
 export interface BuiltinProgramArgs {
   readonly scenario: string;
   readonly kernel?: string;
   readonly features?: readonly string[];
+  readonly machine?: Partial<MachineConfig>;
 }
+
+/** This module's own path (the .ts source under tsx, the .js file once built), for ProgramSpec. */
+export const PROGRAM_FACTORY_MODULE = fileURLToPath(import.meta.url);
 
 /**
  * A built-in scenario's program from plain data, for explorers that rebuild
@@ -18,6 +26,22 @@ export function builtinProgram(args: BuiltinProgramArgs): Program {
   const config = runConfigFor({ scenario: s, ref: s.name, features: [], variant: null }, null, {
     kernel: args.kernel,
     features: args.features,
+    machine: args.machine,
   });
   return s.build(config);
+}
+
+/** A scenario file's program from plain data (ProgramSpec export "fileProgram"). */
+export function fileProgram(args: BuiltinProgramArgs): Program {
+  const d = scenarioFromDoc(loadScenarioFile(args.scenario));
+  const resolved = {
+    scenario: d.scenario,
+    ref: args.scenario,
+    kernel: d.kernel,
+    features: d.features,
+    variant: null,
+  };
+  return d.scenario.build(
+    runConfigFor(resolved, null, { kernel: args.kernel, features: args.features, machine: args.machine }),
+  );
 }

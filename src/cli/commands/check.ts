@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
-import { type CheckOutcome, type runCheck, runCheckAsync } from "../../scenarios/check.js";
+import { type CheckOutcome, type runCheck, runCheckAsync, runCheckParallel } from "../../scenarios/check.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
 import type { SetExit } from "../commands.js";
@@ -49,6 +49,10 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     .option("--jsonl", "stream progress and result events as JSON lines")
     .option("--out <dir>", "write the counterexample trace (JSON) and a checkpoint there")
     .option("--resume <file>", "continue an interrupted exhaustive run from its checkpoint")
+    .option(
+      "--jobs <n>",
+      "split the exploration over n worker threads (built-in scenarios and files, no variant)",
+    )
     .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
     .action(async (targets, o) => {
       const strategy = o.strategy as Strategy;
@@ -114,7 +118,13 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             if (e instanceof ResolveError) throw new UsageError(e.message);
             throw e;
           }
-          const outcome = await runCheckAsync(req);
+          const jobs = intFlag("--jobs", o.jobs, 1) ?? 1;
+          if (jobs > 1 && (req.variant !== null || /\.(m?[jt]s)$/.test(target) || o.resume)) {
+            throw new UsageError(
+              "--jobs > 1 takes built-in scenarios and scenario files, without --variant or --resume",
+            );
+          }
+          const outcome = jobs > 1 ? await runCheckParallel(req, jobs) : await runCheckAsync(req);
           out.endProgress();
           const code = exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
           worst = Math.max(worst, code);
