@@ -6,6 +6,7 @@ import { formatSeed } from "../../engine/rng.js";
 import { type CheckOutcome, type runCheck, runCheckAsync, runCheckParallel } from "../../scenarios/check.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
+import { writeChromeTrace } from "../../trace/perfetto-file.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample, formatExploreSummary } from "../format-check.js";
@@ -48,6 +49,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     .option("--json", "print one JSON document on stdout")
     .option("--jsonl", "stream progress and result events as JSON lines")
     .option("--out <dir>", "write the counterexample trace (JSON) and a checkpoint there")
+    .option("--perfetto <file>", "write the counterexample as Chrome Trace Event JSON (ui.perfetto.dev)")
     .option("--resume <file>", "continue an interrupted exhaustive run from its checkpoint")
     .option(
       "--jobs <n>",
@@ -74,6 +76,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       process.once("SIGINT", onSigint);
       let worst: number = EXIT.ok;
       const docs: unknown[] = [];
+      let perfettoFrom: string | null = null;
       try {
         for (const target of targets) {
           let req: Parameters<typeof runCheck>[0];
@@ -130,6 +133,17 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           worst = Math.max(worst, code);
           const doc = jsonDoc(target, req.config.kernel, o.feature, req.variantRef, strategy, seed, outcome);
           if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome);
+          if (o.perfetto && outcome.counterexample) {
+            // One file: the first counterexample found across the targets.
+            if (perfettoFrom === null) {
+              writePerfetto(o.perfetto, outcome.counterexample.trace);
+              perfettoFrom = target;
+              out.info(`wrote ${o.perfetto} (${target}): open it in https://ui.perfetto.dev`);
+            } else
+              out.info(
+                `--perfetto: ${target}'s counterexample not written (${o.perfetto} holds ${perfettoFrom}'s)`,
+              );
+          }
           if (o.json) docs.push(doc);
           else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...doc }));
           else printHuman(out, target, req.config.kernel, req.variantRef, seed, outcome, o.steps === true);
@@ -138,6 +152,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       } finally {
         process.removeListener("SIGINT", onSigint);
       }
+      if (o.perfetto && perfettoFrom === null) out.info(`no counterexample: ${o.perfetto} not written`);
       if (o.json)
         out.data(JSON.stringify(docs.length === 1 ? docs[0] : { schemaVersion: 1, results: docs }, null, 2));
       setExit(worst);
@@ -190,6 +205,14 @@ function jsonDoc(
         }
       : null,
   };
+}
+
+function writePerfetto(file: string, trace: Parameters<typeof writeChromeTrace>[1]): void {
+  try {
+    writeChromeTrace(file, trace);
+  } catch (e) {
+    throw new UsageError(`--perfetto: cannot write '${file}': ${(e as Error).message}`);
+  }
 }
 
 function writeArtifacts(dir: string, name: string, o: CheckOutcome): void {

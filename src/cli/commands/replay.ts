@@ -8,6 +8,7 @@ import { overridesOf } from "../../scenarios/define.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
 import { buildTraceDoc } from "../../trace/build.js";
+import { writeChromeTrace } from "../../trace/perfetto-file.js";
 import { decodeReplayToken } from "../../trace/replay-token.js";
 import { TraceDoc } from "../../trace/schema.js";
 import type { SetExit } from "../commands.js";
@@ -48,6 +49,7 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
     .argument("<replay>", "replay string (tdp1.…) or trace.json")
     .option("--json", "print the trace document (JSON) on stdout")
     .option("--steps", "also print every step")
+    .option("--perfetto <file>", "write the replayed run as Chrome Trace Event JSON (ui.perfetto.dev)")
     .action(async (arg, o) => {
       const token = (() => {
         try {
@@ -94,6 +96,14 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
         },
         replay,
       );
+      if (o.perfetto) {
+        try {
+          writeChromeTrace(o.perfetto, trace);
+        } catch (e) {
+          throw new UsageError(`--perfetto: cannot write '${o.perfetto}': ${(e as Error).message}`);
+        }
+        out.info(`wrote ${o.perfetto}: open it in https://ui.perfetto.dev`);
+      }
       if (o.json) out.data(JSON.stringify(trace, null, 1));
       else {
         out.data(
