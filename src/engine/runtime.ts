@@ -134,7 +134,7 @@ export class Runtime implements Host {
     this.checks.push({ name, check });
   }
 
-  cost(): void {}
+  cost(_kind: string, _units: number): void {}
 
   // ---- driving ------------------------------------------------------------
 

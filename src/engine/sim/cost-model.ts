@@ -1,0 +1,171 @@
+import type { AccessOp } from "../op.js";
+
+/**
+ * The simulator's price list, in virtual nanoseconds. This is the ONE place where a number of the
+ * timed model lives; every entry names its source in /work/shared/research/perf-figures.md (section
+ * and row, e.g. "A2") or says plainly that it is an assumption. Every entry can be overridden with
+ * a partial object (withCosts). Results must come out of these per-operation prices multiplied by
+ * what the model functions actually do, never from a price for a whole scenario.
+ *
+ * How a step is priced: the op the task yields (its kind and the class of the object it touches)
+ * gives a base price (opCost); model code adds explicit costs through host().cost(kind, units)
+ * (hostCost), e.g. a remote TLB flush; the simulator adds both to the CPU's clock.
+ */
+export interface CostModel {
+  /**
+   * Read of an SPTE word. E4 (secondary, unverified): an L1-hitting load costs a few cycles. Part
+   * of the ≈52 ns per zapped 4K SPTE of A2: a zap reads the SPTE then writes it, so read + write
+   * = 52 ns; the split between the two is an assumption.
+   */
+  readonly spteReadNs: number;
+  /**
+   * Write or atomic exchange of an SPTE word (setting it FROZEN / non-present), including the
+   * struct-page A/D writeback the kernel does for a zapped leaf. A2 (derived): ≈52 ns per 4 KiB
+   * SPTE for a whole zap (7 s / 2^27), minus spteReadNs. Cross-check A4: 64 TiB ≈ 896 s.
+   */
+  readonly spteWriteNs: number;
+  /** Any other plain load (READ_ONCE, list walk). E4 (secondary): a few cycles on an L1 hit. */
+  readonly readNs: number;
+  /** Any other plain store. E4 (secondary): a few cycles. */
+  readonly writeNs: number;
+  /** Any other locked read-modify-write (cmpxchg, fetch_add, refcount). E4: ~5–15 cycles L1, more if contended. */
+  readonly rmwNs: number;
+  /** An uncontended lock acquire (one LOCK cmpxchg on the lock word). E4 (prior only). */
+  readonly lockAcquireNs: number;
+  /** A lock release (a store, or a LOCK add for the rwlock reader count). E4 (prior only). */
+  readonly lockReleaseNs: number;
+  /** A `wait` op: the waiting itself costs nothing; the time passes while blocked. */
+  readonly waitNs: number;
+  /** kfree() of anything other than a page-table page. Assumption (no figure in perf-figures.md). */
+  readonly kfreeNs: number;
+  /**
+   * Freeing a page-table page (free_page + the kmem_cache free of its header) in the RCU callback.
+   * Assumption: no figure in perf-figures.md; E5 gives allocation only. Kept well below ptAllocNs.
+   */
+  readonly ptFreeNs: number;
+  /**
+   * Allocating a page-table page. E5: GFP_NOWAIT allocation "rarely > 20 µs, max 60 µs"; 20 µs is
+   * the conservative end of the usual range (the consistency check of section 1 E prices a whole
+   * split PT, allocation included, at ~31 µs).
+   */
+  readonly ptAllocNs: number;
+  /** KVM remote TLB flush: kick every vCPU and wait for the acks. E1 (derived): ≤≈73 µs at 64 vCPUs. */
+  readonly tlbFlushNs: number;
+  /** Local TLB flush when a root is loaded (no IPI). Assumption, bounded by E2's 1–3 µs IPI round trip. */
+  readonly tlbFlushLocalNs: number;
+  /** A context switch (__schedule). Assumption: perf-figures.md has no figure; a few µs is the usual order. */
+  readonly contextSwitchNs: number;
+  /**
+   * Time from queue_work()/call_rcu() spawning a kworker or callback task to that task being
+   * runnable (wake-up latency of an idle kworker). Assumption: no figure in perf-figures.md.
+   */
+  readonly wakeupNs: number;
+  /**
+   * One RCU grace period, drawn uniformly from [min, max] per grace period. E3: "grace periods
+   * extend for multiple milliseconds"; no clean typical number exists, so the range "a few ms to
+   * tens of ms" of E3's "Use" column is taken as 3–30 ms.
+   */
+  readonly rcuGracePeriodNs: { readonly min: number; readonly max: number };
+  /** Scheduler tick (CONFIG_HZ=1000). Assumption: a common distribution config. */
+  readonly tickNs: number;
+  /**
+   * How long the running task keeps a CPU that another task is waiting for before the tick sets
+   * TIF_NEED_RESCHED. Assumption: CFS's default sched_latency/min_granularity give slices of ~0.75
+   * to 6 ms; 3 ms is taken.
+   */
+  readonly sliceNs: number;
+  /** Prices of host().cost(kind, units) kinds the model does not list above (per unit). */
+  readonly extra: Readonly<Record<string, number>>;
+}
+
+export const DEFAULT_COSTS: CostModel = {
+  spteReadNs: 4,
+  spteWriteNs: 48,
+  readNs: 2,
+  writeNs: 2,
+  rmwNs: 10,
+  lockAcquireNs: 20,
+  lockReleaseNs: 10,
+  waitNs: 0,
+  kfreeNs: 100,
+  ptFreeNs: 500,
+  ptAllocNs: 20_000,
+  tlbFlushNs: 73_000,
+  tlbFlushLocalNs: 500,
+  contextSwitchNs: 2_000,
+  wakeupNs: 5_000,
+  rcuGracePeriodNs: { min: 3_000_000, max: 30_000_000 },
+  tickNs: 1_000_000,
+  sliceNs: 3_000_000,
+  extra: {},
+};
+
+/** The defaults with some entries replaced. Throws on a negative or non-finite price. */
+export function withCosts(over: Partial<CostModel> = {}): CostModel {
+  const c: CostModel = { ...DEFAULT_COSTS, ...over, extra: { ...DEFAULT_COSTS.extra, ...over.extra } };
+  for (const [k, v] of Object.entries(c)) {
+    if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new RangeError(`cost ${k} = ${v}`);
+  }
+  const gp = c.rcuGracePeriodNs;
+  if (!(gp.min >= 0 && gp.max >= gp.min && Number.isFinite(gp.max))) {
+    throw new RangeError(`rcuGracePeriodNs must satisfy 0 <= min <= max, got ${gp.min}..${gp.max}`);
+  }
+  if (c.tickNs <= 0) throw new RangeError("tickNs must be > 0");
+  return c;
+}
+
+/**
+ * What the engine knows about an object from the name the model gave it: SPTE words
+ * (`<page>.spte[i]`, named by tdp_mmu_alloc_sp) and page-table allocations (`sp#N(...)`, `root#N`).
+ */
+export type ObjectClass = "spte" | "page-table" | "other";
+
+const SPTE_NAME = /\.spte\[\d+\]$/;
+const PAGE_TABLE_NAME = /^(sp#\d+\([^)]*\)|root#\d+)$/;
+
+export function classifyObject(name: string): ObjectClass {
+  if (SPTE_NAME.test(name)) return "spte";
+  if (PAGE_TABLE_NAME.test(name)) return "page-table";
+  return "other";
+}
+
+/** Whether a newly created object is a page-table page being allocated (priced as ptAllocNs). */
+export function isPageTableAllocation(name: string): boolean {
+  return classifyObject(name) === "page-table";
+}
+
+/** Base price of executing `op`, which touches an object of class `cls`. */
+export function opCost(c: CostModel, op: AccessOp, cls: ObjectClass): number {
+  switch (op.kind) {
+    case "acquire":
+      return c.lockAcquireNs;
+    case "release":
+      return c.lockReleaseNs;
+    case "wait":
+      return c.waitNs;
+    case "read":
+      return cls === "spte" ? c.spteReadNs : c.readNs;
+    case "write":
+      if (op.step === "kfree") return cls === "page-table" ? c.ptFreeNs : c.kfreeNs;
+      return cls === "spte" ? c.spteWriteNs : c.writeNs;
+    case "rmw":
+      return cls === "spte" ? c.spteWriteNs : c.rmwNs;
+  }
+}
+
+/** Price of `units` of a host().cost(kind) call. Unknown kinds are an error, so none is silently free. */
+export function hostCost(c: CostModel, kind: string, units: number): number {
+  switch (kind) {
+    case "tlb_flush":
+      return c.tlbFlushNs * units;
+    case "tlb_flush_local":
+      return c.tlbFlushLocalNs * units;
+    case "schedule":
+      return c.contextSwitchNs * units;
+    case "pt_alloc":
+      return c.ptAllocNs * units;
+  }
+  const p = c.extra[kind];
+  if (p === undefined) throw new Error(`cost model has no price for host().cost("${kind}")`);
+  return p * units;
+}

@@ -1,0 +1,457 @@
+import type { AccessOp, ChooseOp } from "../op.js";
+import { SplitMix64 } from "../rng.js";
+import { type Program, Runtime } from "../runtime.js";
+import type { Scheduler } from "../scheduler.js";
+import type { Task } from "../task.js";
+import type { Violation } from "../violation.js";
+import {
+  type CostModel,
+  classifyObject,
+  hostCost,
+  isPageTableAllocation,
+  type ObjectClass,
+  opCost,
+  withCosts,
+} from "./cost-model.js";
+import { EventHeap } from "./event-heap.js";
+import { RcuClock } from "./rcu-clock.js";
+import type { SimKernelView, SimPreemption } from "./view.js";
+
+/**
+ * The timed simulator: runs the same tasks as the checker (the same Runtime executes every step)
+ * on `cpus` host CPUs in virtual nanoseconds. Each task is bound to a CPU or free; a CPU runs one
+ * task at a time; a step costs what the cost model says for its op plus what the model charged
+ * through host().cost(); a blocked task either spins on its CPU or sleeps off it; need_resched()
+ * is answered from the run queues; the preemption model decides whether the CPU can be taken from
+ * a running task. Events are CPU decision points in a (time, seq) heap, so a run is deterministic.
+ *
+ * Time semantics: a step's access (and the atomic code after it) takes effect at the step's start;
+ * its cost is how long the CPU is busy before the task's next access. So a lock is held from the
+ * start of the acquiring step to the start of the releasing one.
+ */
+
+export interface SimOptions {
+  readonly cpus: number;
+  /** CPU a task (by name) is bound to, or null for a task any CPU may run. Default: all free. */
+  readonly binding?: (taskName: string) => number | null;
+  readonly preemption: SimPreemption;
+  readonly costs?: Partial<CostModel>;
+  /** Bound on processed events; reaching it ends the run with status "event-limit". */
+  readonly maxEvents?: number;
+  /** Seed of the grace-period lengths and of data choices other than need_resched. */
+  readonly seed?: bigint | number;
+  readonly overrides?: ReadonlyMap<string, Function>;
+  /** The kernel layer's view of tasks (src/kernel/sim-view.ts kernelView). */
+  readonly kernel: SimKernelView;
+}
+
+export interface SimTaskStats {
+  readonly name: string;
+  /** The CPU it is bound to, or null. */
+  readonly cpu: number | null;
+  /** Time spent executing its own steps. */
+  readonly busyNs: number;
+  /** Time alive and not executing: blocked, waiting for a CPU, or sleeping (spawn to end). */
+  readonly blockedNs: number;
+  readonly spawnNs: number;
+  /** Start of its first step (null if it never ran). */
+  readonly firstStepNs: number | null;
+  /** End of its last step. */
+  readonly lastStepNs: number | null;
+  /** When it finished, or null if it did not. */
+  readonly doneNs: number | null;
+  readonly steps: number;
+}
+
+export interface SimStats {
+  steps: number;
+  contextSwitches: number;
+  preemptions: number;
+  needReschedAsked: number;
+  needReschedTrue: number;
+  gracePeriods: number;
+  /** CPU time spent switching tasks on involuntary switches (schedule() is charged to its caller). */
+  switchNs: number;
+}
+
+export interface SimResult {
+  readonly status: "ok" | "violation" | "deadlock" | "event-limit";
+  readonly virtualNs: number;
+  readonly perTask: readonly SimTaskStats[];
+  readonly events: number;
+  readonly stats: SimStats;
+  readonly violations: readonly Violation[];
+  /** Tasks that never finished, by name. */
+  readonly unfinished: readonly string[];
+}
+
+interface TState {
+  readonly bound: number | null;
+  /** CPU it is on, or -1. */
+  cpu: number;
+  /** Earliest time its pending op may execute. */
+  readyAt: number;
+  /** When it last became runnable without a CPU (FIFO order of the run queue). */
+  runnableSince: number;
+  spawnNs: number;
+  firstStepNs: number | null;
+  lastStepNs: number | null;
+  doneNs: number | null;
+  busyNs: number;
+  steps: number;
+  /** It called schedule(): give the CPU up at the next step boundary if someone else wants it. */
+  yieldReq: boolean;
+}
+
+interface Cpu {
+  curr: Task | null;
+  freeAt: number;
+  switchedInAt: number;
+  /** Earliest pending decision event, or Infinity. */
+  wakeAt: number;
+}
+
+/** The Runtime with the simulator's pricing hooks: host().cost() and page-table allocations. */
+class SimRuntime extends Runtime {
+  constructor(
+    private readonly sim: Simulator,
+    scheduler: Scheduler,
+    overrides: ReadonlyMap<string, Function> | undefined,
+    maxSteps: number,
+  ) {
+    super({ scheduler, overrides, maxSteps, stopOnViolation: true });
+  }
+
+  override cost(kind: string, units: number): void {
+    this.sim.charge(this.current, hostCost(this.sim.costs, kind, units), kind === "schedule");
+  }
+
+  override newObject(name: string): number {
+    const id = super.newObject(name);
+    this.sim.classes[id] = classifyObject(name);
+    if (isPageTableAllocation(name)) this.sim.charge(this.current, this.sim.costs.ptAllocNs, false);
+    return id;
+  }
+}
+
+/** Answers need_resched() from the simulator, other data choices from a seeded generator. */
+class SimScheduler implements Scheduler {
+  constructor(
+    private readonly sim: Simulator,
+    private readonly rng: SplitMix64,
+  ) {}
+  pickTask(): Task {
+    throw new Error("the simulator picks tasks itself");
+  }
+  pickValue(n: number, op: ChooseOp, task: Task): number {
+    if (op.key === "need_resched" && n === 2) return this.sim.answerNeedResched(task) ? 1 : 0;
+    return this.rng.nextInt(n);
+  }
+}
+
+class Simulator {
+  readonly costs: CostModel;
+  readonly classes: ObjectClass[] = [];
+  readonly rt: SimRuntime;
+  readonly stats: SimStats = {
+    steps: 0,
+    contextSwitches: 0,
+    preemptions: 0,
+    needReschedAsked: 0,
+    needReschedTrue: 0,
+    gracePeriods: 0,
+    switchNs: 0,
+  };
+  private readonly view: SimKernelView;
+  private readonly ts: TState[] = [];
+  private readonly cpus: Cpu[] = [];
+  private readonly heap = new EventHeap();
+  private readonly rcu: RcuClock;
+  private now = 0;
+  /** Cost charged through hooks during the step being executed. */
+  private charged = 0;
+  private events = 0;
+
+  constructor(private readonly opts: SimOptions) {
+    if (!(Number.isInteger(opts.cpus) && opts.cpus >= 1)) throw new RangeError(`cpus = ${opts.cpus}`);
+    this.costs = withCosts(opts.costs);
+    this.view = opts.kernel;
+    const seed = opts.seed ?? 0;
+    this.rcu = new RcuClock(this.costs.rcuGracePeriodNs, seed);
+    const maxEvents = opts.maxEvents ?? 10_000_000;
+    this.rt = new SimRuntime(
+      this,
+      new SimScheduler(this, new SplitMix64(BigInt.asUintN(64, BigInt(seed)) ^ 0x5eedn)),
+      opts.overrides,
+      Number.MAX_SAFE_INTEGER,
+    );
+    this.maxEvents = maxEvents;
+    for (let i = 0; i < opts.cpus; i++) {
+      this.cpus.push({ curr: null, freeAt: 0, switchedInAt: 0, wakeAt: Number.POSITIVE_INFINITY });
+    }
+  }
+  private readonly maxEvents: number;
+
+  /** A cost hook fired while `task` runs: add it to the step being executed. */
+  charge(task: Task, ns: number, schedules: boolean): void {
+    if (task.id < 0) return; // setup is free
+    this.charged += ns;
+    if (schedules) {
+      const st = this.ts[task.id];
+      if (st !== undefined) st.yieldReq = true;
+    }
+  }
+
+  /**
+   * need_resched() for the task running now: TIF_NEED_RESCHED is set by the tick once the running
+   * task has used its slice while another task waits for this CPU.
+   */
+  answerNeedResched(task: Task): boolean {
+    this.stats.needReschedAsked++;
+    const st = this.ts[task.id];
+    const v = st !== undefined && st.cpu >= 0 && this.reschedDue(st.cpu, task);
+    if (v) this.stats.needReschedTrue++;
+    return v;
+  }
+
+  private reschedDue(c: number, cur: Task): boolean {
+    const { sliceNs, tickNs } = this.costs;
+    const due = Math.ceil((this.cpus[c].switchedInAt + sliceNs) / tickNs) * tickNs;
+    return this.now >= due && this.hasWaiter(c, cur);
+  }
+
+  private eligible(t: Task, c: number): boolean {
+    const b = this.ts[t.id].bound;
+    return b === null || b === c;
+  }
+
+  /** The task could use a CPU now: ready, and not blocked in a sleeping wait. */
+  private runnable(t: Task, at: number): boolean {
+    if (t.done || t.pending === null) return false;
+    const st = this.ts[t.id];
+    if (st.cpu >= 0 || st.readyAt > at) return false;
+    const op = t.pending;
+    return enabledNow(op) || !this.view.sleepsWhenBlocked(op);
+  }
+
+  private hasWaiter(c: number, cur: Task): boolean {
+    for (const t of this.rt.tasks)
+      if (t !== cur && this.eligible(t, c) && this.runnable(t, this.now)) return true;
+    return false;
+  }
+
+  private wake(c: number, t: number): void {
+    const cpu = this.cpus[c];
+    if (cpu.wakeAt <= t) return;
+    cpu.wakeAt = t;
+    this.heap.push(t, c);
+  }
+
+  private addTask(t: Task, at: number): void {
+    const b = this.opts.binding?.(t.name) ?? null;
+    if (b !== null && !(Number.isInteger(b) && b >= 0 && b < this.cpus.length)) {
+      throw new RangeError(`task ${t.name} bound to CPU ${b}, but there are ${this.cpus.length}`);
+    }
+    this.ts[t.id] = {
+      bound: b,
+      cpu: -1,
+      readyAt: at,
+      runnableSince: at,
+      spawnNs: at,
+      firstStepNs: null,
+      lastStepNs: null,
+      doneNs: t.done ? at : null,
+      busyNs: 0,
+      steps: 0,
+      yieldReq: false,
+    };
+    this.arrive(t);
+  }
+
+  /** The task reached a new pending op at its readyAt: a grace-period wait pushes readyAt out. */
+  private arrive(t: Task): void {
+    const op = t.pending;
+    if (op === null || !this.view.isGracePeriodWait(op)) return;
+    const st = this.ts[t.id];
+    const before = this.rcu.started;
+    st.readyAt = Math.max(st.readyAt, this.rcu.doneAt(st.readyAt));
+    this.stats.gracePeriods += this.rcu.started - before;
+  }
+
+  private switchOut(c: number, t: Task, reason: "yield" | "preempt" | "sleep"): void {
+    const cpu = this.cpus[c];
+    const st = this.ts[t.id];
+    st.cpu = -1;
+    st.runnableSince = this.now;
+    cpu.curr = null;
+    this.view.switchedOut(t);
+    this.stats.contextSwitches++;
+    if (reason === "preempt") this.stats.preemptions++;
+    if (reason !== "yield") {
+      // schedule() already charged its caller; other switches cost the CPU itself.
+      cpu.freeAt = this.now + this.costs.contextSwitchNs;
+      this.stats.switchNs += this.costs.contextSwitchNs;
+    }
+  }
+
+  /** Pick the longest-waiting runnable task this CPU may run (ties: lowest id). */
+  private pickNext(c: number): Task | null {
+    let best: Task | null = null;
+    for (const t of this.rt.tasks) {
+      if (!this.eligible(t, c) || !this.runnable(t, this.now)) continue;
+      if (best === null || this.ts[t.id].runnableSince < this.ts[best.id].runnableSince) best = t;
+    }
+    return best;
+  }
+
+  /** Earliest future readyAt among tasks this CPU may run, for a timer wake-up. */
+  private nextReady(c: number): number {
+    let m = Number.POSITIVE_INFINITY;
+    for (const t of this.rt.tasks) {
+      if (t.done || !this.eligible(t, c)) continue;
+      const st = this.ts[t.id];
+      if (st.cpu < 0 && st.readyAt > this.now && st.readyAt < m) m = st.readyAt;
+    }
+    return m;
+  }
+
+  private decide(c: number): void {
+    const cpu = this.cpus[c];
+    if (this.now < cpu.freeAt) {
+      this.wake(c, cpu.freeAt);
+      return;
+    }
+    let cur = cpu.curr;
+    if (cur?.done) {
+      cpu.curr = null;
+      this.ts[cur.id].cpu = -1;
+      cur = null;
+    }
+    if (cur !== null) {
+      const st = this.ts[cur.id];
+      const op = cur.pending!;
+      const ready = st.readyAt <= this.now && enabledNow(op);
+      if (st.yieldReq) {
+        st.yieldReq = false;
+        if (this.hasWaiter(c, cur)) this.switchOut(c, cur, "yield");
+      } else if (this.opts.preemption === "full" && this.view.preemptible(cur) && this.reschedDue(c, cur)) {
+        this.switchOut(c, cur, "preempt");
+      } else if (!ready && (st.readyAt > this.now || this.view.sleepsWhenBlocked(op))) {
+        this.switchOut(c, cur, "sleep");
+      }
+      if (cpu.curr === null && this.now < cpu.freeAt) {
+        this.wake(c, cpu.freeAt);
+        return;
+      }
+    }
+    if (cpu.curr === null) {
+      const next = this.pickNext(c);
+      if (next === null) {
+        const t = this.nextReady(c);
+        if (t < Number.POSITIVE_INFINITY) this.wake(c, t);
+        return;
+      }
+      cpu.curr = next;
+      cpu.switchedInAt = this.now;
+      this.ts[next.id].cpu = c;
+    }
+    const t = cpu.curr!;
+    if (this.ts[t.id].readyAt <= this.now && enabledNow(t.pending!)) {
+      this.step(c, t);
+    } else if (this.opts.preemption === "full" && this.hasWaiter(c, t)) {
+      // Spinning with a waiter behind it: look again at the next tick, when preemption may come.
+      const tick = this.costs.tickNs;
+      this.wake(c, (Math.floor(this.now / tick) + 1) * tick);
+    }
+  }
+
+  private step(c: number, t: Task): void {
+    const cpu = this.cpus[c];
+    const st = this.ts[t.id];
+    const op = t.pending!;
+    const base = opCost(this.costs, op, this.classes[op.obj] ?? "other");
+    const before = this.rt.tasks.length;
+    this.charged = 0;
+    if (st.firstStepNs === null) st.firstStepNs = this.now;
+    this.rt.execute(t, [t]);
+    const cost = base + this.charged;
+    const end = this.now + cost;
+    this.stats.steps++;
+    st.steps++;
+    st.busyNs += cost;
+    st.lastStepNs = end;
+    st.readyAt = end;
+    cpu.freeAt = end;
+    if (t.done) st.doneNs = end;
+    else this.arrive(t);
+    for (let i = before; i < this.rt.tasks.length; i++) {
+      this.addTask(this.rt.tasks[i], end + this.costs.wakeupNs);
+    }
+    this.wake(c, end);
+    // The access took effect now: a spinning or idle CPU may go on from now. Busy CPUs decide
+    // again when their own step ends.
+    for (let o = 0; o < this.cpus.length; o++) {
+      if (o !== c && this.cpus[o].freeAt <= this.now) this.wake(o, this.now);
+    }
+  }
+
+  run(program: Program): SimResult {
+    const rt = this.rt;
+    rt.start(program);
+    this.view.prepare(rt, this.opts.preemption);
+    for (const t of rt.tasks) this.addTask(t, 0);
+    for (let c = 0; c < this.cpus.length; c++) this.wake(c, 0);
+    let status: SimResult["status"] = "ok";
+    while (!rt.stopped) {
+      const ev = this.heap.pop();
+      if (ev === undefined) break;
+      const cpu = this.cpus[ev.cpu];
+      if (ev.time !== cpu.wakeAt) continue; // superseded by an earlier decision
+      cpu.wakeAt = Number.POSITIVE_INFINITY;
+      if (++this.events > this.maxEvents) {
+        status = "event-limit";
+        break;
+      }
+      this.now = ev.time;
+      this.decide(ev.cpu);
+    }
+    const unfinished = rt.tasks.filter((t) => !t.done).map((t) => t.name);
+    if (rt.violations.length > 0) status = "violation";
+    else if (status === "ok" && unfinished.length > 0) status = "deadlock";
+    let virtualNs = 0;
+    for (const st of this.ts) virtualNs = Math.max(virtualNs, st.lastStepNs ?? 0, st.doneNs ?? 0);
+    const perTask = rt.tasks.map((t) => {
+      const st = this.ts[t.id];
+      const end = st.doneNs ?? virtualNs;
+      return {
+        name: t.name,
+        cpu: st.bound,
+        busyNs: st.busyNs,
+        blockedNs: Math.max(0, end - st.spawnNs - st.busyNs),
+        spawnNs: st.spawnNs,
+        firstStepNs: st.firstStepNs,
+        lastStepNs: st.lastStepNs,
+        doneNs: st.doneNs,
+        steps: st.steps,
+      };
+    });
+    return {
+      status,
+      virtualNs,
+      perTask,
+      events: this.events,
+      stats: { ...this.stats },
+      violations: rt.violations.slice(),
+      unfinished,
+    };
+  }
+}
+
+function enabledNow(op: AccessOp): boolean {
+  return op.enabled === undefined || op.enabled();
+}
+
+/** Run `program` once in virtual time and return what happened, as data. */
+export function simulate(program: Program, opts: SimOptions): SimResult {
+  return new Simulator(opts).run(program);
+}

@@ -1,0 +1,238 @@
+import { describe, expect, it } from "vitest";
+import { host } from "../engine/host.js";
+import type { Gen } from "../engine/op.js";
+import type { Program } from "../engine/runtime.js";
+import { DEFAULT_COSTS } from "../engine/sim/cost-model.js";
+import { type SimOptions, type SimResult, simulate as simulateWith } from "../engine/sim/simulator.js";
+import { Atomic, READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
+import { bootMachine } from "../kernel/machine.js";
+import { synchronize_rcu } from "../kernel/rcu.js";
+import { cond_resched } from "../kernel/sched.js";
+import { Spinlock, spin_lock, spin_unlock } from "../kernel/spinlock.js";
+import { kernelView, simMachineConfig } from "./sim-view.js";
+
+/** simulate() with the kernel layer's view of tasks. */
+const simulate = (p: Program, o: Omit<SimOptions, "kernel">): SimResult =>
+  simulateWith(p, { kernel: kernelView, ...o });
+
+function task(r: SimResult, name: string) {
+  const t = r.perTask.find((p) => p.name === name);
+  if (t === undefined) throw new Error(`no task ${name}`);
+  return t;
+}
+
+/** Holder takes the lock first (CPU 0), does `work` units of priced work inside, and releases it. */
+function contention(work: number): Program {
+  return ({ spawn }) => {
+    bootMachine(simMachineConfig("none"));
+    const l = new Spinlock("l");
+    const x = new Atomic("x");
+    spawn(
+      "holder",
+      (function* (): Gen<void> {
+        yield* spin_lock(l);
+        for (let i = 0; i < work; i++) {
+          host().cost("work", 1);
+          yield* WRITE_ONCE(x, i);
+        }
+        yield* spin_unlock(l);
+      })(),
+    );
+    spawn(
+      "waiter",
+      (function* (): Gen<void> {
+        yield* spin_lock(l);
+        yield* READ_ONCE(x);
+        yield* spin_unlock(l);
+      })(),
+    );
+  };
+}
+
+const twoCpus = { cpus: 2, preemption: "none" as const, binding: (n: string) => (n === "holder" ? 0 : 1) };
+
+describe("simulate", () => {
+  it("is deterministic: the same input gives byte-for-byte the same result", () => {
+    const run = () =>
+      JSON.stringify(simulate(contention(7), { ...twoCpus, costs: { extra: { work: 333 } } }));
+    expect(run()).toBe(run());
+  });
+
+  it("a spinning waiter is blocked exactly for the holder's critical section (5030 ns here)", () => {
+    const work = 5;
+    const r = simulate(contention(work), { ...twoCpus, costs: { extra: { work: 1000 } } });
+    expect(r.status).toBe("ok");
+    const c = DEFAULT_COSTS;
+    // Held from the start of the acquire to the start of the release.
+    const critical = c.lockAcquireNs + work * (1000 + c.writeNs);
+    expect(task(r, "holder").busyNs).toBe(critical + c.lockReleaseNs);
+    expect(task(r, "waiter").blockedNs).toBe(critical);
+    expect(task(r, "waiter").busyNs).toBe(c.lockAcquireNs + c.readNs + c.lockReleaseNs);
+    expect(r.virtualNs).toBe(critical + task(r, "waiter").busyNs);
+  });
+
+  it("more work inside the lock means proportionally more waiting", () => {
+    const blocked = (work: number) =>
+      task(simulate(contention(work), { ...twoCpus, costs: { extra: { work: 500 } } }), "waiter").blockedNs;
+    expect(blocked(20) - blocked(10)).toBe(10 * (500 + DEFAULT_COSTS.writeNs));
+  });
+
+  it("two tasks bound to one CPU run one after the other", () => {
+    const r = simulate(contention(3), {
+      cpus: 1,
+      preemption: "none",
+      costs: { extra: { work: 100 } },
+    });
+    expect(r.status).toBe("ok");
+    const h = task(r, "holder");
+    const w = task(r, "waiter");
+    expect(w.firstStepNs).toBeGreaterThanOrEqual(h.doneNs!);
+    expect(r.virtualNs).toBe(h.busyNs + w.busyNs);
+  });
+
+  it("rejects a program whose machine does not let the simulator answer need_resched", () => {
+    const p: Program = ({ spawn }) => {
+      bootMachine({ preemption: "none", needResched: "never" });
+      spawn("t", (function* (): Gen<void> {})());
+    };
+    expect(() => simulate(p, { cpus: 1, preemption: "none" })).toThrow(/simMachineConfig/);
+    expect(() => simulate(p, { cpus: 1, preemption: "full" })).toThrow(/preemption=none/);
+  });
+
+  it("reports a deadlock when a task never gets its lock", () => {
+    const p: Program = ({ spawn }) => {
+      bootMachine(simMachineConfig("none"));
+      const l = new Spinlock("l");
+      spawn(
+        "a",
+        (function* (): Gen<void> {
+          yield* spin_lock(l);
+        })(),
+      );
+      spawn(
+        "b",
+        (function* (): Gen<void> {
+          yield* spin_lock(l);
+        })(),
+      );
+    };
+    const r = simulate(p, { cpus: 2, preemption: "none" });
+    expect(r.status).toBe("deadlock");
+    expect(r.unfinished).toEqual(["b"]);
+  });
+});
+
+/** A task that loops on cond_resched() with `cpuHog` bound beside another on CPU 0. */
+function hogs(preemption: "none" | "full", rival: boolean): Program {
+  return ({ spawn }) => {
+    bootMachine(simMachineConfig(preemption));
+    const x = new Atomic("x");
+    spawn(
+      "hog",
+      (function* (): Gen<void> {
+        for (let i = 0; i < 100; i++) {
+          host().cost("work", 1);
+          yield* WRITE_ONCE(x, i);
+          yield* cond_resched();
+        }
+      })(),
+    );
+    if (rival) {
+      spawn(
+        "rival",
+        (function* (): Gen<void> {
+          yield* READ_ONCE(x);
+        })(),
+      );
+    }
+  };
+}
+
+describe("scheduler and preemption models", () => {
+  const costs = { extra: { work: 100 }, sliceNs: 1_000, tickNs: 100 };
+  const opts = (preemption: "none" | "full") => ({ cpus: 1, preemption, costs });
+
+  it("PREEMPT_NONE: need_resched() turns true once the slice is used and someone waits; cond_resched yields", () => {
+    const r = simulate(hogs("none", true), opts("none"));
+    expect(r.status).toBe("ok");
+    expect(r.stats.needReschedAsked).toBeGreaterThan(0);
+    expect(r.stats.needReschedTrue).toBe(1);
+    expect(r.stats.preemptions).toBe(0);
+    const rival = task(r, "rival");
+    // The rival waited for the slice (1 µs, at tick granularity) and no longer.
+    expect(rival.firstStepNs!).toBeGreaterThanOrEqual(1_000);
+    expect(rival.firstStepNs!).toBeLessThan(1_000 + 200 + DEFAULT_COSTS.contextSwitchNs);
+    expect(task(r, "hog").doneNs!).toBeGreaterThan(rival.doneNs!);
+  });
+
+  it("PREEMPT_NONE with nobody waiting: need_resched() never turns true", () => {
+    const r = simulate(hogs("none", false), opts("none"));
+    expect(r.stats.needReschedAsked).toBe(100);
+    expect(r.stats.needReschedTrue).toBe(0);
+    expect(r.stats.contextSwitches).toBe(0);
+  });
+
+  it("PREEMPT_FULL: cond_resched() asks nothing; the scheduler preempts the hog instead", () => {
+    const r = simulate(hogs("full", true), opts("full"));
+    expect(r.status).toBe("ok");
+    expect(r.stats.needReschedAsked).toBe(0);
+    expect(r.stats.preemptions).toBe(1);
+    const rival = task(r, "rival");
+    expect(rival.firstStepNs!).toBeGreaterThanOrEqual(1_000);
+    expect(rival.firstStepNs!).toBeLessThan(1_000 + 200 + DEFAULT_COSTS.contextSwitchNs);
+  });
+
+  it("without a preemption point or preemption, PREEMPT_NONE lets the hog finish first", () => {
+    const p =
+      (preemption: "none" | "full"): Program =>
+      ({ spawn }) => {
+        bootMachine(simMachineConfig(preemption));
+        const x = new Atomic("x");
+        spawn(
+          "hog",
+          (function* (): Gen<void> {
+            for (let i = 0; i < 100; i++) {
+              host().cost("work", 1);
+              yield* WRITE_ONCE(x, i);
+            }
+          })(),
+        );
+        spawn(
+          "rival",
+          (function* (): Gen<void> {
+            yield* READ_ONCE(x);
+          })(),
+        );
+      };
+    const none = simulate(p("none"), opts("none"));
+    const full = simulate(p("full"), opts("full"));
+    expect(task(none, "rival").firstStepNs!).toBeGreaterThanOrEqual(task(none, "hog").doneNs!);
+    expect(task(full, "rival").firstStepNs!).toBeLessThan(task(full, "hog").doneNs!);
+  });
+});
+
+describe("RCU grace periods", () => {
+  it("synchronize_rcu() sleeps for a grace period drawn from the cost model's range", () => {
+    const p: Program = ({ spawn }) => {
+      bootMachine(simMachineConfig("none"));
+      spawn(
+        "waiter",
+        (function* (): Gen<void> {
+          yield* synchronize_rcu();
+        })(),
+      );
+    };
+    const gp = { min: 1_000_000, max: 2_000_000 };
+    const seen = new Set<number>();
+    for (let seed = 0; seed < 8; seed++) {
+      const r = simulate(p, { cpus: 1, preemption: "none", seed, costs: { rcuGracePeriodNs: gp } });
+      expect(r.status).toBe("ok");
+      expect(r.stats.gracePeriods).toBe(1);
+      const b = task(r, "waiter").blockedNs;
+      expect(b).toBeGreaterThanOrEqual(gp.min);
+      expect(b).toBeLessThanOrEqual(gp.max + DEFAULT_COSTS.contextSwitchNs);
+      seen.add(b);
+    }
+    expect(seen.size).toBeGreaterThan(1);
+  });
+});
