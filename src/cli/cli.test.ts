@@ -115,6 +115,38 @@ describe("tdplab CLI", () => {
     expect(doc.stats.executions).toBe(one.stats.executions);
   });
 
+  it("seeds --json prints one row per design with the documented fields, exit 0 when all match", async () => {
+    const r = await run("seeds", "--thread", "004", "--json");
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.schemaVersion).toBe(1);
+    expect(doc.seeds.length).toBe(4);
+    for (const row of doc.seeds) {
+      expect(row.thread).toBe("004");
+      expect(Object.keys(row)).toEqual(
+        expect.arrayContaining([
+          "thread",
+          "variant",
+          "kernel",
+          "expected",
+          "verdict",
+          "invariant",
+          "executions",
+          "elapsedMs",
+          "complete",
+          "replay",
+        ]),
+      );
+      expect(row.verdict).toBe(row.expected);
+      if (row.verdict === "safe") expect(row.complete).toBe(true);
+      else expect(row.replay).toMatch(/^tdp1\./);
+    }
+  });
+
+  it("seeds rejects a thread id that does not exist", async () => {
+    expect((await run("seeds", "--thread", "007")).code).toBe(2);
+  });
+
   it("list shows every preset", async () => {
     const r = await run("list");
     expect(r.code).toBe(0);
