@@ -13,7 +13,7 @@ export function formatSeedTable(rows: readonly SeedRow[], markdown = false): str
     ["thread", "design", "kernel", "expected", "verdict", "invariant", "executions", "time", "replay"],
     rows.map((r) => [
       r.thread,
-      `${r.variant}${markdown ? "" : ""}`,
+      r.variant,
       r.kernel,
       r.expected,
       `${r.verdict}${r.matches ? "" : " (!)"}`,
