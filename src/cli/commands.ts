@@ -3,6 +3,7 @@ import { registerCheck } from "./commands/check.js";
 import { registerList } from "./commands/list.js";
 import { registerReplay } from "./commands/replay.js";
 import { registerSeeds } from "./commands/seeds.js";
+import { registerSimulate } from "./commands/simulate.js";
 import type { Out } from "./io.js";
 
 /** Sets the process exit code from inside an action. */
@@ -14,4 +15,5 @@ export function registerCommands(program: Command, out: Out, setExit: SetExit): 
   registerCheck(program, out, setExit);
   registerReplay(program, out, setExit);
   registerList(program, out, setExit);
+  registerSimulate(program, out, setExit);
 }

@@ -1,54 +1,24 @@
 import { describe, expect, it } from "vitest";
-import type { Program } from "../engine/runtime.js";
 import { type CostModel, DEFAULT_COSTS } from "../engine/sim/cost-model.js";
-import { type SimOptions, type SimResult, simulate as simulateWith } from "../engine/sim/simulator.js";
-import { list_add_rcu } from "../kernel/rculist.js";
-import { kernelView, simMachineConfig } from "../kernel/sim-view.js";
-import { kvm_mmu_init_tdp_mmu } from "../mmu/tdp_mmu_invalidate.js";
-import { tdp_mmu_root_set_owner } from "../mmu/tdp_mmu_root.js";
-import { drive, makeRoot, makeVcpu, makeVm, populate } from "../mmu/testing.js";
-import { kvm_mmu_unload } from "../mmu/vcpu.js";
-
-/** simulate() with the kernel layer's view of tasks. */
-const simulate = (p: Program, o: Omit<SimOptions, "kernel">): SimResult =>
-  simulateWith(p, { kernel: kernelView, ...o });
+import { type DefunctRootZapOutcome, defunctRootZap } from "../scenarios/sim/defunct-root-zap.js";
 
 /**
  * Scenario 1 (seed 002) in miniature: a vCPU drops the last reference to a fully populated root
  * (all 4K leaves) through kvm_mmu_unload(). v5.17 zaps the root inside the put, holding mmu_lock
- * for write; v5.18 (efd995dae5eb) marks it defunct and queues the zap on a worker. The VM is built
- * in setup; the vCPU, the kworker and the RCU callbacks all run the real model functions.
+ * for write; v5.18 (efd995dae5eb) marks it defunct and queues the zap on a worker. The program
+ * lives in src/scenarios/sim/defunct-root-zap.ts (also behind `tdplab simulate`).
  */
-function defunctRootZap(kernel: "v5.17" | "v5.18", ptes: number): Program {
-  return ({ spawn }) => {
-    const kvm = makeVm({ kernel, ptes, machine: simMachineConfig("none"), checks: false });
-    kvm_mmu_init_tdp_mmu(kvm);
-    const root = makeRoot(kvm, 1);
-    tdp_mmu_root_set_owner(kvm, root);
-    drive(list_add_rcu(root.link, kvm.tdp_mmu_roots));
-    for (let gfn = 0; gfn < kvm.geometry.maxGfn; gfn++) populate(kvm, root, gfn);
-    const vcpu = makeVcpu(kvm, root);
-    spawn("vcpu0", kvm_mmu_unload(vcpu));
-  };
-}
 
 interface Outcome {
   readonly leaves: number;
   readonly vcpuNs: number;
-  readonly result: SimResult;
+  readonly result: DefunctRootZapOutcome["result"];
 }
 
 function run(kernel: "v5.17" | "v5.18", ptes: number, costs: Partial<CostModel> = {}): Outcome {
-  const result = simulate(defunctRootZap(kernel, ptes), {
-    cpus: 4,
-    costs,
-    preemption: "none",
-    binding: (n) => (n === "vcpu0" ? 0 : null),
-    seed: 2,
-  });
-  const v = result.perTask.find((t) => t.name === "vcpu0")!;
+  const o = defunctRootZap({ kernel, ptesPerTable: ptes, rootLevel: 4 }, costs);
   // The vCPU is out of the guest from its first step to its last: what A1 calls its block time.
-  return { leaves: ptes ** 4, vcpuNs: v.doneNs! - v.firstStepNs!, result };
+  return { leaves: o.metrics.leaves, vcpuNs: o.vcpuBlockedNs, result: o.result };
 }
 
 describe("defunct-root-zap (seed 002) on tiny tables", () => {
