@@ -83,8 +83,11 @@ export const kvm_tdp_root_mark_invalid = modelFn(
   },
 );
 
-/** Unlink a dead root from tdp_mmu_roots (readers may still stand on it) and free it after a grace period. */
-function* tdp_mmu_unlink_and_free_root(
+/**
+ * The tail of kvm_tdp_mmu_put_root() once the count reached 0 (all eras): unlink the root from
+ * tdp_mmu_roots (readers may still stand on it) and free it after a grace period.
+ */
+export function* tdp_mmu_unlink_and_free_root(
   kvm: Kvm,
   root: KvmMmuPage,
   zapFirst: boolean,

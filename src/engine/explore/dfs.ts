@@ -1,7 +1,8 @@
 import type { ChooseOp } from "../op.js";
-import { type Program, type RunObserver, Runtime } from "../runtime.js";
+import type { Program, RunObserver } from "../runtime.js";
 import type { Scheduler } from "../scheduler.js";
 import type { Task } from "../task.js";
+import { driveRun } from "./drive-run.js";
 import { RunAbort } from "./errors.js";
 import { INTERRUPT_EVERY, type RunOutcome, type Searcher, type StopCheck } from "./outcome.js";
 
@@ -71,22 +72,7 @@ export class DfsSearcher implements Searcher, Scheduler, RunObserver {
     this.pos = 0;
     this.prev = -1;
     this.preempts = 0;
-    const rt = new Runtime({
-      scheduler: this,
-      observer: this,
-      maxSteps: this.cfg.maxSteps + 1,
-      overrides: this.cfg.overrides,
-      stopOnViolation: this.cfg.stopRunAtViolation ?? true,
-    });
-    let abort: RunAbort | null = null;
-    try {
-      rt.start(this.cfg.program);
-      if (!rt.stopped) rt.runToEnd();
-    } catch (e) {
-      if (!(e instanceof RunAbort)) throw e;
-      abort = e;
-    }
-    const r = rt.result();
+    const { result: r, abort } = driveRun(this.cfg, this);
     const interrupted = abort?.why === "interrupted";
     if (interrupted) this.taken = [];
     return {

@@ -1,8 +1,9 @@
 import type { ChooseOp } from "../op.js";
 import { SplitMix64 } from "../rng.js";
-import { type Program, type RunObserver, Runtime } from "../runtime.js";
+import type { Program, RunObserver } from "../runtime.js";
 import type { Scheduler } from "../scheduler.js";
 import type { Task } from "../task.js";
+import { driveRun } from "./drive-run.js";
 import { RunAbort } from "./errors.js";
 import { INTERRUPT_EVERY, type RunOutcome, type Searcher, type StopCheck } from "./outcome.js";
 
@@ -50,22 +51,7 @@ abstract class SamplingSearcher implements Searcher, Scheduler, RunObserver {
     this.rng = new SplitMix64(this.master.nextBigInt());
     this.index++;
     this.begin();
-    const rt = new Runtime({
-      scheduler: this,
-      observer: this,
-      maxSteps: this.cfg.maxSteps + 1,
-      overrides: this.cfg.overrides,
-      stopOnViolation: this.cfg.stopRunAtViolation ?? true,
-    });
-    let abort: RunAbort | null = null;
-    try {
-      rt.start(this.cfg.program);
-      if (!rt.stopped) rt.runToEnd();
-    } catch (e) {
-      if (!(e instanceof RunAbort)) throw e;
-      abort = e;
-    }
-    const r = rt.result();
+    const { result: r, abort } = driveRun(this.cfg, this);
     this.end(r.stats.steps);
     const interrupted = abort?.why === "interrupted";
     return {

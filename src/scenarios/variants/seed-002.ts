@@ -15,11 +15,11 @@ import {
   kvm_tdp_mmu_put_root,
   kvm_tdp_root_mark_invalid,
   tdp_mmu_schedule_zap_root,
+  tdp_mmu_unlink_and_free_root,
 } from "../../mmu/tdp_mmu_root.js";
 import { tdp_mmu_zap_root } from "../../mmu/tdp_mmu_zap.js";
 import type { Kvm, KvmMmuPage } from "../../mmu/types.js";
 import { defineVariant } from "../define.js";
-import { unlinkAndFree } from "./seed-003.js";
 
 /**
  * Invalidation that does not skip roots already invalid (seed 002): it gifts
@@ -62,7 +62,7 @@ export const putRootNoQueue = defineVariant({
         yield* refcount_set(root.tdp_mmu_root_count, 1);
         return;
       }
-      yield* unlinkAndFree(kvm, root);
+      yield* tdp_mmu_unlink_and_free_root(kvm, root, false, _shared);
     },
   },
 });

@@ -1,23 +1,15 @@
 import type { Gen } from "../../engine/op.js";
 import { bitfield_load, bitfield_store } from "../../kernel/atomic.js";
-import { call_rcu } from "../../kernel/rcu.js";
-import { list_del_rcu } from "../../kernel/rculist.js";
 import { refcount_dec_and_test, refcount_dec_not_one, refcount_set } from "../../kernel/refcount.js";
-import { spin_lock, spin_unlock } from "../../kernel/spinlock.js";
 import { ROLE } from "../../mmu/role.js";
-import { kvm_tdp_mmu_put_root, kvm_tdp_root_mark_invalid } from "../../mmu/tdp_mmu_root.js";
-import { tdp_mmu_free_sp_rcu_callback } from "../../mmu/tdp_mmu_spte.js";
+import {
+  kvm_tdp_mmu_put_root,
+  kvm_tdp_root_mark_invalid,
+  tdp_mmu_unlink_and_free_root,
+} from "../../mmu/tdp_mmu_root.js";
 import { tdp_mmu_zap_root } from "../../mmu/tdp_mmu_zap.js";
 import type { Kvm, KvmMmuPage } from "../../mmu/types.js";
 import { defineVariant } from "../define.js";
-
-/** Unlink a root whose count reached 0 and free it after a grace period (the common tail of every design). */
-export function* unlinkAndFree(kvm: Kvm, root: KvmMmuPage): Gen<void> {
-  yield* spin_lock(kvm.tdp_mmu_pages_lock);
-  yield* list_del_rcu(root.link);
-  yield* spin_unlock(kvm.tdp_mmu_pages_lock);
-  yield* call_rcu(root.rcu_head, () => tdp_mmu_free_sp_rcu_callback(root, kvm), `free ${root.kobj.name}`);
-}
 
 /**
  * Paolo's first proposal (seed 003, 1 Mar 2022): "decrement unless one", mark invalid
@@ -39,7 +31,7 @@ export const decNotOneSetZero = defineVariant({
         if (yield* refcount_dec_not_one(root.tdp_mmu_root_count)) return;
       }
       yield* refcount_set(root.tdp_mmu_root_count, 0);
-      yield* unlinkAndFree(kvm, root);
+      yield* tdp_mmu_unlink_and_free_root(kvm, root, false, shared);
     },
   },
 });
@@ -62,7 +54,7 @@ export const paoloDecAndTest = defineVariant({
         yield* tdp_mmu_zap_root(kvm, root, shared);
         if (!(yield* refcount_dec_and_test(root.tdp_mmu_root_count))) return;
       }
-      yield* unlinkAndFree(kvm, root);
+      yield* tdp_mmu_unlink_and_free_root(kvm, root, false, shared);
     },
   },
 });
@@ -86,7 +78,7 @@ export const seanRecursive = defineVariant({
         yield* kvm_tdp_mmu_put_root(kvm, root, shared);
         return;
       }
-      yield* unlinkAndFree(kvm, root);
+      yield* tdp_mmu_unlink_and_free_root(kvm, root, false, shared);
     },
   },
 });
