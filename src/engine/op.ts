@@ -1,3 +1,5 @@
+import type { BulkProfile } from "./bulk.js";
+
 /**
  * The few generic operations a task may yield. The engine interprets them and
  * knows nothing else: locks, RCU, workqueues and roots are all built by the
@@ -27,6 +29,11 @@ export interface AccessOp {
   readonly step: string;
   /** When present the task is disabled (blocked) until this returns true. Must be side-effect free. */
   readonly enabled?: () => boolean;
+  /**
+   * This access stands for a whole recorded block of steps (src/engine/bulk.ts): one access to the
+   * checker, the block's steps and prices to the simulator.
+   */
+  readonly bulk?: BulkProfile;
 }
 
 /** Create a task. Handled inline: the yield returns the new task's id. */

@@ -134,7 +134,10 @@ export class Runtime implements Host {
     this.checks.push({ name, check });
   }
 
-  cost(_kind: string, _units: number): void {}
+  cost(kind: string, units: number): void {
+    const recs = this.current.recorders;
+    if (recs !== undefined) for (const r of recs) r.cost(kind, units);
+  }
 
   // ---- driving ------------------------------------------------------------
 

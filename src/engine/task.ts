@@ -1,3 +1,4 @@
+import type { ProfileRecorder } from "./bulk.js";
 import type { AccessOp, Gen } from "./op.js";
 
 /** One task of a run: a generator plus the bookkeeping the engine keeps for it. */
@@ -15,6 +16,8 @@ export interface Task {
   steps: number;
   /** Named model-function frames, innermost last; maintained by modelFn. */
   readonly frames: string[];
+  /** Profile recorders active in this task's code (src/engine/bulk.ts), innermost last. */
+  recorders?: ProfileRecorder[];
   /** Opaque per-task slot for the layer above (the kernel keeps lock and RCU state here). */
   local: object | undefined;
 }

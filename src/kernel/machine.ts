@@ -27,6 +27,15 @@ export interface MachineConfig {
    * sanity checks made destroy_workqueue() WARN about a busy pwq and leak the workqueue.
    */
   readonly wqDestroying: boolean;
+  /**
+   * How queued RCU callbacks are invoked. "per-callback": each callback is its own task, so the
+   * checker explores every order in which callbacks of one grace period can run. "per-section": the
+   * callbacks a task queues inside one read-side critical section form one batch, invoked in queue
+   * order by one softirq task after a grace period that starts when the section ends (rcu_do_batch
+   * runs a CPU's ready callbacks back to back); the timed simulator uses it, because a grace period
+   * cannot end inside the queuing task's own section anyway.
+   */
+  readonly rcuCallbacks: "per-callback" | "per-section";
 }
 
 export const DEFAULT_MACHINE: MachineConfig = {
@@ -36,6 +45,7 @@ export const DEFAULT_MACHINE: MachineConfig = {
   debugList: true,
   proveMmu: true,
   wqDestroying: true,
+  rcuCallbacks: "per-callback",
 };
 
 /** A lock held by a task, as lockdep tracks it. */
@@ -59,6 +69,16 @@ export interface KTask {
   needResched: boolean;
   /** How many times need_resched() answered true by choice for this task. */
   reschedUsed: number;
+  /** Callbacks queued inside the current read-side section (MachineConfig.rcuCallbacks "per-section"). */
+  readonly rcuBatch: RcuBatchEntry[];
+}
+
+/** A callback waiting for the end of its queuer's read-side section. */
+export interface RcuBatchEntry {
+  readonly head: { queued: boolean };
+  readonly cb: () => import("../engine/op.js").Gen<void>;
+  readonly label: string;
+  readonly serial: number;
 }
 
 /** Kernel-wide state of one run. Lives in the host's env, so each run gets a fresh one. */
@@ -119,6 +139,7 @@ export function ktask(t: Task = host().current): KTask {
       inSoftirq: false,
       needResched: false,
       reschedUsed: 0,
+      rcuBatch: [],
     };
     t.local = k;
     machine().ktasks.push(k);

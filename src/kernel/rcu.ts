@@ -3,7 +3,7 @@ import { currentFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import type { KObject } from "./alloc.js";
 import { might_sleep } from "./lockdep.js";
-import { type KTask, ktask, machine } from "./machine.js";
+import { type KTask, ktask, machine, type RcuBatchEntry } from "./machine.js";
 import { Shared, touch } from "./shared.js";
 
 /**
@@ -36,6 +36,40 @@ export function* rcu_read_unlock(): Gen<void> {
     return;
   }
   k.rcuDepth--;
+  if (k.rcuDepth === 0 && k.rcuBatch.length > 0) yield* rcu_spawn_batch(k.rcuBatch.splice(0));
+}
+
+/**
+ * Hand queued callbacks to one softirq task that waits for a grace period starting now and invokes
+ * them in queue order: one callback per task in "per-callback" mode, or everything a read-side
+ * section queued in "per-section" mode (spawned when the section ends).
+ */
+function* rcu_spawn_batch(batch: RcuBatchEntry[]): Gen<void> {
+  const m = machine();
+  const snap = snapshotReaders();
+  const cbObj = host().newObject(`rcu_cb#${batch[0].serial}`);
+  for (const e of batch) m.cbObjs.set(e.serial, cbObj);
+  const label = batch.length === 1 ? batch[0].label : `${batch[0].label} and ${batch.length - 1} more`;
+  function* rcu_do_batch(): Gen<void> {
+    yield {
+      kind: "wait",
+      obj: cbObj,
+      objs: snap.objs,
+      fn: "rcu_do_batch",
+      step: `GP for ${label}`,
+      enabled: () => gracePeriodOver(snap),
+    };
+    const me = ktask();
+    me.inSoftirq = true;
+    for (const e of batch) {
+      e.head.queued = false;
+      yield* e.cb();
+    }
+    me.inSoftirq = false;
+    yield { kind: "write", obj: cbObj, fn: "rcu_do_batch", step: `done ${label}` };
+    for (const e of batch) m.rcuPending.delete(e.serial);
+  }
+  yield { kind: "spawn", name: `rcu_cb:${label}`, body: rcu_do_batch(), lane: "rcu" };
 }
 
 interface GpSnapshot {
@@ -103,30 +137,34 @@ export function* call_rcu(head: RcuHead, cb: () => Gen<void>, name?: string): Ge
     return;
   }
   head.queued = true;
-  const snap = snapshotReaders();
+  const k = ktask();
+  if (m.config.rcuCallbacks === "per-section" && k.rcuDepth > 0) {
+    const serial = m.rcuNextSerial++;
+    m.rcuPending.add(serial);
+    k.rcuBatch.push({ head, cb, label: name ?? head.name, serial });
+    return;
+  }
   const serial = m.rcuNextSerial++;
   m.rcuPending.add(serial);
-  const cbObj = host().newObject(`rcu_cb#${serial}`);
-  m.cbObjs.set(serial, cbObj);
-  const label = name ?? head.name;
-  function* callback(): Gen<void> {
-    yield {
-      kind: "wait",
-      obj: cbObj,
-      objs: snap.objs,
-      fn: "rcu_do_batch",
-      step: `GP for ${label}`,
-      enabled: () => gracePeriodOver(snap),
-    };
-    const k = ktask();
-    k.inSoftirq = true;
-    head.queued = false;
-    yield* cb();
-    k.inSoftirq = false;
-    yield { kind: "write", obj: cbObj, fn: "rcu_do_batch", step: `done ${label}` };
-    m.rcuPending.delete(serial);
+  yield* rcu_spawn_batch([{ head, cb, label: name ?? head.name, serial }]);
+}
+
+/**
+ * call_rcu() for a callback whose call_rcu() access a bulk access already stood for (a summarised
+ * subtree, src/engine/bulk.ts): only the queuing, with no access of its own. Needs "per-section"
+ * callbacks and a read-side section to queue into, which is where summarised teardown runs.
+ */
+export function call_rcu_summarised(head: RcuHead, cb: () => Gen<void>, name: string): void {
+  const m = machine();
+  const k = ktask();
+  if (m.config.rcuCallbacks !== "per-section" || k.rcuDepth === 0) {
+    throw new Error(`call_rcu_summarised(${name}) outside a read-side section with per-section callbacks`);
   }
-  yield { kind: "spawn", name: `rcu_cb:${label}`, body: callback(), lane: "rcu" };
+  touch(head, "call_rcu");
+  head.queued = true;
+  const serial = m.rcuNextSerial++;
+  m.rcuPending.add(serial);
+  k.rcuBatch.push({ head, cb, label: name, serial });
 }
 
 /** rcu_barrier(): wait until every callback queued before this call has been invoked. */
@@ -137,7 +175,8 @@ export function* rcu_barrier(): Gen<void> {
   // The snapshot is ordered against every callback's completion, finished or not.
   yield { kind: "read", obj: m.rcuObj, objs: [...m.cbObjs.values()], fn, step: "rcu_barrier: snapshot" };
   const waitFor = [...m.rcuPending];
-  const objs = waitFor.map((s) => m.cbObjs.get(s)!);
+  // A callback still in its queuer's section has no completion object yet; the section's end spawns it.
+  const objs = waitFor.flatMap((s) => m.cbObjs.get(s) ?? []);
   yield {
     kind: "wait",
     obj: m.rcuObj,

@@ -4,11 +4,17 @@ import type { Task } from "../engine/task.js";
 import { bootMachine, type KTask, type MachineConfig, type PreemptionModel } from "./machine.js";
 
 /**
- * The machine configuration a simulated program should boot: the given preemption model, and
- * need_resched() asked of the engine every time (the simulator answers from its run queues).
+ * The machine configuration a simulated program should boot: the given preemption model,
+ * need_resched() asked of the engine every time (the simulator answers from its run queues), and RCU
+ * callbacks batched per read-side section, as rcu_do_batch() invokes them.
  */
 export function simMachineConfig(preemption: PreemptionModel): Partial<MachineConfig> {
-  return { preemption, needResched: "choice", needReschedBudget: Number.MAX_SAFE_INTEGER };
+  return {
+    preemption,
+    needResched: "choice",
+    needReschedBudget: Number.MAX_SAFE_INTEGER,
+    rcuCallbacks: "per-section",
+  };
 }
 
 const MACHINE_KEY = "kernel.machine";

@@ -19,6 +19,7 @@ import { call_rcu, rcu_dereference_check } from "../kernel/rcu.js";
 import { op, touch } from "../kernel/shared.js";
 import { spin_lock, spin_unlock } from "../kernel/spinlock.js";
 import { BUG, WARN_ON_ONCE } from "../kernel/warn.js";
+import { handle_removed_pristine_pt, is_pristine_subtree } from "./compressed.js";
 import {
   check_iter_not_stale,
   check_sp_free,
@@ -360,45 +361,55 @@ function* wait_until_not_frozen(sptep: Atomic): Gen<void> {
 export const handle_removed_pt = modelFn(
   "handle_removed_pt",
   function* (kvm: Kvm, pt: KvmMmuPage, shared: boolean): Gen<void> {
-    const sp = pt;
-    const level = sp.level;
-    const base_gfn = sp.gfn;
-    const as_id = roleAsId(sp.role.v);
-    yield* tdp_mmu_unlink_sp(kvm, sp);
-
-    for (let i = 0; i < sp.spt.length; i++) {
-      const sptep = sp.spt[i];
-      const gfn = base_gfn + i * pagesPerHpage(kvm.geometry, level);
-      let old_spte: number;
-      if (shared) {
-        // Another thread may have frozen this SPTE (tdp_mmu_zap_spte_atomic) and will write it
-        // back to non-present; keep freezing until we are the one who froze a real value.
-        for (;;) {
-          old_spte = yield* kvm_tdp_mmu_write_spte_atomic(sptep, FROZEN_SPTE);
-          if (!is_frozen_spte(old_spte)) break;
-          yield* wait_until_not_frozen(sptep);
-        }
-      } else {
-        // Exclusive: nothing can make a non-present SPTE present; a present one may still get
-        // its D bit from the CPU through a stale TLB entry, so write it atomically if needed.
-        old_spte = yield* kvm_tdp_mmu_read_spte(sptep);
-        if (!is_shadow_present_pte(old_spte)) continue;
-        old_spte = yield* kvm_tdp_mmu_write_spte(sptep, old_spte, FROZEN_SPTE, level);
-      }
-      ghost_spte_frozen(kvm, sptep);
-      yield* handle_changed_spte(kvm, as_id, gfn, old_spte, FROZEN_SPTE, level, shared);
+    // A subtree of a compressed tree that nobody has looked into may be removed as one block.
+    if (is_pristine_subtree(pt)) {
+      yield* handle_removed_pristine_pt(kvm, pt, shared, () => remove_pt(kvm, pt, shared));
+      return;
     }
-
-    // Before 5.18 (bb95dfb9e2df) the remover flushed here; since then the caller owns the flush.
-    if (preZapOverhaul(kvm)) yield* kvm_flush_remote_tlbs(kvm);
-
-    yield* call_rcu(
-      sp.rcu_head,
-      () => tdp_mmu_free_sp_rcu_callback(sp, kvm),
-      `tdp_mmu_free_sp_rcu_callback(${sp.kobj.name})`,
-    );
+    yield* remove_pt(kvm, pt, shared);
   },
 );
+
+/** The body of handle_removed_pt(), runnable on its own for compressed.ts to record. */
+function* remove_pt(kvm: Kvm, pt: KvmMmuPage, shared: boolean): Gen<void> {
+  const sp = pt;
+  const level = sp.level;
+  const base_gfn = sp.gfn;
+  const as_id = roleAsId(sp.role.v);
+  yield* tdp_mmu_unlink_sp(kvm, sp);
+
+  for (let i = 0; i < sp.spt.length; i++) {
+    const sptep = sp.spt[i];
+    const gfn = base_gfn + i * pagesPerHpage(kvm.geometry, level);
+    let old_spte: number;
+    if (shared) {
+      // Another thread may have frozen this SPTE (tdp_mmu_zap_spte_atomic) and will write it
+      // back to non-present; keep freezing until we are the one who froze a real value.
+      for (;;) {
+        old_spte = yield* kvm_tdp_mmu_write_spte_atomic(sptep, FROZEN_SPTE);
+        if (!is_frozen_spte(old_spte)) break;
+        yield* wait_until_not_frozen(sptep);
+      }
+    } else {
+      // Exclusive: nothing can make a non-present SPTE present; a present one may still get
+      // its D bit from the CPU through a stale TLB entry, so write it atomically if needed.
+      old_spte = yield* kvm_tdp_mmu_read_spte(sptep);
+      if (!is_shadow_present_pte(old_spte)) continue;
+      old_spte = yield* kvm_tdp_mmu_write_spte(sptep, old_spte, FROZEN_SPTE, level);
+    }
+    ghost_spte_frozen(kvm, sptep);
+    yield* handle_changed_spte(kvm, as_id, gfn, old_spte, FROZEN_SPTE, level, shared);
+  }
+
+  // Before 5.18 (bb95dfb9e2df) the remover flushed here; since then the caller owns the flush.
+  if (preZapOverhaul(kvm)) yield* kvm_flush_remote_tlbs(kvm);
+
+  yield* call_rcu(
+    sp.rcu_head,
+    () => tdp_mmu_free_sp_rcu_callback(sp, kvm),
+    `tdp_mmu_free_sp_rcu_callback(${sp.kobj.name})`,
+  );
+}
 
 /**
  * tdp_mmu_free_sp() (tdp_mmu.c): free the header and the page table at once.

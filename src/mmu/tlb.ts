@@ -15,11 +15,20 @@ import type { Kvm } from "./types.js";
  * plus a price for the simulator and the bookkeeping of invariant 17.
  */
 function* flush(kvm: Kvm, start: number, end: number): Gen<void> {
+  // The price grows with the vCPUs that must be interrupted: only those in guest mode get an IPI.
   host().cost("tlb_flush", 1);
+  host().cost("tlb_flush_ipi", runningVcpus(kvm));
   yield* atomic_fetch_add(kvm.tlb, 1);
   kvm.stats.remoteTlbFlushes++;
   machine().tlbFlushes++;
   ghost_tlb_flushed(kvm, start, end);
+}
+
+/** vCPUs in guest mode now (a pricing input, read without an access: it decides no protocol step). */
+export function runningVcpus(kvm: Kvm): number {
+  let n = 0;
+  for (const v of kvm.vcpus) if (v.inGuest) n++;
+  return n;
 }
 
 /** kvm_flush_remote_tlbs() (virt/kvm/kvm_main.c, any version): flush every vCPU's TLB for this VM. */

@@ -49,10 +49,37 @@ export interface CostModel {
    * split PT, allocation included, at ~31 µs).
    */
   readonly ptAllocNs: number;
-  /** KVM remote TLB flush: kick every vCPU and wait for the acks. E1 (derived): ≤≈73 µs at 64 vCPUs. */
+  /**
+   * KVM remote TLB flush with no vCPU in guest mode: kvm_make_all_cpus_request() sets the request
+   * on every vCPU but sends no IPI. Assumption, bounded by E2 (an IPI round trip is 1–3 µs, and this
+   * sends none).
+   */
   readonly tlbFlushNs: number;
+  /**
+   * What each vCPU in guest mode adds to a remote TLB flush (the IPI and the wait for its ack).
+   * E1 (derived): ≤≈73 µs at 64 running vCPUs, i.e. ≈1.1 µs each.
+   */
+  readonly tlbFlushPerRunningVcpuNs: number;
   /** Local TLB flush when a root is loaded (no IPI). Assumption, bounded by E2's 1–3 µs IPI round trip. */
   readonly tlbFlushLocalNs: number;
+  /**
+   * A VM exit and the re-entry after it (VMX/SVM transition, exit dispatch), charged once per exit.
+   * E6: a lockless write-protection fault costs ≈1.2 µs end to end, exit and entry included, so the
+   * round trip is at most about 1 µs.
+   */
+  readonly vmExitNs: number;
+  /**
+   * kvm_faultin_pfn() for a page the host already has (hva_to_pfn: get_user_pages_fast of a resident
+   * 4K page). Assumption: no figure in perf-figures.md; kept well below E6's 1.2 µs lockless fault.
+   */
+  readonly faultinPfnNs: number;
+  /**
+   * What the primary MMU adds to kvm_faultin_pfn() the first time a guest page is touched: its own
+   * fault, allocating and zeroing a 4K host page. E6 (derived): populate ≈20–24 µs per 4K fault
+   * including host page allocation; the low end, since exit, walk and table allocation are priced
+   * separately.
+   */
+  readonly hostPageFaultNs: number;
   /** A context switch (__schedule). Assumption: perf-figures.md has no figure; a few µs is the usual order. */
   readonly contextSwitchNs: number;
   /**
@@ -90,8 +117,12 @@ export const DEFAULT_COSTS: CostModel = {
   kfreeNs: 100,
   ptFreeNs: 500,
   ptAllocNs: 20_000,
-  tlbFlushNs: 73_000,
+  tlbFlushNs: 1_000,
+  tlbFlushPerRunningVcpuNs: 1_100,
   tlbFlushLocalNs: 500,
+  vmExitNs: 1_000,
+  faultinPfnNs: 300,
+  hostPageFaultNs: 20_000,
   contextSwitchNs: 2_000,
   wakeupNs: 5_000,
   rcuGracePeriodNs: { min: 3_000_000, max: 30_000_000 },
@@ -116,7 +147,8 @@ export function withCosts(over: Partial<CostModel> = {}): CostModel {
 
 /**
  * What the engine knows about an object from the name the model gave it: SPTE words
- * (`<page>.spte[i]`, named by tdp_mmu_alloc_sp) and page-table allocations (`sp#N(...)`, `root#N`).
+ * (`<page>.spte[i]`, named by tdp_mmu_alloc_sp) and page-table pages (`sp#N(...)`, `root#N`), whose
+ * kfree is priced as a page free. Allocations are priced by the model's host().cost("pt_alloc").
  */
 export type ObjectClass = "spte" | "page-table" | "other";
 
@@ -127,11 +159,6 @@ export function classifyObject(name: string): ObjectClass {
   if (SPTE_NAME.test(name)) return "spte";
   if (PAGE_TABLE_NAME.test(name)) return "page-table";
   return "other";
-}
-
-/** Whether a newly created object is a page-table page being allocated (priced as ptAllocNs). */
-export function isPageTableAllocation(name: string): boolean {
-  return classifyObject(name) === "page-table";
 }
 
 /** Base price of executing `op`, which touches an object of class `cls`. */
@@ -158,12 +185,20 @@ export function hostCost(c: CostModel, kind: string, units: number): number {
   switch (kind) {
     case "tlb_flush":
       return c.tlbFlushNs * units;
+    case "tlb_flush_ipi":
+      return c.tlbFlushPerRunningVcpuNs * units;
     case "tlb_flush_local":
       return c.tlbFlushLocalNs * units;
     case "schedule":
       return c.contextSwitchNs * units;
     case "pt_alloc":
       return c.ptAllocNs * units;
+    case "vm_exit":
+      return c.vmExitNs * units;
+    case "faultin_pfn":
+      return c.faultinPfnNs * units;
+    case "host_page_fault":
+      return c.hostPageFaultNs * units;
   }
   const p = c.extra[kind];
   if (p === undefined) throw new Error(`cost model has no price for host().cost("${kind}")`);

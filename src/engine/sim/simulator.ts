@@ -8,7 +8,6 @@ import {
   type CostModel,
   classifyObject,
   hostCost,
-  isPageTableAllocation,
   type ObjectClass,
   opCost,
   withCosts,
@@ -43,10 +42,49 @@ export interface SimOptions {
   readonly overrides?: ReadonlyMap<string, Function>;
   /** The kernel layer's view of tasks (src/kernel/sim-view.ts kernelView). */
   readonly kernel: SimKernelView;
+  /** Record every step and every wait with its virtual times (SimResult.timeline). Costs memory. */
+  readonly timeline?: boolean;
+}
+
+/** One executed step on the virtual-time axis. */
+export interface SimStepSpan {
+  readonly task: number;
+  readonly cpu: number;
+  readonly startNs: number;
+  readonly endNs: number;
+  readonly kind: string;
+  readonly fn: string;
+  readonly step: string;
+  readonly objName: string;
+  /** Steps it stands for (a bulk access stands for a whole recorded block). */
+  readonly weight: number;
+}
+
+/**
+ * A stretch during which a task was alive but not executing: spinning on its CPU for an access that
+ * was not enabled, sleeping off-CPU, or runnable and waiting for a CPU.
+ */
+export interface SimWaitSpan {
+  readonly task: number;
+  /** The CPU it spun on, or -1. */
+  readonly cpu: number;
+  readonly startNs: number;
+  readonly endNs: number;
+  readonly kind: "spin" | "sleep" | "runqueue";
+  /** The access it was waiting to make. */
+  readonly fn: string;
+  readonly step: string;
+  readonly objName: string;
+}
+
+export interface SimTimeline {
+  readonly steps: SimStepSpan[];
+  readonly waits: SimWaitSpan[];
 }
 
 export interface SimTaskStats {
   readonly name: string;
+  readonly lane: string;
   /** The CPU it is bound to, or null. */
   readonly cpu: number | null;
   /** Time spent executing its own steps. */
@@ -72,17 +110,31 @@ export interface SimStats {
   gracePeriods: number;
   /** CPU time spent switching tasks on involuntary switches (schedule() is charged to its caller). */
   switchNs: number;
+  /** Bulk accesses executed (each stands for a recorded block of steps). */
+  bulkSteps: number;
+  /**
+   * Times the heap ran dry while a task could have run: a wait whose enabling access was not in its
+   * declared footprint. The run goes on (every CPU is woken), but a non-zero count means a model op
+   * under-declares what it reads.
+   */
+  strayWakes: number;
 }
 
 export interface SimResult {
   readonly status: "ok" | "violation" | "deadlock" | "event-limit";
   readonly virtualNs: number;
   readonly perTask: readonly SimTaskStats[];
+  /**
+   * Decision events processed, counting a bulk access as the steps it stands for, so that a run on a
+   * summarised tree counts what the same run on the materialised tree would.
+   */
   readonly events: number;
   readonly stats: SimStats;
   readonly violations: readonly Violation[];
   /** Tasks that never finished, by name. */
   readonly unfinished: readonly string[];
+  /** Present when SimOptions.timeline was set. */
+  readonly timeline?: SimTimeline;
 }
 
 interface TState {
@@ -101,6 +153,10 @@ interface TState {
   steps: number;
   /** It called schedule(): give the CPU up at the next step boundary if someone else wants it. */
   yieldReq: boolean;
+  /** Open wait span (timeline only). */
+  waitKind: SimWaitSpan["kind"] | null;
+  waitStart: number;
+  waitCpu: number;
 }
 
 interface Cpu {
@@ -123,13 +179,13 @@ class SimRuntime extends Runtime {
   }
 
   override cost(kind: string, units: number): void {
+    super.cost(kind, units);
     this.sim.charge(this.current, hostCost(this.sim.costs, kind, units), kind === "schedule");
   }
 
   override newObject(name: string): number {
     const id = super.newObject(name);
     this.sim.classes[id] = classifyObject(name);
-    if (isPageTableAllocation(name)) this.sim.charge(this.current, this.sim.costs.ptAllocNs, false);
     return id;
   }
 }
@@ -161,6 +217,8 @@ class Simulator {
     needReschedTrue: 0,
     gracePeriods: 0,
     switchNs: 0,
+    bulkSteps: 0,
+    strayWakes: 0,
   };
   private readonly view: SimKernelView;
   private readonly ts: TState[] = [];
@@ -171,6 +229,14 @@ class Simulator {
   /** Cost charged through hooks during the step being executed. */
   private charged = 0;
   private events = 0;
+  /** Steps beyond one that bulk accesses stood for (added to the event count). */
+  private bulkExtra = 0;
+  /** Tasks not yet done, in id order; rebuilt when one finishes. */
+  private live: Task[] = [];
+  private liveStale = false;
+  /** Tasks whose pending access was not enabled, by the objects that access declared. */
+  private readonly blockedOn = new Map<number, Set<Task>>();
+  private readonly timeline: SimTimeline | null;
 
   constructor(private readonly opts: SimOptions) {
     if (!(Number.isInteger(opts.cpus) && opts.cpus >= 1)) throw new RangeError(`cpus = ${opts.cpus}`);
@@ -186,6 +252,7 @@ class Simulator {
       Number.MAX_SAFE_INTEGER,
     );
     this.maxEvents = maxEvents;
+    this.timeline = opts.timeline ? { steps: [], waits: [] } : null;
     for (let i = 0; i < opts.cpus; i++) {
       this.cpus.push({ curr: null, freeAt: 0, switchedInAt: 0, wakeAt: Number.POSITIVE_INFINITY });
     }
@@ -234,8 +301,16 @@ class Simulator {
     return enabledNow(op) || !this.view.sleepsWhenBlocked(op);
   }
 
+  private liveTasks(): readonly Task[] {
+    if (this.liveStale) {
+      this.live = this.live.filter((t) => !t.done);
+      this.liveStale = false;
+    }
+    return this.live;
+  }
+
   private hasWaiter(c: number, cur: Task): boolean {
-    for (const t of this.rt.tasks)
+    for (const t of this.liveTasks())
       if (t !== cur && this.eligible(t, c) && this.runnable(t, this.now)) return true;
     return false;
   }
@@ -264,8 +339,83 @@ class Simulator {
       busyNs: 0,
       steps: 0,
       yieldReq: false,
+      waitKind: null,
+      waitStart: 0,
+      waitCpu: -1,
     };
+    if (t.done) return;
+    this.live.push(t);
+    this.openWait(t, "runqueue", at, -1);
     this.arrive(t);
+    this.noteBlocked(t);
+    this.wakeIdleFor(t, at);
+  }
+
+  /** Wake the idle CPUs `t` may run on at `at`, so that one of them picks it up. */
+  private wakeIdleFor(t: Task, at: number): void {
+    for (let o = 0; o < this.cpus.length; o++) {
+      const cpu = this.cpus[o];
+      if (cpu.curr === null && this.eligible(t, o)) this.wake(o, Math.max(at, cpu.freeAt, this.now));
+    }
+  }
+
+  /** If `t`'s pending access is not enabled, index it under the objects that access declared. */
+  private noteBlocked(t: Task): void {
+    const op = t.pending;
+    if (op === null || enabledNow(op)) return;
+    this.indexBlocked(op.obj, t);
+    if (op.objs !== undefined) for (const o of op.objs) this.indexBlocked(o, t);
+  }
+
+  private indexBlocked(obj: number, t: Task): void {
+    const s = this.blockedOn.get(obj);
+    if (s === undefined) this.blockedOn.set(obj, new Set([t]));
+    else s.add(t);
+  }
+
+  /**
+   * `obj` was changed: the tasks blocked on it may be enabled now. A task spinning on a CPU makes
+   * that CPU look again; a sleeping one wakes the idle CPUs it may run on.
+   */
+  private changed(obj: number): void {
+    const waiters = this.blockedOn.get(obj);
+    if (waiters === undefined) return;
+    this.blockedOn.delete(obj);
+    for (const w of waiters) {
+      if (w.done) continue;
+      const st = this.ts[w.id];
+      if (st.cpu >= 0) this.wake(st.cpu, Math.max(this.now, this.cpus[st.cpu].freeAt));
+      else this.wakeIdleFor(w, Math.max(this.now, st.readyAt));
+    }
+  }
+
+  private openWait(t: Task, kind: SimWaitSpan["kind"], at: number, cpu: number): void {
+    if (this.timeline === null) return;
+    const st = this.ts[t.id];
+    if (st.waitKind === kind) return;
+    this.closeWait(t, at);
+    st.waitKind = kind;
+    st.waitStart = at;
+    st.waitCpu = cpu;
+  }
+
+  private closeWait(t: Task, at: number): void {
+    const st = this.ts[t.id];
+    if (this.timeline === null || st.waitKind === null) return;
+    if (at > st.waitStart) {
+      const op = t.pending;
+      this.timeline.waits.push({
+        task: t.id,
+        cpu: st.waitCpu,
+        startNs: st.waitStart,
+        endNs: at,
+        kind: st.waitKind,
+        fn: op?.fn ?? "",
+        step: op?.step ?? "",
+        objName: op === null ? "" : this.rt.objectName(op.obj),
+      });
+    }
+    st.waitKind = null;
   }
 
   /** The task reached a new pending op at its readyAt: a grace-period wait pushes readyAt out. */
@@ -285,6 +435,7 @@ class Simulator {
     st.runnableSince = this.now;
     cpu.curr = null;
     this.view.switchedOut(t);
+    this.openWait(t, reason === "sleep" ? "sleep" : "runqueue", this.now, -1);
     this.stats.contextSwitches++;
     if (reason === "preempt") this.stats.preemptions++;
     if (reason !== "yield") {
@@ -292,12 +443,23 @@ class Simulator {
       cpu.freeAt = this.now + this.costs.contextSwitchNs;
       this.stats.switchNs += this.costs.contextSwitchNs;
     }
+    // Another CPU that is idle may take it.
+    if (this.runnable(t, this.now)) {
+      for (let o = 0; o < this.cpus.length; o++) {
+        if (o !== c && this.cpus[o].curr === null && this.eligible(t, o)) {
+          this.wake(o, Math.max(this.now, this.cpus[o].freeAt));
+        }
+      }
+    } else {
+      this.noteBlocked(t);
+      if (st.readyAt > this.now) this.wakeIdleFor(t, st.readyAt);
+    }
   }
 
   /** Pick the longest-waiting runnable task this CPU may run (ties: lowest id). */
   private pickNext(c: number): Task | null {
     let best: Task | null = null;
-    for (const t of this.rt.tasks) {
+    for (const t of this.liveTasks()) {
       if (!this.eligible(t, c) || !this.runnable(t, this.now)) continue;
       if (best === null || this.ts[t.id].runnableSince < this.ts[best.id].runnableSince) best = t;
     }
@@ -307,7 +469,7 @@ class Simulator {
   /** Earliest future readyAt among tasks this CPU may run, for a timer wake-up. */
   private nextReady(c: number): number {
     let m = Number.POSITIVE_INFINITY;
-    for (const t of this.rt.tasks) {
+    for (const t of this.liveTasks()) {
       if (t.done || !this.eligible(t, c)) continue;
       const st = this.ts[t.id];
       if (st.cpu < 0 && st.readyAt > this.now && st.readyAt < m) m = st.readyAt;
@@ -358,6 +520,12 @@ class Simulator {
     const t = cpu.curr!;
     if (this.ts[t.id].readyAt <= this.now && enabledNow(t.pending!)) {
       this.step(c, t);
+      return;
+    }
+    this.openWait(t, "spin", this.now, c);
+    this.noteBlocked(t);
+    if (this.ts[t.id].readyAt > this.now) {
+      this.wake(c, this.ts[t.id].readyAt);
     } else if (this.opts.preemption === "full" && this.hasWaiter(c, t)) {
       // Spinning with a waiter behind it: look again at the next tick, when preemption may come.
       const tick = this.costs.tickNs;
@@ -369,30 +537,68 @@ class Simulator {
     const cpu = this.cpus[c];
     const st = this.ts[t.id];
     const op = t.pending!;
-    const base = opCost(this.costs, op, this.classes[op.obj] ?? "other");
+    const base = this.price(op);
+    const weight = op.bulk?.steps ?? 1;
     const before = this.rt.tasks.length;
     this.charged = 0;
     if (st.firstStepNs === null) st.firstStepNs = this.now;
+    this.closeWait(t, this.now);
     this.rt.execute(t, [t]);
     const cost = base + this.charged;
     const end = this.now + cost;
-    this.stats.steps++;
-    st.steps++;
+    if (this.timeline !== null) {
+      this.timeline.steps.push({
+        task: t.id,
+        cpu: c,
+        startNs: this.now,
+        endNs: end,
+        kind: op.kind,
+        fn: op.fn,
+        step: op.step,
+        objName: this.rt.objectName(op.obj),
+        weight,
+      });
+    }
+    this.stats.steps += weight;
+    if (op.bulk !== undefined) {
+      this.stats.bulkSteps++;
+      this.bulkExtra += weight - 1;
+    }
+    st.steps += weight;
     st.busyNs += cost;
     st.lastStepNs = end;
     st.readyAt = end;
     cpu.freeAt = end;
-    if (t.done) st.doneNs = end;
-    else this.arrive(t);
+    if (t.done) {
+      st.doneNs = end;
+      this.liveStale = true;
+    } else this.arrive(t);
     for (let i = before; i < this.rt.tasks.length; i++) {
       this.addTask(this.rt.tasks[i], end + this.costs.wakeupNs);
     }
     this.wake(c, end);
-    // The access took effect now: a spinning or idle CPU may go on from now. Busy CPUs decide
-    // again when their own step ends.
-    for (let o = 0; o < this.cpus.length; o++) {
-      if (o !== c && this.cpus[o].freeAt <= this.now) this.wake(o, this.now);
+    // The access took effect now: whoever waits for the object it changed may go on from now. Busy
+    // CPUs decide again when their own step ends.
+    if (op.kind !== "read" && op.kind !== "wait") this.changed(op.obj);
+  }
+
+  /** What executing `op` costs: its own price, or for a bulk access the prices of its whole block. */
+  private price(op: AccessOp): number {
+    const b = op.bulk;
+    if (b === undefined) return opCost(this.costs, op, this.classes[op.obj] ?? "other");
+    let ns = 0;
+    for (const p of b.parts) ns += p.count * opCost(this.costs, p.op, this.classes[p.op.obj] ?? "other");
+    for (const k of b.costs) ns += hostCost(this.costs, k.kind, k.units);
+    return ns;
+  }
+
+  /** The heap ran dry: is there a task that could still run? (A safety net for under-declared waits.) */
+  private strandedTask(): boolean {
+    for (const t of this.liveTasks()) {
+      const op = t.pending;
+      if (op !== null && enabledNow(op)) return true;
     }
+    return false;
   }
 
   run(program: Program): SimResult {
@@ -403,8 +609,14 @@ class Simulator {
     for (let c = 0; c < this.cpus.length; c++) this.wake(c, 0);
     let status: SimResult["status"] = "ok";
     while (!rt.stopped) {
-      const ev = this.heap.pop();
-      if (ev === undefined) break;
+      let ev = this.heap.pop();
+      if (ev === undefined) {
+        if (!this.strandedTask()) break;
+        this.stats.strayWakes++;
+        for (let c = 0; c < this.cpus.length; c++) this.wake(c, Math.max(this.now, this.cpus[c].freeAt));
+        ev = this.heap.pop();
+        if (ev === undefined) break;
+      }
       const cpu = this.cpus[ev.cpu];
       if (ev.time !== cpu.wakeAt) continue; // superseded by an earlier decision
       cpu.wakeAt = Number.POSITIVE_INFINITY;
@@ -416,6 +628,7 @@ class Simulator {
       this.decide(ev.cpu);
     }
     const unfinished = rt.tasks.filter((t) => !t.done).map((t) => t.name);
+    for (const t of rt.tasks) if (!t.done) this.closeWait(t, this.now);
     if (rt.violations.length > 0) status = "violation";
     else if (status === "ok" && unfinished.length > 0) status = "deadlock";
     let virtualNs = 0;
@@ -425,6 +638,7 @@ class Simulator {
       const end = st.doneNs ?? virtualNs;
       return {
         name: t.name,
+        lane: t.lane,
         cpu: st.bound,
         busyNs: st.busyNs,
         blockedNs: Math.max(0, end - st.spawnNs - st.busyNs),
@@ -439,10 +653,11 @@ class Simulator {
       status,
       virtualNs,
       perTask,
-      events: this.events,
+      events: this.events + this.bulkExtra,
       stats: { ...this.stats },
       violations: rt.violations.slice(),
       unfinished,
+      ...(this.timeline === null ? {} : { timeline: this.timeline }),
     };
   }
 }

@@ -1,114 +1,105 @@
-import type { Program } from "../../engine/runtime.js";
 import type { CostModel } from "../../engine/sim/cost-model.js";
 import { type SimResult, simulate } from "../../engine/sim/simulator.js";
-import { list_add_rcu } from "../../kernel/rculist.js";
-import { kernelView, simMachineConfig } from "../../kernel/sim-view.js";
-import { kvm_mmu_init_tdp_mmu } from "../../mmu/tdp_mmu_invalidate.js";
-import { tdp_mmu_root_set_owner } from "../../mmu/tdp_mmu_root.js";
-import { drive, makeRoot, makeVcpu, makeVm, populate } from "../../mmu/testing.js";
-import type { Kvm } from "../../mmu/types.js";
+import { kernelView } from "../../kernel/sim-view.js";
+import { summaryStats } from "../../mmu/compressed.js";
+import { makeVcpu } from "../../mmu/testing.js";
 import { kvm_mmu_unload } from "../../mmu/vcpu.js";
+import { buildPopulatedVm, leavesFor, POPULATED_VM_PARAMS, type PopulatedVm } from "./populated-vm.js";
+import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
 
 /**
- * Scenario 1 (seed 002), timed: a vCPU drops the last reference to a populated root through
- * kvm_mmu_unload(). v5.17 zaps the root inside the put, holding mmu_lock for write, so the vCPU is
- * out of the guest for the whole zap; v5.18 (efd995dae5eb) marks it defunct and queues the zap on a
- * worker. The VM and its tree are built in setup (materialised: one object per SPTE word); the vCPU,
- * the kworker and the RCU callbacks all run the real model functions.
+ * Scenario 1 (seed 002, perf-figures A1): a vCPU drops the last reference to a fully populated root
+ * through kvm_mmu_unload(). v5.17 zaps the root inside the put, holding mmu_lock for write, so the
+ * vCPU is out of the guest for the whole zap ("900+ s" at 64 TiB); v5.18 (efd995dae5eb) marks it
+ * defunct and queues the zap on a worker ("<100 ms"). The vCPU, the kworker and the RCU callbacks
+ * all run the real model functions; the tree is compressed unless materialise=true.
  */
 
 export type DefunctRootZapKernel = "v5.17" | "v5.18";
 
 export interface DefunctRootZapParams {
   readonly kernel: DefunctRootZapKernel;
-  /** Entries per page table (the kernel's is 512; tiny tables keep the tree materialisable). */
-  readonly ptesPerTable: number;
+  readonly guestSize: number;
   readonly rootLevel: 4 | 5;
-  /** Fraction of the 4K leaves populated, from gfn 0 upwards (default 1). */
-  readonly fill?: number;
-  /** Host CPUs of the simulated machine (default 4). */
-  readonly cpus?: number;
+  readonly ptesPerTable: number;
+  readonly materialise: boolean;
+  readonly runningVcpus: number;
+  /** Host CPUs of the simulated machine. */
+  readonly cpus: number;
+  readonly preemption: "none" | "voluntary" | "full";
 }
+
+export const DEFUNCT_ROOT_ZAP_DEFAULTS: Omit<DefunctRootZapParams, "kernel"> = {
+  guestSize: 64 * 2 ** 40,
+  rootLevel: 4,
+  ptesPerTable: 512,
+  materialise: false,
+  runningVcpus: 0,
+  cpus: 4,
+  preemption: "none",
+};
 
 export interface DefunctRootZapMetrics {
   /** First to last step of the vCPU: the time it is out of the guest (A1's block time). */
   readonly vcpuBlockedMs: number;
   /** CPU time of the kworker that zapped the root, or null when no worker ran (the sync zap). */
   readonly workerZapMs: number | null;
-  /** Populated 4K leaves. */
+  /** When the last page table was freed (the RCU callbacks included). */
+  readonly teardownDoneMs: number;
   readonly leaves: number;
   /** Page tables of the tree, root included. */
   readonly pageTables: number;
+  readonly pageTablesFreed: number;
   readonly remoteTlbFlushes: number;
-  readonly virtualNs: number;
   readonly events: number;
+  /** Subtrees torn down as one bulk access (0 on a materialised tree). */
+  readonly summarisedBlocks: number;
 }
 
-export interface DefunctRootZapRun {
+export interface DefunctRootZapOutcome {
   readonly label: "sync" | "async";
   readonly kernel: DefunctRootZapKernel;
-  readonly params: Required<DefunctRootZapParams>;
+  readonly params: DefunctRootZapParams;
   readonly metrics: DefunctRootZapMetrics;
-}
-
-/** The run together with the raw simulator result (for tests that look at tasks). */
-export interface DefunctRootZapOutcome extends DefunctRootZapRun {
   /** vcpuBlockedMs in exact virtual nanoseconds. */
   readonly vcpuBlockedNs: number;
   readonly result: SimResult;
 }
 
-/** Number of leaves a parameter set populates. */
-export function defunctRootZapLeaves(
-  p: Pick<DefunctRootZapParams, "ptesPerTable" | "rootLevel" | "fill">,
-): number {
-  return Math.round((p.fill ?? 1) * p.ptesPerTable ** p.rootLevel);
-}
-
-/** The program: setup builds the VM and the populated root, then spawns the vCPU. */
-function program(p: Required<DefunctRootZapParams>, built: { kvm?: Kvm; pageTables?: number }): Program {
-  return ({ spawn }) => {
-    const kvm = makeVm({
-      kernel: p.kernel,
-      ptes: p.ptesPerTable,
-      rootLevel: p.rootLevel,
-      machine: simMachineConfig("none"),
-      checks: false,
-    });
-    kvm_mmu_init_tdp_mmu(kvm);
-    const root = makeRoot(kvm, 1);
-    tdp_mmu_root_set_owner(kvm, root);
-    drive(list_add_rcu(root.link, kvm.tdp_mmu_roots));
-    const leaves = defunctRootZapLeaves(p);
-    for (let gfn = 0; gfn < leaves; gfn++) populate(kvm, root, gfn);
-    built.kvm = kvm;
-    built.pageTables = kvm.pages.size;
-    spawn("vcpu0", kvm_mmu_unload(makeVcpu(kvm, root)));
-  };
-}
-
-/** Run the scenario once on the simulator. Deterministic: same parameters and costs, same result. */
+/** Run the scenario once. Deterministic: same parameters, costs and seed, same result. */
 export function defunctRootZap(
-  params: DefunctRootZapParams,
+  params: Partial<DefunctRootZapParams> & { kernel: DefunctRootZapKernel },
   costs: Partial<CostModel> = {},
+  opts: SimRunOptions = {},
 ): DefunctRootZapOutcome {
-  const p: Required<DefunctRootZapParams> = { fill: 1, cpus: 4, ...params };
-  if (!(p.fill >= 0 && p.fill <= 1)) throw new RangeError(`fill must be in [0, 1], got ${p.fill}`);
-  const built: { kvm?: Kvm; pageTables?: number } = {};
-  const result = simulate(program(p, built), {
-    kernel: kernelView,
-    cpus: p.cpus,
-    costs,
-    preemption: "none",
-    binding: (n) => (n === "vcpu0" ? 0 : null),
-    seed: 2,
-  });
+  const p: DefunctRootZapParams = { ...DEFUNCT_ROOT_ZAP_DEFAULTS, ...params };
+  leavesFor(p);
+  let vm: PopulatedVm | null = null;
+  const result = simulate(
+    ({ spawn }) => {
+      vm = buildPopulatedVm(p);
+      spawn("vcpu0", kvm_mmu_unload(makeVcpu(vm.kvm, vm.root)));
+    },
+    {
+      kernel: kernelView,
+      cpus: p.cpus,
+      costs,
+      preemption: p.preemption,
+      binding: (n) => (n === "vcpu0" ? 0 : null),
+      seed: opts.seed ?? 2,
+      timeline: opts.timeline,
+    },
+  );
+  const built = vm as PopulatedVm | null;
+  if (built === null) throw new Error("defunct-root-zap: setup did not run");
   const vcpu = result.perTask.find((t) => t.name === "vcpu0");
-  if (vcpu?.doneNs == null || vcpu.firstStepNs == null) {
-    throw new Error(`defunct-root-zap: the vCPU did not finish (status ${result.status})`);
+  if (result.status !== "ok" || vcpu?.doneNs == null || vcpu.firstStepNs == null) {
+    const why = result.violations[0]?.message ?? result.unfinished.join(", ");
+    throw new Error(`defunct-root-zap: the run ended with status ${result.status}: ${why}`);
   }
   const vcpuBlockedNs = vcpu.doneNs - vcpu.firstStepNs;
   const worker = result.perTask.find((t) => t.name.startsWith("kworker:"));
+  const kvm = built.kvm;
   return {
     label: p.kernel === "v5.17" ? "sync" : "async",
     kernel: p.kernel,
@@ -116,13 +107,78 @@ export function defunctRootZap(
     metrics: {
       vcpuBlockedMs: vcpuBlockedNs / 1e6,
       workerZapMs: worker === undefined ? null : worker.busyNs / 1e6,
-      leaves: defunctRootZapLeaves(p),
-      pageTables: built.pageTables ?? 0,
-      remoteTlbFlushes: built.kvm?.stats.remoteTlbFlushes ?? 0,
-      virtualNs: result.virtualNs,
+      teardownDoneMs: result.virtualNs / 1e6,
+      leaves: built.leaves,
+      pageTables: built.pageTables,
+      pageTablesFreed: kvm.stats.pagesFreed + kvm.stats.rootsFreed,
+      remoteTlbFlushes: kvm.stats.remoteTlbFlushes,
       events: result.events,
+      summarisedBlocks: summaryStats(kvm).blocks,
     },
     vcpuBlockedNs,
     result,
+  };
+}
+
+const RUNS: readonly { label: "sync" | "async"; kernel: DefunctRootZapKernel }[] = [
+  { label: "sync", kernel: "v5.17" },
+  { label: "async", kernel: "v5.18" },
+];
+
+export const defunctRootZapScenario: SimScenario = {
+  name: "defunct-root-zap",
+  thread: "002",
+  summary:
+    "a vCPU drops the last reference to a fully populated root: v5.17 zaps it in the put (run sync), v5.18 queues the zap on a worker (run async)",
+  params: [
+    ...POPULATED_VM_PARAMS,
+    { name: "cpus", kind: "int", default: 4, doc: "host CPUs of the simulated machine", min: 1, max: 256 },
+    {
+      name: "preemption",
+      kind: "enum",
+      default: "none",
+      values: ["none", "voluntary", "full"],
+      doc: "CONFIG_PREEMPT model",
+    },
+  ],
+  metrics: [
+    { key: "vcpuBlockedMs", unit: "ms", doc: "the vCPU's time out of the guest (A1)" },
+    { key: "workerZapMs", unit: "ms", doc: "CPU time of the zap worker (async only)" },
+    { key: "teardownDoneMs", unit: "ms", doc: "virtual time until the last page table was freed" },
+    { key: "leaves", unit: "count", doc: "4K leaf SPTEs populated" },
+    { key: "pageTables", unit: "count", doc: "page tables in the tree, root included" },
+    { key: "pageTablesFreed", unit: "count", doc: "page tables and roots freed by the end" },
+    { key: "remoteTlbFlushes", unit: "count", doc: "remote TLB flushes" },
+    { key: "events", unit: "count", doc: "simulated events (bulk accesses count the steps they stand for)" },
+    { key: "summarisedBlocks", unit: "count", doc: "subtrees torn down as one bulk access" },
+  ],
+  headline: "vcpuBlockedMs",
+  run(params: SimParams, costs: Partial<CostModel>, opts: SimRunOptions = {}): SimScenarioRun[] {
+    const p = toParams(params);
+    return RUNS.map(({ kernel }) => {
+      const o = defunctRootZap({ ...p, kernel }, costs, opts);
+      return {
+        label: o.label,
+        kernel,
+        params: { ...params, kernel },
+        metrics: { ...o.metrics },
+        results: [o.result],
+      };
+    });
+  },
+};
+
+function toParams(params: SimParams): Omit<DefunctRootZapParams, "kernel"> {
+  const d = DEFUNCT_ROOT_ZAP_DEFAULTS;
+  const num = (k: string, dflt: number): number =>
+    typeof params[k] === "number" ? (params[k] as number) : dflt;
+  return {
+    guestSize: num("guestSize", d.guestSize),
+    rootLevel: num("rootLevel", d.rootLevel) === 5 ? 5 : 4,
+    ptesPerTable: num("ptesPerTable", d.ptesPerTable),
+    materialise: params.materialise === true,
+    runningVcpus: num("runningVcpus", d.runningVcpus),
+    cpus: num("cpus", d.cpus),
+    preemption: (params.preemption as DefunctRootZapParams["preemption"] | undefined) ?? d.preemption,
   };
 }

@@ -1,0 +1,64 @@
+import type { CostModel } from "../../engine/sim/cost-model.js";
+import type { SimResult } from "../../engine/sim/simulator.js";
+
+/**
+ * What every timed scenario (`tdplab simulate NAME`) exports. The CLI, the report generator and the
+ * benchmark drive scenarios only through this interface: parameters are declared (so --set/--sweep can
+ * check them and print what is allowed), a parameter point produces one or more labelled runs (e.g.
+ * "sync" on v5.17 and "async" on v5.18), and each run carries its metrics as plain numbers.
+ */
+
+/** A parameter value after parsing: sizes are bytes, enums and kernels are strings. */
+export type SimParamValue = number | string | boolean;
+export type SimParams = Readonly<Record<string, SimParamValue>>;
+
+export interface SimParamSpec {
+  readonly name: string;
+  /**
+   * "size": bytes, written with a binary suffix on the command line (1GiB, 64TiB);
+   * "int"/"number": plain numbers; "enum": one of `values`; "bool": true/false.
+   */
+  readonly kind: "size" | "int" | "number" | "enum" | "bool";
+  readonly default: SimParamValue;
+  readonly doc: string;
+  readonly values?: readonly string[];
+  readonly min?: number;
+  readonly max?: number;
+}
+
+export interface SimMetricSpec {
+  readonly key: string;
+  /** "ms", "ns", "count", "bytes", ... */
+  readonly unit: string;
+  readonly doc: string;
+}
+
+/** One labelled run of one parameter point. */
+export interface SimScenarioRun {
+  readonly label: string;
+  readonly kernel: string;
+  readonly params: SimParams;
+  readonly metrics: Readonly<Record<string, number | null>>;
+  /** The raw simulator result(s), for --perfetto and tests; not printed by --json. */
+  readonly results?: readonly SimResult[];
+}
+
+export interface SimRunOptions {
+  /** Seed of the simulator's random draws (grace-period lengths, data choices). */
+  readonly seed?: number;
+  /** Record a timeline for --perfetto (costs memory; off by default). */
+  readonly timeline?: boolean;
+}
+
+export interface SimScenario {
+  readonly name: string;
+  /** The seed thread it answers ("000".."004"), or null. */
+  readonly thread: string | null;
+  readonly summary: string;
+  readonly params: readonly SimParamSpec[];
+  readonly metrics: readonly SimMetricSpec[];
+  /** The metric a plot puts on the y axis by default (x is the swept parameter). */
+  readonly headline: string;
+  /** Run one parameter point (all params present, already validated). */
+  run(params: SimParams, costs: Partial<CostModel>, opts?: SimRunOptions): SimScenarioRun[];
+}
