@@ -101,6 +101,11 @@ export interface CostModel {
    * to 6 ms; 3 ms is taken.
    */
   readonly sliceNs: number;
+  /**
+   * CPU time a user task computes between two entries into the kernel (a CPU-bound neighbour that
+   * only gives the CPU up at a tick). Assumption: no figure in perf-figures.md.
+   */
+  readonly userWorkNs: number;
   /** Prices of host().cost(kind, units) kinds the model does not list above (per unit). */
   readonly extra: Readonly<Record<string, number>>;
 }
@@ -128,6 +133,7 @@ export const DEFAULT_COSTS: CostModel = {
   rcuGracePeriodNs: { min: 3_000_000, max: 30_000_000 },
   tickNs: 1_000_000,
   sliceNs: 3_000_000,
+  userWorkNs: 100_000,
   extra: {},
 };
 
@@ -185,6 +191,8 @@ export function hostCost(c: CostModel, kind: string, units: number): number {
   switch (kind) {
     case "tlb_flush":
       return c.tlbFlushNs * units;
+    case "user_work":
+      return c.userWorkNs * units;
     case "tlb_flush_ipi":
       return c.tlbFlushPerRunningVcpuNs * units;
     case "tlb_flush_local":

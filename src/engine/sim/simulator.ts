@@ -44,6 +44,8 @@ export interface SimOptions {
   readonly kernel: SimKernelView;
   /** Record every step and every wait with its virtual times (SimResult.timeline). Costs memory. */
   readonly timeline?: boolean;
+  /** Called after every step with its span (for scenarios that measure one task's moments). */
+  readonly onStep?: (span: SimStepSpan, taskName: string) => void;
 }
 
 /** One executed step on the virtual-time axis. */
@@ -546,8 +548,8 @@ class Simulator {
     this.rt.execute(t, [t]);
     const cost = base + this.charged;
     const end = this.now + cost;
-    if (this.timeline !== null) {
-      this.timeline.steps.push({
+    if (this.timeline !== null || this.opts.onStep !== undefined) {
+      const span: SimStepSpan = {
         task: t.id,
         cpu: c,
         startNs: this.now,
@@ -557,7 +559,9 @@ class Simulator {
         step: op.step,
         objName: this.rt.objectName(op.obj),
         weight,
-      });
+      };
+      this.timeline?.steps.push(span);
+      this.opts.onStep?.(span, t.name);
     }
     this.stats.steps += weight;
     if (op.bulk !== undefined) {
