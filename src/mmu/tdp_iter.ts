@@ -34,6 +34,11 @@ export function remember_freed_sp(kvm: Kvm, sp: KvmMmuPage): void {
   m.set(sp.pageId, sp);
 }
 
+/** Pages freed through tdp_mmu_free_sp(), for observers that list every page the VM ever had. */
+export function freedSps(kvm: Kvm): Iterable<KvmMmuPage> {
+  return freedPages.get(kvm)?.values() ?? [];
+}
+
 /** The page a page id names: live (kvm.pages) or already freed. */
 export function sp_by_id(kvm: Kvm, pageId: number): KvmMmuPage | undefined {
   return kvm.pages.get(pageId) ?? freedPages.get(kvm)?.get(pageId);

@@ -3,13 +3,14 @@ import { explore, exploreAsync } from "../engine/explore/explore.js";
 import { exploreParallel } from "../engine/explore/parallel.js";
 import { shrink } from "../engine/explore/shrink.js";
 import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
-import { type Program, type RunResult, runProgram } from "../engine/runtime.js";
-import { ReplayScheduler } from "../engine/scheduler.js";
+import type { Program, RunResult } from "../engine/runtime.js";
 import type { MachineConfig } from "../kernel/machine.js";
 import { WAIVED_INVARIANTS } from "../mmu/invariants/roots.js";
+import { snapshotRun } from "../mmu/snapshot.js";
 import { buildTraceDoc } from "../trace/build.js";
+import { recordRun } from "../trace/record.js";
 import { encodeReplayToken, type ReplayHeader } from "../trace/replay-token.js";
-import type { TraceDoc } from "../trace/schema.js";
+import type { TraceDoc, TraceRunInfo } from "../trace/schema.js";
 import { overridesOf, type RunConfig, type Variant } from "./define.js";
 import { PROGRAM_FACTORY_MODULE } from "./program-factory.js";
 import type { ResolvedScenario } from "./resolve.js";
@@ -73,14 +74,27 @@ export function replayHeaderFor(req: CheckRequest): ReplayHeader {
   };
 }
 
-/** Re-run a choice sequence with tracing on. */
-export function replayRun(
+/**
+ * The trace document of one schedule: replay `choices` with tracing on, a state snapshot after
+ * every step and the spawn site of every task. Runs once per trace written or printed, never
+ * during exploration.
+ */
+export function recordTraceDoc(
   program: Program,
   choices: readonly number[],
-  overrides: ReadonlyMap<string, Function>,
-  maxSteps?: number,
-): RunResult {
-  return runProgram(program, { scheduler: new ReplayScheduler(choices), record: true, overrides, maxSteps });
+  opts: { overrides: ReadonlyMap<string, Function>; maxSteps?: number; run: TraceRunInfo; replay: string },
+): { doc: TraceDoc; result: RunResult } {
+  const rec = recordRun(program, choices, {
+    overrides: opts.overrides,
+    maxSteps: opts.maxSteps,
+    snapshot: snapshotRun,
+  });
+  const doc = buildTraceDoc(rec.result, opts.run, opts.replay, {
+    spawns: rec.spawns,
+    initialState: rec.initialState,
+    states: rec.states,
+  });
+  return { doc, result: rec.result };
 }
 
 /** Explore; on a violation, shrink it and build the trace and replay token. Returns data only. */
@@ -161,7 +175,6 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
     };
   }
   let choices = result.violation.choices;
-  let run = result.violation.result;
   let shrunk: Counterexample["shrunk"] = null;
   if (req.shrink ?? true) {
     const s = shrink(prep.program, choices, {
@@ -170,7 +183,6 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
       budget: req.shrinkBudget ?? 2000,
     });
     choices = s.choices;
-    run = s.result;
     shrunk = {
       from: s.original,
       to: { steps: s.steps, preemptions: s.preemptions },
@@ -178,7 +190,12 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
     };
   }
   const replay = encodeReplayToken({ header, choices });
-  const trace = buildTraceDoc(run, traceRunInfo(req), replay);
+  const trace = recordTraceDoc(prep.program, choices, {
+    overrides: prep.overrides,
+    maxSteps: prep.maxSteps,
+    run: traceRunInfo(req),
+    replay,
+  }).doc;
   return { status: "violation", explore: result, counterexample: { trace, replay, shrunk }, lastReplay };
 }
 

@@ -1,11 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { runProgram } from "../engine/runtime.js";
 import { RoundRobinScheduler } from "../engine/scheduler.js";
-import { programFor } from "../scenarios/check.js";
+import { programFor, recordTraceDoc } from "../scenarios/check.js";
 import { resolveScenario, runConfigFor } from "../scenarios/resolve.js";
 import { buildTraceDoc } from "./build.js";
 import { rootOf, toChromeTrace } from "./perfetto.js";
-import type { TraceDoc } from "./schema.js";
+import { TraceDoc } from "./schema.js";
+import type { RootState, TraceState } from "./state-schema.js";
 
 interface Ev {
   ph: string;
@@ -23,21 +24,57 @@ interface Ev {
 
 const events = (doc: TraceDoc) => toChromeTrace(doc).traceEvents as Ev[];
 
+/** A round-robin run of seed 002 as a bare trace (no spawn sites, no states), as older files are. */
 let doc: TraceDoc;
+/** The same run recorded the way check and replay record it: spawn sites and a state per step. */
+let rich: TraceDoc;
 
 beforeAll(async () => {
   const scenario = await resolveScenario("seed-002-zap-worker");
   const config = runConfigFor(scenario, null, {});
-  const r = runProgram(programFor({ scenario, config, variant: null }), {
-    scheduler: new RoundRobinScheduler(),
-    record: true,
-  });
-  doc = buildTraceDoc(
-    r,
-    { scenario: scenario.scenario.name, kernel: config.kernel, features: [], variant: null },
-    "tdp1.test",
-  );
+  const program = programFor({ scenario, config, variant: null });
+  const r = runProgram(program, { scheduler: new RoundRobinScheduler(), record: true });
+  const run = { scenario: scenario.scenario.name, kernel: config.kernel, features: [], variant: null };
+  doc = buildTraceDoc(r, run, "tdp1.test");
+  rich = recordTraceDoc(program, r.choices, { overrides: new Map(), run, replay: "tdp1.test" }).doc;
 });
+
+/** A root as a state lists it, with defaults for the fields a test does not care about. */
+function root(name: string, refcount: number, more: Partial<RootState> = {}): RootState {
+  return {
+    name,
+    level: 4,
+    asId: 0,
+    invalid: false,
+    role: 0,
+    refcount,
+    onList: true,
+    freed: false,
+    pageTables: 0,
+    leaves: 0,
+    flags: [],
+    ...more,
+  };
+}
+
+function state(roots: RootState[], pagesLive = 0): TraceState {
+  return {
+    roots,
+    locks: [],
+    rcu: { readers: [], pendingCallbacks: [], waiters: [] },
+    workqueues: [],
+    tasks: [],
+    pages: { live: pagesLive, freed: 0 },
+  };
+}
+
+/** The value a counter track shows at time ts: its last sample at or before ts. */
+function counterAt(ev: Ev[], name: string, key: string, ts: number): unknown {
+  let v: unknown;
+  for (const e of ev)
+    if (e.ph === "C" && e.name === name && e.ts <= ts && e.args && key in e.args) v = e.args[key];
+  return v;
+}
 
 /** A small hand-written document, for rules a round-robin run does not reach. */
 function handDoc(
@@ -174,8 +211,16 @@ describe("toChromeTrace", () => {
     ]);
   });
 
-  it("turns numeric fields of per-step states into counters, and emits none without states", () => {
-    expect(events(doc).some((e) => e.ph === "C" && e.name === "state")).toBe(false);
+  it("emits no state counters for a document without states", () => {
+    const names = new Set(
+      events(doc)
+        .filter((e) => e.ph === "C")
+        .map((e) => e.name),
+    );
+    expect([...names]).toEqual(["roots"]);
+  });
+
+  it("draws counters that follow the states: live and invalid roots, each root's refcount, pages", () => {
     const d = handDoc(
       ["t"],
       ["x"],
@@ -183,17 +228,59 @@ describe("toChromeTrace", () => {
         [0, 0, "f", "a"],
         [0, 0, "f", "b"],
         [0, 0, "f", "c"],
+        [0, 0, "f", "d"],
       ],
     );
+    d.initialState = state([root("root#1", 1)]);
     d.states = [
-      { "root#1.tdp_mmu_root_count": 1, note: "text" },
-      { "root#1.tdp_mmu_root_count": 1 },
-      { "root#1.tdp_mmu_root_count": 0 },
+      state([root("root#1", 2)], 1),
+      state([root("root#1", 2, { invalid: true }), root("root#2", 1)], 1),
+      state([root("root#1", 2, { invalid: true }), root("root#2", 1)], 1),
+      state([root("root#1", 0, { invalid: true, freed: true }), root("root#2", 1)], 0),
     ];
-    const cs = events(d).filter((e) => e.ph === "C" && e.name === "state");
-    expect(cs.map((e) => [e.ts, e.args])).toEqual([
-      [0, { "root#1.tdp_mmu_root_count": 1 }],
-      [2, { "root#1.tdp_mmu_root_count": 0 }],
+    const cs = events(d).filter((e) => e.ph === "C");
+    expect(cs.filter((e) => e.name === "roots").map((e) => [e.ts, e.args])).toEqual([
+      [0, { live: 1, invalid: 0 }],
+      [2, { live: 2, invalid: 1 }],
+      [4, { live: 1, invalid: 0 }],
+    ]);
+    expect(cs.filter((e) => e.name === "root#1").map((e) => [e.ts, e.args])).toEqual([
+      [0, { refcount: 1 }],
+      [1, { refcount: 2 }],
+    ]);
+    expect(cs.filter((e) => e.name === "root#2").map((e) => [e.ts, e.args])).toEqual([[2, { refcount: 1 }]]);
+    expect(cs.filter((e) => e.name === "pages").map((e) => [e.ts, e.args?.live])).toEqual([
+      [0, 0],
+      [1, 1],
+      [4, 0],
+    ]);
+    expect(cs.every((e) => e.pid === 1 && Object.values(e.args ?? {}).every(Number.isInteger))).toBe(true);
+  });
+
+  it("draws root lifetimes from the states: allocation to free, balanced, one id per root", () => {
+    const d = handDoc(
+      ["a", "b"],
+      ["x"],
+      [
+        [0, 0, "f", "a"],
+        [1, 0, "f", "b"],
+        [1, 0, "f", "c"],
+      ],
+    );
+    d.initialState = state([root("root#1", 1)]);
+    d.states = [
+      state([root("root#1", 1)]),
+      state([root("root#1", 0, { freed: true }), root("root#2", 1)]),
+      state([root("root#1", 0, { freed: true }), root("root#2", 1)]),
+    ];
+    const slices = events(d)
+      .filter((e) => e.cat === "root")
+      .map((e) => [e.ph, e.name, e.ts, e.tid, e.id]);
+    expect(slices).toEqual([
+      ["b", "root#1", 0, 0, 1],
+      ["e", "root#1", 2, 2, 1],
+      ["b", "root#2", 1, 2, 2],
+      ["e", "root#2", 3, 2, 2],
     ]);
   });
 
@@ -219,5 +306,77 @@ describe("toChromeTrace", () => {
     const t = toChromeTrace(doc);
     expect(JSON.parse(JSON.stringify(t))).toEqual(t);
     expect(t.displayTimeUnit).toBe("ns");
+  });
+});
+
+describe("toChromeTrace on a recorded trace (spawn sites and states)", () => {
+  it("records a state per step that the schema accepts", () => {
+    expect(rich.states).toHaveLength(rich.steps.length);
+    expect(rich.steps).toEqual(doc.steps);
+    expect(TraceDoc.parse(JSON.parse(JSON.stringify(rich)))).toEqual(rich);
+  });
+
+  it("draws one well-formed flow from each queue_work to the kworker it started", () => {
+    const ev = events(rich);
+    const kworkers = rich.tasks.filter((t) => t.name.startsWith("kworker:"));
+    expect(kworkers.length).toBeGreaterThan(0);
+    const starts = ev.filter((e) => e.ph === "s" && e.name === "queue_work");
+    expect(starts).toHaveLength(kworkers.length);
+    for (const kw of kworkers) {
+      const at = rich.steps[kw.spawnStep!];
+      expect(at).toMatchObject({ task: kw.parent, step: "queue_work" });
+      expect(rich.objects[at.obj]).toBe(kw.name.slice("kworker:".length));
+      const s = starts.find((e) => e.ts === at.i && e.tid === at.task + 1)!;
+      const f = ev.filter((e) => e.ph === "f" && e.id === s.id);
+      const first = rich.steps.find((x) => x.task === kw.id)!;
+      expect(f).toEqual([
+        expect.objectContaining({ ts: first.i, tid: kw.id + 1, bp: "e", name: "queue_work" }),
+      ]);
+      expect(first.i).toBeGreaterThan(at.i);
+    }
+  });
+
+  it("pairs every flow start with exactly one finish, and call_rcu flows reach their callbacks", () => {
+    const ev = events(rich);
+    const s = ev.filter((e) => e.ph === "s");
+    const f = ev.filter((e) => e.ph === "f");
+    expect(new Set(s.map((e) => e.id)).size).toBe(s.length);
+    expect(f.map((e) => e.id).sort()).toEqual(s.map((e) => e.id).sort());
+    for (const start of s) {
+      const end = f.find((e) => e.id === start.id)!;
+      expect(end.ts).toBeGreaterThan(start.ts);
+      expect(end.name).toBe(start.name);
+    }
+    const cbs = rich.tasks.filter((t) => t.name.startsWith("rcu_cb:"));
+    const rcu = s.filter((e) => e.name === "call_rcu");
+    expect(rcu.length).toBe(cbs.length);
+    expect(rcu.map((e) => rich.steps[e.ts].step)).toEqual(rcu.map(() => "call_rcu"));
+  });
+
+  it("has counter values that follow the states at every step", () => {
+    const ev = events(rich);
+    rich.states!.forEach((st, i) => {
+      const live = st.roots.filter((r) => !r.freed);
+      expect(counterAt(ev, "roots", "live", i + 1)).toBe(live.length);
+      expect(counterAt(ev, "roots", "invalid", i + 1)).toBe(live.filter((r) => r.invalid).length);
+      for (const r of live) expect(counterAt(ev, r.name, "refcount", i + 1)).toBe(r.refcount);
+      expect(counterAt(ev, "pages", "live", i + 1)).toBe(st.pages.live);
+    });
+  });
+
+  it("ends each root's slice with the step that freed it", () => {
+    const ev = events(rich).filter((e) => e.cat === "root");
+    const freedRoots = rich.states!.at(-1)!.roots.filter((r) => r.freed);
+    expect(freedRoots.length).toBeGreaterThan(0);
+    for (const r of rich.states!.at(-1)!.roots) {
+      const b = ev.filter((e) => e.ph === "b" && e.name === r.name);
+      const e = ev.filter((x) => x.ph === "e" && x.name === r.name);
+      expect(b).toHaveLength(1);
+      expect(e).toHaveLength(1);
+      expect(e[0].id).toBe(b[0].id);
+      if (!r.freed) continue;
+      const kfree = rich.steps.find((s) => rich.objects[s.obj] === r.name && s.step === "kfree")!;
+      expect(e[0].ts).toBe(kfree.i + 1);
+    }
   });
 });

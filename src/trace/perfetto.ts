@@ -1,16 +1,20 @@
 import type { TraceDoc } from "./schema.js";
+import type { TraceState } from "./state-schema.js";
 
 /**
  * Export a trace document as Chrome Trace Event JSON, the format ui.perfetto.dev
  * (and chrome://tracing) opens. The checker has no clock, so one step is one
- * microsecond: ts is the step index.
+ * microsecond: step i is the slice [i, i+1), and the state after it is drawn at i+1.
  *
  * - one thread per task (pid 1, tid = task id + 1), named by "M" metadata;
  * - one complete ("X") slice per step, "<fn>: <step>", args {obj, kind};
- * - flows ("s" → "f") from queue_work to the kworker it spawned and from
- *   call_rcu to its callback task;
- * - an async slice ("b"/"e", cat "root") per root, from its first touch to its kfree;
- * - counters ("C"): live roots, and every numeric field of `states` when present;
+ * - flows ("s" → "f") from the step that spawned a task to the task's first step: queue_work to
+ *   the kworker it started, call_rcu to its callback task, any other spawn. Traces that record
+ *   spawn sites (tasks[].spawnStep) are exact; older ones are paired by the kernel's rules;
+ * - an async slice ("b"/"e", cat "root") per root: from its allocation to its kfree when the
+ *   document carries states, else from its first touch to its kfree;
+ * - counters ("C"): "roots" {live, invalid}, "<root>" {refcount} per root, "pages" {live},
+ *   from the states when present (else only live roots, from the steps);
  * - the violation as a global instant event named after the invariant.
  */
 
@@ -63,9 +67,12 @@ export function toChromeTrace(doc: TraceDoc): ChromeTrace {
     });
   }
 
-  ev.push(...flowEvents(doc, objName));
-  ev.push(...rootEvents(doc, objName, end));
-  ev.push(...stateCounters(doc));
+  const spawnSites = doc.tasks.some((t) => t.spawnStep !== undefined);
+  ev.push(...(spawnSites ? spawnFlows(doc) : flowEvents(doc, objName)));
+  if (doc.states !== undefined) {
+    ev.push(...rootLifetimesFromStates(doc, doc.states));
+    ev.push(...stateCounters(doc.initialState, doc.states));
+  } else ev.push(...rootEvents(doc, objName, end));
 
   const v = doc.violation;
   if (v) {
@@ -203,21 +210,116 @@ function rootEvents(doc: TraceDoc, objName: (s: Step) => string, end: number): u
   return ev;
 }
 
-/** When the document carries per-step states, each numeric top-level field becomes a counter track. */
-function stateCounters(doc: TraceDoc): unknown[] {
+/**
+ * The flow's name: "queue_work" for a kworker, "call_rcu" for an RCU callback task (spawned by
+ * call_rcu(), or by the rcu_read_unlock() that ends a section whose callbacks were batched),
+ * "spawn" for anything else.
+ */
+function flowName(child: TraceDoc["tasks"][number]): string {
+  return child.lane === "kworker" ? "queue_work" : child.lane === "rcu" ? "call_rcu" : "spawn";
+}
+
+/**
+ * Flows from recorded spawn sites: the step of the parent during which the task was created
+ * (queue_work's insertion, call_rcu's queuing) to the task's first step. A task created during
+ * setup, or one that never ran, has none.
+ */
+function spawnFlows(doc: TraceDoc): unknown[] {
   const ev: unknown[] = [];
-  const states = doc.states;
-  if (!states) return ev;
-  let prev = "";
-  states.forEach((st, i) => {
-    if (typeof st !== "object" || st === null || Array.isArray(st)) return;
-    const args: Record<string, number> = {};
-    for (const [k, val] of Object.entries(st))
-      if (typeof val === "number" && Number.isFinite(val)) args[k] = val;
+  const first = firstSteps(doc);
+  let id = 1;
+  for (const t of doc.tasks) {
+    const at = t.spawnStep ?? -1;
+    const to = first.get(t.id);
+    const from = doc.steps[at];
+    // The spawner's step must be on its parent's track (a task primed inside another's step is not).
+    if (at < 0 || to === undefined || from === undefined || from.task !== t.parent) continue;
+    const name = flowName(t);
+    ev.push({ ph: "s", id, pid: PID, tid: tid(from.task), ts: from.i, name, cat: "flow" });
+    ev.push({ ph: "f", bp: "e", id, pid: PID, tid: tid(to.task), ts: to.i, name, cat: "flow" });
+    id++;
+  }
+  return ev;
+}
+
+/**
+ * Root lifetimes from the states: a root appearing in states[i] was allocated by step i (the slice
+ * begins with that step), or by the setup when it is in the initial state; it is freed by the
+ * first step j after which it shows freed (the slice ends when step j does).
+ */
+function rootLifetimesFromStates(doc: TraceDoc, states: readonly TraceState[]): unknown[] {
+  const ev: unknown[] = [];
+  const ids = new Map<string, { id: number; tid: number }>();
+  const ended = new Set<string>();
+  const taskAt = (i: number) => (i >= 0 && i < doc.steps.length ? tid(doc.steps[i].task) : 0);
+  const visit = (st: TraceState, i: number) => {
+    for (const r of st.roots) {
+      if (!ids.has(r.name)) {
+        const b = { id: ids.size + 1, tid: taskAt(i) };
+        ids.set(r.name, b);
+        ev.push({ ph: "b", cat: "root", id: b.id, pid: PID, tid: b.tid, ts: Math.max(0, i), name: r.name });
+      }
+      if (r.freed && !ended.has(r.name)) {
+        ended.add(r.name);
+        ev.push({
+          ph: "e",
+          cat: "root",
+          id: ids.get(r.name)!.id,
+          pid: PID,
+          tid: taskAt(i),
+          ts: i + 1,
+          name: r.name,
+          args: { freedBy: i >= 0 ? (doc.tasks[doc.steps[i].task]?.name ?? null) : null },
+        });
+      }
+    }
+  };
+  if (doc.initialState !== undefined) visit(doc.initialState, -1);
+  for (let i = 0; i < states.length; i++) visit(states[i], i);
+  // A root still allocated when the run ended: close its slice at the end so the track stays balanced.
+  for (const [name, b] of ids) {
+    if (ended.has(name)) continue;
+    ev.push({
+      ph: "e",
+      cat: "root",
+      id: b.id,
+      pid: PID,
+      tid: b.tid,
+      ts: states.length,
+      name,
+      args: { freedBy: null },
+    });
+  }
+  return ev;
+}
+
+/**
+ * Counter tracks from the states, each emitted when its value changes: "roots" {live, invalid}
+ * (allocated and not freed; of those, role.invalid), one "<root>" {refcount} per root while it is
+ * allocated, and "pages" {live} (non-root page tables).
+ */
+function stateCounters(initial: TraceState | undefined, states: readonly TraceState[]): unknown[] {
+  const ev: unknown[] = [];
+  const last = new Map<string, string>();
+  const counter = (ts: number, name: string, args: Record<string, number>) => {
     const key = JSON.stringify(args);
-    if (Object.keys(args).length === 0 || key === prev) return;
-    prev = key;
-    ev.push({ ph: "C", pid: PID, tid: 0, ts: i, name: "state", args });
-  });
+    if (last.get(name) === key) return;
+    last.set(name, key);
+    ev.push({ ph: "C", pid: PID, tid: 0, ts, name, args });
+  };
+  const visit = (st: TraceState, ts: number) => {
+    let live = 0;
+    let invalid = 0;
+    for (const r of st.roots) {
+      if (r.freed) continue;
+      live++;
+      if (r.invalid) invalid++;
+      counter(ts, r.name, { refcount: r.refcount });
+    }
+    counter(ts, "roots", { live, invalid });
+    counter(ts, "pages", { live: st.pages.live });
+  };
+  if (initial !== undefined) visit(initial, 0);
+  for (let i = 0; i < states.length; i++) visit(states[i], i + 1);
   return ev;
 }

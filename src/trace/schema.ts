@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TraceState } from "./state-schema.js";
 
 /**
  * The versioned trace document: what `check --out` writes, `replay` reads and
@@ -10,6 +11,10 @@ export const TraceTask = z.strictObject({
   id: z.number().int().nonnegative(),
   name: z.string(),
   lane: z.string(),
+  /** The task that spawned it (-1: the scenario's own tasks). */
+  parent: z.number().int().min(-1).optional(),
+  /** The step of `parent` during which it was spawned (-1: during setup), e.g. a queue_work(). */
+  spawnStep: z.number().int().min(-1).optional(),
 });
 
 export const TraceStep = z.strictObject({
@@ -52,7 +57,9 @@ export const TraceDoc = z.strictObject({
   steps: z.array(TraceStep),
   violation: TraceViolation.nullable(),
   /** Optional model state after each step (index-aligned with steps), for the explorer. */
-  states: z.array(z.unknown()).optional(),
+  states: z.array(TraceState).optional(),
+  /** The model state before the first step, when `states` is present. */
+  initialState: TraceState.optional(),
 });
 
 export type TraceDoc = z.infer<typeof TraceDoc>;

@@ -3,11 +3,10 @@ import type { Command } from "@commander-js/extra-typings";
 import { ReplayFormatError } from "../../engine/replay-codec.js";
 import { ReplayMismatch } from "../../engine/scheduler.js";
 import type { MachineConfig } from "../../kernel/machine.js";
-import { programFor, replayRun } from "../../scenarios/check.js";
+import { programFor, recordTraceDoc } from "../../scenarios/check.js";
 import { overridesOf } from "../../scenarios/define.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
-import { buildTraceDoc } from "../../trace/build.js";
 import { writeChromeTrace } from "../../trace/perfetto-file.js";
 import { decodeReplayToken } from "../../trace/replay-token.js";
 import { TraceDoc } from "../../trace/schema.js";
@@ -72,30 +71,27 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
         if (e instanceof ResolveError) throw new UsageError(e.message);
         throw e;
       }
-      let result: ReturnType<typeof replayRun>;
+      const replay = replayStringOf(arg);
+      let recorded: ReturnType<typeof recordTraceDoc>;
       try {
-        result = replayRun(
-          programFor(req),
-          token.choices,
-          overridesOf(req.variant),
-          req.scenario.scenario.maxSteps,
-        );
+        // The document carries the model state after every step, for the explorer and the counters.
+        recorded = recordTraceDoc(programFor(req), token.choices, {
+          overrides: overridesOf(req.variant),
+          maxSteps: req.scenario.scenario.maxSteps,
+          run: {
+            scenario: req.scenario.scenario.name,
+            kernel: req.config.kernel,
+            features: req.featureFlags,
+            variant: req.variantRef,
+          },
+          replay,
+        });
       } catch (e) {
         if (e instanceof ReplayMismatch)
           throw new UsageError(`the replay does not fit this tdplab's model: ${e.message}`);
         throw e;
       }
-      const replay = replayStringOf(arg);
-      const trace = buildTraceDoc(
-        result,
-        {
-          scenario: req.scenario.scenario.name,
-          kernel: req.config.kernel,
-          features: req.featureFlags,
-          variant: req.variantRef,
-        },
-        replay,
-      );
+      const { doc: trace, result } = recorded;
       if (o.perfetto) {
         try {
           writeChromeTrace(o.perfetto, trace);
