@@ -1,5 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import { registerCheck } from "./commands/check.js";
+import { registerExplore } from "./commands/explore.js";
 import { registerList } from "./commands/list.js";
 import { registerReplay } from "./commands/replay.js";
 import { registerSeeds } from "./commands/seeds.js";
@@ -16,4 +17,5 @@ export function registerCommands(program: Command, out: Out, setExit: SetExit): 
   registerReplay(program, out, setExit);
   registerList(program, out, setExit);
   registerSimulate(program, out, setExit);
+  registerExplore(program, out, setExit);
 }

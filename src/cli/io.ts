@@ -10,7 +10,8 @@ export interface Out {
   info(text: string): void;
   color(stream: "stdout" | "stderr"): boolean;
   style(stream: "stdout" | "stderr", fmt: Parameters<typeof styleText>[0], text: string): string;
-  progress(text: string): void;
+  /** A status line on stderr (TTY only), throttled to 10 Hz unless `force` (e.g. a long step starts now). */
+  progress(text: string, force?: boolean): void;
   endProgress(): void;
   readonly stderrIsTTY: boolean;
 }
@@ -39,10 +40,10 @@ export function processOut(): Out {
         ? styleText(fmt, text, { validateStream: false })
         : text;
     },
-    progress(text) {
+    progress(text, force = false) {
       if (!showProgress) return;
       const now = performance.now();
-      if (now - lastProgress < 100) return;
+      if (!force && now - lastProgress < 100) return;
       lastProgress = now;
       progressShown = true;
       process.stderr.write(`\r\x1b[2K${text}`);

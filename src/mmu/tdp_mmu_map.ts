@@ -1,13 +1,21 @@
+import { host } from "../engine/host.js";
 import { modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
-import { bitfield_load, READ_ONCE } from "../kernel/atomic.js";
+import { Atomic, bitfield_load, READ_ONCE, set_bit } from "../kernel/atomic.js";
 import { lockdep_assert_held } from "../kernel/lockdep.js";
 import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { read_lock, read_unlock } from "../kernel/rwlock.js";
 import { WARN_ON_ONCE } from "../kernel/warn.js";
 import { defaultHostPfn, pagesPerHpage } from "./kvm.js";
 import { ROLE } from "./role.js";
-import { is_frozen_spte, is_large_pte, is_last_spte, is_shadow_present_pte, make_leaf_spte } from "./spte.js";
+import {
+  is_frozen_spte,
+  is_large_pte,
+  is_last_spte,
+  is_shadow_present_pte,
+  is_writable_pte,
+  make_leaf_spte,
+} from "./spte.js";
 import { for_each_tdp_pte, KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_4K, TdpIter } from "./tdp_iter.js";
 import {
   tdp_mmu_free_sp,
@@ -26,7 +34,9 @@ export type RetPf =
   | "RET_PF_EMULATE"
   | "RET_PF_FIXED"
   | "RET_PF_SPURIOUS"
-  | "RET_PF_INVALID";
+  | "RET_PF_INVALID"
+  /** kvm_handle_error_pfn() giving up: -EFAULT to user space (e.g. a write to memory the host made read-only). */
+  | "-EFAULT";
 
 /** KVM_MEM_LOG_DIRTY_PAGES: dirty logging forces 4K mappings. */
 export const KVM_MEM_LOG_DIRTY_PAGES = 1;
@@ -68,11 +78,91 @@ export function host_pfn(kvm: Kvm, gfn: number): number {
 }
 
 /**
+ * How the primary MMU backs guest ranges a scenario declared (everything else: resident, and mapped
+ * huge wherever the frames are contiguous and aligned). Read without accesses: it prices
+ * kvm_faultin_pfn() and caps host_pfn_mapping_level(), and is changed only at setup and by the
+ * host's own first-touch faults.
+ */
+interface HostRange {
+  readonly start: number;
+  readonly end: number;
+  /** The host has the pages already (a prefaulted memfd); else each page is allocated on first touch. */
+  readonly resident: boolean;
+  /** The host maps them with huge pages where it can (THP, hugetlb); else 4K only (MADV_NOHUGEPAGE). */
+  readonly hugepages: boolean;
+}
+
+const hostMemory = new WeakMap<
+  Kvm,
+  { ranges: HostRange[]; touched: Set<number>; readonly: [number, number][] }
+>();
+
+/** Declare how the host backs [start, end) (setup time; later declarations take precedence). */
+export function host_memory_backing(
+  kvm: Kvm,
+  start: number,
+  end: number,
+  how: { readonly resident: boolean; readonly hugepages: boolean },
+): void {
+  hostMemoryOf(kvm).ranges.unshift({ start, end, ...how });
+}
+
+function hostMemoryOf(kvm: Kvm): { ranges: HostRange[]; touched: Set<number>; readonly: [number, number][] } {
+  let h = hostMemory.get(kvm);
+  if (h === undefined) {
+    h = { ranges: [], touched: new Set(), readonly: [] };
+    hostMemory.set(kvm, h);
+  }
+  return h;
+}
+
+/**
+ * The host's mprotect() of [start, end): read-only or writable again. Call it between the
+ * invalidate_range_start and _end that the host's change_protection() sends.
+ */
+export function host_mprotect(kvm: Kvm, start: number, end: number, writable: boolean): void {
+  const h = hostMemoryOf(kvm);
+  // Remove [start, end) from the read-only ranges, then add it back if it becomes read-only.
+  const next: [number, number][] = [];
+  for (const [s, e] of h.readonly) {
+    if (s < start) next.push([s, Math.min(e, start)]);
+    if (e > end) next.push([Math.max(s, end), e]);
+  }
+  if (!writable) next.push([start, end]);
+  h.readonly = next;
+}
+
+/** Whether the host maps gfn's page writable (hva_to_pfn()'s `writable`). */
+function host_writable(kvm: Kvm, gfn: number): boolean {
+  const ro = hostMemory.get(kvm)?.readonly;
+  return ro === undefined || !ro.some(([s, e]) => gfn >= s && gfn < e);
+}
+
+function host_range(kvm: Kvm, gfn: number): HostRange | undefined {
+  return hostMemory.get(kvm)?.ranges.find((r) => gfn >= r.start && gfn < r.end);
+}
+
+/** Values of the drawn part of a first-touch host page fault (0..4 units of hostPageFaultSpreadNs). */
+const HOST_FAULT_SPREAD = 5;
+
+/** GUP on gfn's host page: true if the primary MMU had to fault it in (first touch), which it now has. */
+function host_fault_in(kvm: Kvm, gfn: number): boolean {
+  const r = host_range(kvm, gfn);
+  if (r === undefined || r.resident) return false;
+  const touched = hostMemory.get(kvm)!.touched;
+  if (touched.has(gfn)) return false;
+  touched.add(gfn);
+  return true;
+}
+
+/**
  * kvm_mmu_max_mapping_level() (mmu.c, v6.x): the largest level <= max_level at
  * which the huge page around gfn lies wholly inside the slot and the host maps
  * it contiguously and aligned (host_pfn_mapping_level), so one SPTE can map it.
  */
 export function kvm_mmu_max_mapping_level(kvm: Kvm, slot: Memslot, gfn: number, max_level: number): number {
+  // host_pfn_mapping_level(): a host that maps this memory with 4K pages only allows 4K.
+  if (host_range(kvm, gfn)?.hugepages === false) return PG_LEVEL_4K;
   for (let level = Math.min(max_level, KVM_MAX_HUGEPAGE_LEVEL); level > PG_LEVEL_4K; level--) {
     const n = pagesPerHpage(kvm.geometry, level);
     const base = gfn - (gfn % n);
@@ -103,6 +193,47 @@ export function kvm_mmu_hugepage_adjust(kvm: Kvm, fault: KvmPageFault): void {
 }
 
 /**
+ * memslot->dirty_bitmap (kvm_host.h): one bit per page of the slot, allocated when dirty logging is
+ * enabled. The kernel's words are 64-bit longs; the model's are 32-bit (an Atomic holds a JS number,
+ * exact to 53 bits), so harvesting takes twice the word operations.
+ */
+export const DIRTY_BITMAP_WORD_BITS = 32;
+const dirtyBitmaps = new WeakMap<Memslot, Atomic[]>();
+
+/** The slot's dirty bitmap, or undefined when dirty logging never allocated one. */
+export function slot_dirty_bitmap(slot: Memslot): Atomic[] | undefined {
+  return dirtyBitmaps.get(slot);
+}
+
+/**
+ * kvm_alloc_dirty_bitmap() (kvm_main.c), and the bitmap_set() kvm_prepare_memory_region() does with
+ * KVM_DIRTY_LOG_INITIALLY_SET: a new bitmap, not yet reachable by anyone (no access).
+ */
+export function kvm_alloc_dirty_bitmap(kvm: Kvm, slot: Memslot, initially_set: boolean): Atomic[] {
+  const words: Atomic[] = [];
+  for (let w = 0; w * DIRTY_BITMAP_WORD_BITS < slot.npages; w++) {
+    const bits = Math.min(DIRTY_BITMAP_WORD_BITS, slot.npages - w * DIRTY_BITMAP_WORD_BITS);
+    const full = bits === 32 ? 0xffffffff : 2 ** bits - 1;
+    words.push(new Atomic(`memslot${slot.id}.dirty_bitmap[${w}]`, initially_set ? full : 0, kvm.kobj));
+  }
+  dirtyBitmaps.set(slot, words);
+  return words;
+}
+
+/** kvm_destroy_dirty_bitmap() (kvm_main.c): the slot no longer logs. */
+export function kvm_destroy_dirty_bitmap(slot: Memslot): void {
+  dirtyBitmaps.delete(slot);
+}
+
+/** mark_page_dirty_in_slot() (kvm_main.c, without a dirty ring): set the page's bit (set_bit_le). */
+export function* mark_page_dirty_in_slot(slot: Memslot, gfn: number): Gen<void> {
+  const bitmap = dirtyBitmaps.get(slot);
+  if (bitmap === undefined) return;
+  const rel = gfn - slot.base_gfn;
+  yield* set_bit(rel % DIRTY_BITMAP_WORD_BITS, bitmap[Math.floor(rel / DIRTY_BITMAP_WORD_BITS)]);
+}
+
+/**
  * tdp_mmu_map_handle_target_level() (tdp_mmu.c, v6.x): install the leaf at the
  * goal level with one cmpxchg. Losing the race means the vCPU retries; replacing
  * a page table with a huge leaf flushes the range it covered.
@@ -123,6 +254,11 @@ export const tdp_mmu_map_handle_target_level = modelFn(
       accessed: !fault.prefetch,
     });
     if (new_spte === iter.old_spte) return "RET_PF_SPURIOUS";
+    // make_spte(): a writable SPTE in a dirty-logged slot logs the page before it is installed.
+    const slot = fault.slot;
+    if (slot !== null && (slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0 && is_writable_pte(new_spte)) {
+      yield* mark_page_dirty_in_slot(slot, fault.gfn);
+    }
     if ((yield* tdp_mmu_set_spte_atomic(kvm, iter, new_spte)) !== 0) return "RET_PF_RETRY";
     if (is_shadow_present_pte(iter.old_spte) && !is_last_spte(iter.old_spte, iter.level)) {
       yield* kvm_flush_remote_tlbs_gfn(kvm, iter.gfn, iter.level);
@@ -251,6 +387,24 @@ export const kvm_tdp_mmu_page_fault = modelFn(
     // kvm_faultin_pfn(): the snapshot comes first, so a pfn from a mapping that an invalidation
     // is about to change is caught by the recheck under mmu_lock.
     const mmu_seq = yield* READ_ONCE(kvm.mmu_invalidate_seq);
+    // hva_to_pfn(), outside mmu_lock: a GUP, plus the host's own page fault on first touch. That one
+    // takes 20-24 µs (perf-figures E6), a range: the part above the minimum is a data choice, which
+    // the simulator draws from its seeded generator.
+    host().cost("faultin_pfn", 1);
+    if (host_fault_in(kvm, gfn)) {
+      const spread = yield {
+        kind: "choose",
+        n: HOST_FAULT_SPREAD,
+        fn: "kvm_faultin_pfn",
+        step: "host page fault time",
+      };
+      host().cost("host_page_fault", 1);
+      host().cost("host_page_fault_spread", spread as number);
+    }
+    // A write to memory the host maps read-only: GUP fails (KVM_PFN_ERR_FAULT), and
+    // kvm_handle_error_pfn() returns -EFAULT to user space.
+    const host_w = host_writable(kvm, gfn);
+    if (write && !host_w) return "-EFAULT";
     const fault: KvmPageFault = {
       gfn,
       write,
@@ -260,7 +414,7 @@ export const kvm_tdp_mmu_page_fault = modelFn(
       req_level: PG_LEVEL_4K,
       goal_level: PG_LEVEL_4K,
       pfn: host_pfn(kvm, gfn),
-      map_writable: true,
+      map_writable: host_w,
       mmu_seq,
       huge_page_disallowed: false,
     };

@@ -4,11 +4,12 @@ import { lockdep_assert_held_read, lockdep_assert_held_write } from "../kernel/l
 import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { WARN_ON } from "../kernel/warn.js";
 import { kvm_tdp_mmu_age_root } from "./tdp_mmu_age.js";
-import { clear_dirty_gfn_range, wrprot_gfn_range } from "./tdp_mmu_dirty.js";
+import { clear_dirty_gfn_range, clear_dirty_pt_masked, wrprot_gfn_range } from "./tdp_mmu_dirty.js";
 import {
   __for_each_tdp_mmu_root,
   __for_each_tdp_mmu_root_yield_safe,
   for_each_tdp_mmu_root_rcu,
+  for_each_valid_tdp_mmu_root,
   for_each_valid_tdp_mmu_root_yield_safe,
   KVM_ALL_ROOTS,
   KVM_DIRECT_ROOTS,
@@ -155,5 +156,21 @@ export const kvm_tdp_mmu_clear_dirty_slot = modelFn(
       return undefined;
     });
     return spte_set;
+  },
+);
+
+/**
+ * kvm_tdp_mmu_clear_dirty_pt_masked() (tdp_mmu.c, v6.x): with the write lock held, clear D (or, with
+ * `wrprot`, W) on the 4K leaves of gfn + i for each bit i of `mask`, in every valid root of the
+ * slot's address space. For KVM_GET/CLEAR_DIRTY_LOG.
+ */
+export const kvm_tdp_mmu_clear_dirty_pt_masked = modelFn(
+  "kvm_tdp_mmu_clear_dirty_pt_masked",
+  function* (kvm: Kvm, slot: Memslot, gfn: number, mask: bigint, wrprot: boolean): Gen<void> {
+    lockdep_assert_held_write(kvm.mmu_lock);
+    yield* for_each_valid_tdp_mmu_root(kvm, slot.as_id, function* (root) {
+      yield* clear_dirty_pt_masked(kvm, root, gfn, mask, wrprot);
+      return undefined;
+    });
   },
 );

@@ -279,6 +279,8 @@ export const vcpu_enter_guest = modelFn("vcpu_enter_guest", function* (vcpu: Vcp
 
 /** The VM exit: the vCPU leaves the guest (vcpu->mode = OUTSIDE_GUEST_MODE), acknowledging kicks. */
 export const vcpu_exit_guest = modelFn("vcpu_exit_guest", function* (vcpu: Vcpu): Gen<void> {
+  // The exit and the re-entry that follows it are priced together, here.
+  host().cost("vm_exit", 1);
   yield* WRITE_ONCE(vcpu_mode(vcpu), OUTSIDE_GUEST_MODE);
   vcpu.inGuest = false;
 });

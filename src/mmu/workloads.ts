@@ -1,9 +1,19 @@
+import { host } from "../engine/host.js";
 import { currentFn, modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
-import { Atomic, WRITE_ONCE } from "../kernel/atomic.js";
+import {
+  Atomic,
+  andMask,
+  atomic_fetch_andnot,
+  READ_ONCE,
+  try_cmpxchg,
+  WRITE_ONCE,
+  withBit,
+  xchg,
+} from "../kernel/atomic.js";
 import { bootMachine, type MachineConfig } from "../kernel/machine.js";
-import { read_lock, read_unlock } from "../kernel/rwlock.js";
+import { read_lock, read_unlock, write_lock, write_unlock } from "../kernel/rwlock.js";
 import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
 import type { Features } from "./features.js";
 import { register_page_table_checks } from "./invariants/pages.js";
@@ -16,13 +26,26 @@ import {
   kvm_mmu_notifier_invalidate_range_start,
   kvm_mmu_notifier_test_young,
 } from "./mmu_notifier.js";
+import { is_shadow_present_pte, is_writable_pte, SPTE_BIT } from "./spte.js";
 import { KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_4K } from "./tdp_iter.js";
 import { kvm_mmu_init_tdp_mmu, kvm_mmu_zap_all_fast } from "./tdp_mmu_invalidate.js";
-import { KVM_MEM_LOG_DIRTY_PAGES, kvm_tdp_mmu_page_fault } from "./tdp_mmu_map.js";
-import { kvm_tdp_mmu_clear_dirty_slot, kvm_tdp_mmu_wrprot_slot } from "./tdp_mmu_walks.js";
-import { kvm_flush_remote_tlbs } from "./tlb.js";
+import {
+  DIRTY_BITMAP_WORD_BITS,
+  KVM_MEM_LOG_DIRTY_PAGES,
+  kvm_alloc_dirty_bitmap,
+  kvm_destroy_dirty_bitmap,
+  kvm_tdp_mmu_page_fault,
+  slot_dirty_bitmap,
+} from "./tdp_mmu_map.js";
+import {
+  kvm_tdp_mmu_clear_dirty_pt_masked,
+  kvm_tdp_mmu_clear_dirty_slot,
+  kvm_tdp_mmu_wrprot_slot,
+} from "./tdp_mmu_walks.js";
+import { peekLeafSptep } from "./testing.js";
+import { kvm_flush_remote_tlbs, kvm_flush_remote_tlbs_range } from "./tlb.js";
 import type { Kvm, Memslot, Vcpu } from "./types.js";
-import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest, vcpu_mode } from "./vcpu.js";
+import { IN_GUEST_MODE, kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest, vcpu_mode } from "./vcpu.js";
 
 /**
  * The tasks scenarios compose: each is a generator that plays one user of the
@@ -83,6 +106,119 @@ export function* vcpuTask(vcpu: Vcpu, opts: VcpuTaskOptions): Gen<void> {
     }
   }
   if (opts.unload ?? true) yield* kvm_mmu_unload(vcpu);
+  yield* kvm_put_kvm(kvm);
+}
+
+export interface VcpuGuestOptions {
+  /**
+   * The pages the guest touches whenever it starts on a root it has not faulted in yet (after a kick
+   * made it reload): each access faults once.
+   */
+  readonly workingSet: readonly FaultSpec[];
+  /** Fault the working set on the first entry too (default false: the scenario mapped it in setup). */
+  readonly faultAtStart?: boolean;
+  /** A word the scenario sets (non-zero) when the guest should stop for good. */
+  readonly stop: Atomic;
+  /** Re-entries of one access that returned RET_PF_RETRY before the guest moves on (default 2). */
+  readonly maxRetries?: number;
+}
+
+/**
+ * vcpuGuestTask: a vCPU whose guest keeps running (KVM_RUN never returns to user space) until
+ * kvm_make_all_cpus_request() kicks it, i.e. until its root was invalidated; it then exits, services
+ * the request on the next entry (which frees the obsolete root and loads a new, empty one), and the
+ * guest faults its working set into the new root. It leaves the guest for good once `stop` is set.
+ * The time in guest mode is a sleeping wait: the model has no guest instructions to price.
+ */
+export function* vcpuGuestTask(vcpu: Vcpu, opts: VcpuGuestOptions): Gen<void> {
+  const kvm = vcpu.kvm;
+  kvm_get_kvm_at_spawn(kvm);
+  const mode = vcpu_mode(vcpu);
+  const stop = opts.stop;
+  const maxRetries = opts.maxRetries ?? 2;
+  let todo: FaultSpec[] = opts.faultAtStart ? [...opts.workingSet] : [];
+  let retries = 0;
+  for (;;) {
+    // A request that arrived while entering is serviced on the next entry.
+    if (!(yield* vcpu_enter_guest(vcpu))) continue;
+    const f = todo[0];
+    if (f !== undefined) {
+      yield* vcpu_exit_guest(vcpu);
+      const r = yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, f.write ?? false);
+      if (r !== "RET_PF_RETRY" || ++retries > maxRetries) {
+        todo.shift();
+        retries = 0;
+      }
+      continue;
+    }
+    // In the guest until a kick (IN_GUEST_MODE -> EXITING_GUEST_MODE) or the end of the scenario.
+    yield {
+      kind: "wait",
+      obj: mode.id,
+      objs: [stop.id, ...(mode.deps ?? [])],
+      fn: currentFn(),
+      step: "guest runs until kicked",
+      enabled: () => mode.v !== IN_GUEST_MODE || stop.v !== 0,
+    };
+    const kicked = mode.v !== IN_GUEST_MODE;
+    const done = stop.v !== 0;
+    yield* vcpu_exit_guest(vcpu);
+    if (done) break;
+    if (kicked) todo = [...opts.workingSet];
+  }
+  yield* kvm_put_kvm(kvm);
+}
+
+export interface VcpuPopulateOptions {
+  /** First gfn the guest touches; it goes up one page at a time. */
+  readonly start: number;
+  /** Exclusive end of the pages it may touch. */
+  readonly end: number;
+  /** A word the scenario sets (non-zero) when the guest should stop. */
+  readonly stop: Atomic;
+  /** Write accesses (default true: memstress writes 8 bytes of every page). */
+  readonly write?: boolean;
+  /** Re-entries of one access that returned RET_PF_RETRY before the guest moves on (default 2). */
+  readonly maxRetries?: number;
+}
+
+/**
+ * vcpuPopulateTask: a memstress-style vCPU touching fresh pages one after the other, each access an
+ * EPT violation that kvm_tdp_mmu_page_fault() handles, until `stop` is set or the pages run out. The
+ * guest checks `stop` between pages, as the selftests' guests check a shared flag between passes.
+ */
+export function* vcpuPopulateTask(vcpu: Vcpu, opts: VcpuPopulateOptions): Gen<void> {
+  const kvm = vcpu.kvm;
+  kvm_get_kvm_at_spawn(kvm);
+  vcpu_mode(vcpu);
+  const maxRetries = opts.maxRetries ?? 2;
+  for (let gfn = opts.start; gfn < opts.end && opts.stop.v === 0; gfn++) {
+    for (let attempt = 0; attempt <= maxRetries; attempt++) {
+      if (!(yield* vcpu_enter_guest(vcpu))) continue;
+      yield* vcpu_exit_guest(vcpu);
+      if ((yield* kvm_tdp_mmu_page_fault(vcpu, gfn, opts.write ?? true)) !== "RET_PF_RETRY") break;
+    }
+  }
+  yield* kvm_put_kvm(kvm);
+}
+
+/**
+ * agingPassTask: one pass of reclaim's aging over [start, end): clear_young notifications of `chunk`
+ * pages each (one page for page_idle or rmap-based reclaim, a PMD's worth for a page-table walk such
+ * as MGLRU's), one after the other. `after` runs when the pass is done (e.g. to stop the guests).
+ */
+export function* agingPassTask(
+  kvm: Kvm,
+  start: number,
+  end: number,
+  chunk: number,
+  after?: () => Gen<void>,
+): Gen<void> {
+  kvm_get_kvm_at_spawn(kvm);
+  for (let s = start; s < end; s += chunk) {
+    yield* kvm_mmu_notifier_clear_young(kvm, s, Math.min(end, s + chunk));
+  }
+  if (after !== undefined) yield* after();
   yield* kvm_put_kvm(kvm);
 }
 
@@ -230,6 +366,211 @@ export function* dirtyLogClearTask(kvm: Kvm, slot: Memslot): Gen<void> {
   yield* mutex_lock(kvm.slots_lock);
   yield* kvm_mmu_slot_leaf_clear_dirty(kvm, slot);
   yield* mutex_unlock(kvm.slots_lock);
+  yield* kvm_put_kvm(kvm);
+}
+
+/**
+ * kvm_arch_mmu_enable_log_dirty_pt_masked() (x86.c -> mmu.c) for a TDP MMU on a host without PML
+ * (AMD, or Intel with PML off): re-arm logging for the pages of `mask` by write-protecting them
+ * (kvm_mmu_write_protect_pt_masked), so their next write faults and marks them dirty again.
+ */
+export const kvm_arch_mmu_enable_log_dirty_pt_masked = modelFn(
+  "kvm_arch_mmu_enable_log_dirty_pt_masked",
+  function* (kvm: Kvm, slot: Memslot, gfn_offset: number, mask: number): Gen<void> {
+    yield* kvm_tdp_mmu_clear_dirty_pt_masked(kvm, slot, slot.base_gfn + gfn_offset, BigInt(mask), true);
+  },
+);
+
+/**
+ * kvm_get_dirty_log_protect() (kvm_main.c), under slots_lock as kvm_vm_ioctl_get_dirty_log() holds
+ * it. With KVM_DIRTY_LOG_MANUAL_PROTECT the bitmap is only copied out; otherwise every non-zero word
+ * is taken (xchg with 0) and its pages re-protected under the write mmu_lock, with one flush at the
+ * end. Returns the copy user space gets.
+ */
+export const kvm_get_dirty_log_protect = modelFn(
+  "kvm_get_dirty_log_protect",
+  function* (kvm: Kvm, slot: Memslot, manual_protect: boolean): Gen<number[]> {
+    const bitmap = slot_dirty_bitmap(slot);
+    if (bitmap === undefined) return [];
+    const out: number[] = [];
+    if (manual_protect) {
+      // copy_to_user() of the bitmap: one load per word.
+      for (const w of bitmap) out.push(yield* READ_ONCE(w));
+      return out;
+    }
+    let flush = false;
+    yield* write_lock(kvm.mmu_lock);
+    for (let i = 0; i < bitmap.length; i++) {
+      if ((yield* READ_ONCE(bitmap[i])) === 0) {
+        out.push(0);
+        continue;
+      }
+      flush = true;
+      const mask = yield* xchg(bitmap[i], 0);
+      out.push(mask);
+      yield* kvm_arch_mmu_enable_log_dirty_pt_masked(kvm, slot, i * DIRTY_BITMAP_WORD_BITS, mask);
+    }
+    yield* write_unlock(kvm.mmu_lock);
+    if (flush) yield* kvm_flush_remote_tlbs_range(kvm, slot.base_gfn, slot.npages);
+    return out;
+  },
+);
+
+/**
+ * kvm_clear_dirty_log_protect() (kvm_main.c), under slots_lock as kvm_vm_ioctl_clear_dirty_log()
+ * holds it: for each word of the user's bitmap, clear those bits in the slot's bitmap
+ * (atomic_long_fetch_andnot) and re-protect the pages that were still set, all under one write
+ * mmu_lock; one flush of the slot at the end if anything was re-protected.
+ */
+export const kvm_clear_dirty_log_protect = modelFn(
+  "kvm_clear_dirty_log_protect",
+  function* (kvm: Kvm, slot: Memslot, user: readonly number[]): Gen<void> {
+    const bitmap = slot_dirty_bitmap(slot);
+    if (bitmap === undefined) return;
+    let flush = false;
+    yield* write_lock(kvm.mmu_lock);
+    for (let i = 0; i < bitmap.length; i++) {
+      let mask = user[i] ?? 0;
+      if (mask === 0) continue;
+      mask = andMask(mask, yield* atomic_fetch_andnot(bitmap[i], mask));
+      if (mask !== 0) {
+        flush = true;
+        yield* kvm_arch_mmu_enable_log_dirty_pt_masked(kvm, slot, i * DIRTY_BITMAP_WORD_BITS, mask);
+      }
+    }
+    yield* write_unlock(kvm.mmu_lock);
+    if (flush) yield* kvm_flush_remote_tlbs_range(kvm, slot.base_gfn, slot.npages);
+  },
+);
+
+export interface DirtyLogCaps {
+  /** KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE: GET only copies, CLEAR re-protects. */
+  readonly manualProtect: boolean;
+  /** KVM_DIRTY_LOG_INITIALLY_SET: the bitmap starts all set and enabling protects nothing. */
+  readonly initiallySet: boolean;
+}
+
+/**
+ * KVM_SET_USER_MEMORY_REGION changing only KVM_MEM_LOG_DIRTY_PAGES (kvm_set_memslot(),
+ * KVM_MR_FLAGS_ONLY) on a host without PML, with slots_lock held: allocate the bitmap (all set with
+ * INITIALLY_SET), publish the slot, then kvm_mmu_slot_apply_flags(). Enabling write-protects the
+ * slot unless MANUAL_PROTECT + INITIALLY_SET defer that to the first CLEAR (eager page splitting has
+ * nothing to split on 4K backing and is not modelled); disabling would recover huge pages
+ * (kvm_mmu_recover_huge_pages(), not modelled: nothing to recover on 4K backing) and frees the
+ * bitmap. The SRCU grace period of the memslot swap is not modelled either.
+ */
+export const kvm_set_memslot_flags = modelFn(
+  "kvm_set_memslot",
+  function* (kvm: Kvm, slot: Memslot, log_dirty: boolean, caps: DirtyLogCaps): Gen<void> {
+    yield* mutex_lock(kvm.slots_lock);
+    if (log_dirty) kvm_alloc_dirty_bitmap(kvm, slot, caps.manualProtect && caps.initiallySet);
+    yield* kvm_swap_active_memslots(kvm, () => {
+      slot.flags = log_dirty ? slot.flags | KVM_MEM_LOG_DIRTY_PAGES : slot.flags & ~KVM_MEM_LOG_DIRTY_PAGES;
+    });
+    if (log_dirty && !(caps.manualProtect && caps.initiallySet)) {
+      yield* kvm_mmu_slot_remove_write_access(kvm, slot, PG_LEVEL_4K);
+    }
+    if (!log_dirty) kvm_destroy_dirty_bitmap(slot);
+    yield* mutex_unlock(kvm.slots_lock);
+  },
+);
+
+/** The dirty-log ioctls as user space issues them: each takes slots_lock around the KVM function. */
+export function* kvm_vm_ioctl_get_dirty_log(kvm: Kvm, slot: Memslot, manual: boolean): Gen<number[]> {
+  yield* mutex_lock(kvm.slots_lock);
+  const r = yield* kvm_get_dirty_log_protect(kvm, slot, manual);
+  yield* mutex_unlock(kvm.slots_lock);
+  return r;
+}
+
+export function* kvm_vm_ioctl_clear_dirty_log(kvm: Kvm, slot: Memslot, user: readonly number[]): Gen<void> {
+  yield* mutex_lock(kvm.slots_lock);
+  yield* kvm_clear_dirty_log_protect(kvm, slot, user);
+  yield* mutex_unlock(kvm.slots_lock);
+}
+
+/**
+ * The guest's access to one page, as the CPU makes it: a TLB miss walks the EPT (the upper levels
+ * come from the paging-structure caches; the leaf is read) and, if the leaf allows the access, the
+ * CPU sets Accessed (and Dirty for a write) itself, with no exit. Returns false when the access
+ * takes an EPT violation instead.
+ */
+export function* guest_access(vcpu: Vcpu, gfn: number, write: boolean): Gen<boolean> {
+  host().cost("guest_page_access", 1);
+  const root = vcpu.root;
+  const sptep = root === null ? null : peekLeafSptep(vcpu.kvm, root, gfn);
+  if (sptep === null) return false;
+  let old = yield* READ_ONCE(sptep);
+  for (;;) {
+    if (!is_shadow_present_pte(old) || (write && !is_writable_pte(old))) return false;
+    let next = withBit(old, SPTE_BIT.accessed, true);
+    if (write) next = withBit(next, SPTE_BIT.dirty, true);
+    if (next === old) return true;
+    const r = yield* try_cmpxchg(sptep, old, next);
+    if (r.ok) return true;
+    old = r.old;
+  }
+}
+
+export interface MemstressVcpuOptions {
+  /** The vCPU's pages: [start, start + pages). */
+  readonly start: number;
+  readonly pages: number;
+  /** Write one page in `writeFraction` (memstress -f; 1 = every page), read the others. */
+  readonly writeFraction?: number;
+  /** The host's iteration number (the selftest's `iteration`). */
+  readonly iteration: Atomic;
+  /** The last iteration this vCPU completed (vcpu_last_completed_iteration[i]), written at GUEST_SYNC. */
+  readonly completed: Atomic;
+  /** host_quit. */
+  readonly quit: Atomic;
+  /** Re-entries of one access that keeps faulting before the guest moves on (default 4). */
+  readonly maxRetries?: number;
+}
+
+/**
+ * vcpuMemstressTask: a vCPU thread of the memstress selftests (memstress.c, dirty_log_perf_test.c):
+ * each KVM_RUN is one pass of the guest over its pages (an access to each, a write for 1 in
+ * `writeFraction`), ended by GUEST_SYNC; between passes the thread spins in user space until the host
+ * starts the next iteration, or quits.
+ */
+export function* vcpuMemstressTask(vcpu: Vcpu, opts: MemstressVcpuOptions): Gen<void> {
+  const kvm = vcpu.kvm;
+  kvm_get_kvm_at_spawn(kvm);
+  vcpu_mode(vcpu);
+  const fract = opts.writeFraction ?? 1;
+  const maxRetries = opts.maxRetries ?? 4;
+  const { iteration, quit } = opts;
+  for (let it = 0; ; it++) {
+    yield {
+      kind: "wait",
+      obj: iteration.id,
+      objs: [quit.id],
+      fn: currentFn(),
+      step: `cpu_relax() until iteration ${it} starts`,
+      enabled: () => iteration.v >= it || quit.v !== 0,
+    };
+    if (quit.v !== 0) break;
+    let inGuest = false;
+    for (let p = 0; p < opts.pages; p++) {
+      const gfn = opts.start + p;
+      const write = p % fract === 0;
+      for (let attempt = 0; attempt <= maxRetries; attempt++) {
+        if (!inGuest) {
+          if (!(yield* vcpu_enter_guest(vcpu))) continue;
+          inGuest = true;
+        }
+        if (yield* guest_access(vcpu, gfn, write)) break;
+        yield* vcpu_exit_guest(vcpu);
+        inGuest = false;
+        yield* kvm_tdp_mmu_page_fault(vcpu, gfn, write);
+      }
+    }
+    // GUEST_SYNC: a ucall exit to user space, which records the iteration as done.
+    if (!inGuest) while (!(yield* vcpu_enter_guest(vcpu))) {}
+    yield* vcpu_exit_guest(vcpu);
+    yield* WRITE_ONCE(opts.completed, it);
+  }
   yield* kvm_put_kvm(kvm);
 }
 

@@ -7,11 +7,13 @@ import { type CheckOutcome, type runCheck, runCheckAsync, runCheckParallel } fro
 import { ScenarioError } from "../../scenarios/errors.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
 import { writeChromeTrace } from "../../trace/perfetto-file.js";
+import type { TraceDoc } from "../../trace/schema.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample, formatExploreSummary } from "../format-check.js";
 import type { Out } from "../io.js";
 import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
+import { serveExplorer } from "./explore.js";
 
 const STRATEGIES: readonly Strategy[] = ["dpor", "bounded", "pct", "random", "exhaustive"];
 
@@ -56,6 +58,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       "split the exploration over n worker threads (built-in scenarios and files, no variant)",
     )
     .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
+    .option("--explore", "serve the counterexample in the browser explorer (127.0.0.1) until Ctrl-C")
     .action(async (targets, o) => {
       const strategy = o.strategy as Strategy;
       if (!STRATEGIES.includes(strategy))
@@ -77,6 +80,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       let worst: number = EXIT.ok;
       const docs: unknown[] = [];
       let perfettoFrom: string | null = null;
+      let exploreDoc: TraceDoc | null = null;
       try {
         for (const target of targets) {
           let req: Parameters<typeof runCheck>[0];
@@ -144,6 +148,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 `--perfetto: ${target}'s counterexample not written (${o.perfetto} holds ${perfettoFrom}'s)`,
               );
           }
+          if (outcome.counterexample && exploreDoc === null) exploreDoc = outcome.counterexample.trace;
           if (o.json) docs.push(doc);
           else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...doc }));
           else printHuman(out, target, req.config.kernel, req.variantRef, seed, outcome, o.steps === true);
@@ -155,6 +160,9 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       if (o.perfetto && perfettoFrom === null) out.info(`no counterexample: ${o.perfetto} not written`);
       if (o.json)
         out.data(JSON.stringify(docs.length === 1 ? docs[0] : { schemaVersion: 1, results: docs }, null, 2));
+      if (o.explore && exploreDoc)
+        await serveExplorer(out, { kind: "check", doc: exploreDoc }, undefined, "info");
+      else if (o.explore) out.info("--explore: no counterexample to show");
       setExit(worst);
     });
 }

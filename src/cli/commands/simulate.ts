@@ -1,185 +1,271 @@
 import type { Command } from "@commander-js/extra-typings";
-import { type CostModel, DEFAULT_COSTS } from "../../engine/sim/cost-model.js";
+import { plotFormatOf, writeLinePlot } from "../../plot/index.js";
+import { fixedSettings, simPlotSpec } from "../../plot/sim-plot.js";
 import {
-  type DefunctRootZapKernel,
-  type DefunctRootZapParams,
-  type DefunctRootZapRun,
-  defunctRootZap,
-  defunctRootZapLeaves,
-} from "../../scenarios/sim/defunct-root-zap.js";
+  COST_KEYS,
+  formatSetting,
+  formatSize,
+  planSimulation,
+  SimParamError,
+  type SimPlan,
+} from "../../scenarios/sim/params.js";
+import { findSimScenario, SIM_SCENARIOS } from "../../scenarios/sim/registry.js";
+import { type PlanOutcome, runPlan, type SimRecord } from "../../scenarios/sim/run-plan.js";
+import type { SimParamSpec, SimScenario } from "../../scenarios/sim/types.js";
+import { TOOL_VERSION } from "../../version.js";
 import type { SetExit } from "../commands.js";
-import { UsageError } from "../exit-codes.js";
+import { EXIT, UsageError } from "../exit-codes.js";
 import type { Out } from "../io.js";
-import { collect } from "../options.js";
-import { formatTable } from "../table.js";
+import { collect, seedFlag } from "../options.js";
+import { progressBar } from "../progress-bar.js";
+import { simTable } from "../sim-table.js";
+import { type TimelineRun, writeSimArtifact } from "./simulate-artifacts.js";
 
-/** Timed scenarios `tdplab simulate` knows. */
-const SCENARIOS = ["defunct-root-zap"] as const;
+/** Version of the --json document (bumped when a field changes meaning). */
+export const SIMULATE_SCHEMA_VERSION = 1;
 
-/** Trees are materialised (one object per SPTE word), so their size is bounded. */
-const MAX_LEAVES = 2 ** 16;
-
-type ScenarioKey = "ptesPerTable" | "rootLevel" | "fill" | "cpus";
-type NumericCost = { [K in keyof CostModel]: CostModel[K] extends number ? K : never }[keyof CostModel];
-
-const SCENARIO_KEYS: Readonly<Record<ScenarioKey, { allowed: string; ok: (v: number) => boolean }>> = {
-  ptesPerTable: { allowed: "an integer 2..64", ok: (v) => Number.isInteger(v) && v >= 2 && v <= 64 },
-  rootLevel: { allowed: "4 or 5", ok: (v) => v === 4 || v === 5 },
-  fill: { allowed: "a number 0..1", ok: (v) => v >= 0 && v <= 1 },
-  cpus: { allowed: "an integer 1..256", ok: (v) => Number.isInteger(v) && v >= 1 && v <= 256 },
-};
-const COST_KEYS = (Object.keys(DEFAULT_COSTS) as (keyof CostModel)[]).filter(
-  (k): k is NumericCost => typeof DEFAULT_COSTS[k] === "number",
-);
-const ALL_KEYS = [...Object.keys(SCENARIO_KEYS), ...COST_KEYS];
-
-interface Setting {
-  readonly scenario: Required<Omit<DefunctRootZapParams, "kernel">>;
-  readonly costs: Partial<Record<NumericCost, number>>;
-}
-
-function isScenarioKey(k: string): k is ScenarioKey {
-  return Object.hasOwn(SCENARIO_KEYS, k);
-}
-function isCostKey(k: string): k is NumericCost {
-  return (COST_KEYS as string[]).includes(k);
-}
-
-/** Check `key` and parse `raw` for it; a UsageError names the key and what it accepts. */
-function parseValue(flag: string, key: string, raw: string): number {
-  if (!isScenarioKey(key) && !isCostKey(key)) {
-    throw new UsageError(`${flag}: unknown key '${key}'; allowed keys: ${ALL_KEYS.join(", ")}`);
+/** Greedy word wrap with a hanging indent. */
+function wrap(text: string, indent: number, width = 100): string {
+  const lead = /^ */.exec(text)?.[0] ?? "";
+  const out: string[] = [];
+  let line = lead;
+  for (const w of text.trimStart().split(" ")) {
+    if (line.trim() !== "" && line.length + 1 + w.length > width) {
+      out.push(line);
+      line = " ".repeat(indent) + w;
+    } else line = line.trim() === "" ? line + w : `${line} ${w}`;
   }
-  const v = raw.trim() === "" ? Number.NaN : Number(raw);
-  const rule = isScenarioKey(key)
-    ? SCENARIO_KEYS[key]
-    : key === "tickNs"
-      ? { allowed: "a number of nanoseconds > 0", ok: (x: number) => Number.isFinite(x) && x > 0 }
-      : { allowed: "a number of nanoseconds >= 0", ok: (x: number) => Number.isFinite(x) && x >= 0 };
-  if (!rule.ok(v)) throw new UsageError(`${flag}: ${key} must be ${rule.allowed}, not '${raw}'`);
-  return v;
+  out.push(line);
+  return out.join("\n");
 }
 
-function splitPair(flag: string, text: string): [string, string] {
-  const i = text.indexOf("=");
-  if (i <= 0)
-    throw new UsageError(`${flag} takes key=value, not '${text}'; allowed keys: ${ALL_KEYS.join(", ")}`);
-  return [text.slice(0, i), text.slice(i + 1)];
+/** What a parameter takes, briefly: "size 2MiB..1GiB", "int 4..5", "none|full", "true|false". */
+function shortAllowed(p: SimParamSpec): string {
+  const f = (v: number) => (p.kind === "size" ? formatSize(v) : String(v));
+  const range =
+    p.min !== undefined && p.max !== undefined
+      ? ` ${f(p.min)}..${f(p.max)}`
+      : p.min !== undefined
+        ? ` >= ${f(p.min)}`
+        : p.max !== undefined
+          ? ` <= ${f(p.max)}`
+          : "";
+  if (p.kind === "enum") return (p.values ?? []).join("|");
+  if (p.kind === "bool") return "true|false";
+  return `${p.kind}${range}`;
 }
 
-function withValue(s: Setting, key: string, v: number): Setting {
-  if (isScenarioKey(key)) return { ...s, scenario: { ...s.scenario, [key]: v } };
-  return { ...s, costs: { ...s.costs, [key]: v } };
-}
-
-/** Refuse trees that would not fit materialised. */
-function checkSize(s: Setting): void {
-  const leaves = defunctRootZapLeaves(s.scenario);
-  if (leaves > MAX_LEAVES) {
-    const { ptesPerTable: p, rootLevel: l, fill } = s.scenario;
-    throw new UsageError(
-      `ptesPerTable=${p} rootLevel=${l} fill=${fill} populates ${leaves} leaves; at most ${MAX_LEAVES} ` +
-        "(2^16) can be materialised (64 TiB needs the compressed page-table representation, not built yet)",
-    );
+function scenarioHelp(scenarios: readonly SimScenario[]): string {
+  if (scenarios.length === 0) return "\nScenarios: none registered yet.";
+  const lines = ["", "Scenarios (parameter=default [accepted values] meaning; metrics, the headline first):"];
+  for (const s of scenarios) {
+    lines.push(wrap(`  ${s.name}${s.thread ? ` (seed ${s.thread})` : ""}: ${s.summary}`, 6));
+    for (const p of s.params) {
+      lines.push(
+        wrap(`    ${p.name}=${formatSetting(s, p.name, p.default)} [${shortAllowed(p)}] ${p.doc}`, 8),
+      );
+    }
+    const metrics = [s.headline, ...s.metrics.map((m) => m.key).filter((k) => k !== s.headline)];
+    lines.push(wrap(`    metrics: ${metrics.join(", ")}`, 8));
   }
+  return lines.join("\n");
 }
 
 const HELP = `
-Scenarios:
-  defunct-root-zap   seed 002: a vCPU drops the last reference to a populated root; v5.17 zaps it
-                     synchronously (run "sync"), v5.18 hands the zap to a worker (run "async")
+Settings:
+  --set key=value       a scenario parameter or a cost-model price. Sizes take binary suffixes
+                        (1GiB, 64TiB); prices are ns or take a unit (73us, 3ms); rcuGracePeriodNs
+                        also takes a range (3ms..30ms).
+  --sweep key=a,b,c     run once per value; a..b doubles from a to b for int and size parameters
+  --kernel V            keep the runs on kernel V (or set the scenario's kernel parameter)
 
-Keys for --set and --sweep:
-  ptesPerTable  entries per page table, 2..64 (default 8; the kernel's is 512)
-  rootLevel     4 or 5 (default 4)
-  fill          fraction of the 4K leaves populated, from gfn 0 upwards, 0..1 (default 1)
-  cpus          host CPUs of the simulated machine (default 4)
-  <cost field>  any numeric cost-model price in ns: ${COST_KEYS.join(", ")}
-
-Sizes are materialised: every page table and SPTE is a model object, so a run is limited to
-${MAX_LEAVES} (2^16) populated leaves. 64 TiB (2^34 leaves) needs the compressed page-table
-representation, which is not built yet; larger sizes are refused (exit 2).
+Output: a table on stdout (or one JSON document with --json); --plot FILE.svg|FILE.png draws the
+headline metric (or --plot-metric KEY) against the swept key, one line per run label; --perfetto
+writes the runs' timelines as Chrome Trace Event JSON (ui.perfetto.dev), --trace as the explorer's
+sim trace.
+Exit codes: 0 done, 2 bad input, 70 internal error, 130 interrupted (what finished is printed).
 
 Examples:
-  tdplab simulate defunct-root-zap --sweep ptesPerTable=2,4,8,16
-  tdplab simulate defunct-root-zap --set ptesPerTable=8 --set tlbFlushNs=0 --json`;
+  tdplab simulate defunct-root-zap
+  tdplab simulate defunct-root-zap --sweep guestSize=1GiB..64TiB --plot zap.svg
+  tdplab simulate defunct-root-zap --kernel v5.18 --set spteWriteNs=2 --json`;
 
-const KERNELS: readonly { label: "sync" | "async"; kernel: DefunctRootZapKernel }[] = [
-  { label: "sync", kernel: "v5.17" },
-  { label: "async", kernel: "v5.18" },
-];
+/** The --json document. */
+export interface SimulateDoc {
+  readonly schemaVersion: number;
+  readonly tool: string;
+  readonly scenario: string;
+  readonly thread: string | null;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly costs: Readonly<Record<string, unknown>>;
+  readonly sweep: { readonly key: string; readonly values: readonly unknown[] } | null;
+  readonly kernel: string | null;
+  readonly seed: number | null;
+  readonly interrupted: boolean;
+  readonly runs: readonly {
+    readonly label: string;
+    readonly kernel: string;
+    readonly params: Readonly<Record<string, unknown>>;
+    readonly costs: Readonly<Record<string, unknown>>;
+    readonly metrics: Readonly<Record<string, number | null>>;
+  }[];
+}
 
-/** `tdplab simulate`: run a timed scenario in virtual time on the simulator, both eras. */
-export function registerSimulate(program: Command, out: Out, _setExit: SetExit): void {
+export function simulateDoc(plan: SimPlan, outcome: PlanOutcome, seed: number | null): SimulateDoc {
+  return {
+    schemaVersion: SIMULATE_SCHEMA_VERSION,
+    tool: `tdplab ${TOOL_VERSION}`,
+    scenario: plan.scenario.name,
+    thread: plan.scenario.thread,
+    params: plan.params,
+    costs: plan.costs,
+    sweep: plan.sweep === null ? null : { key: plan.sweep.key, values: plan.sweep.values },
+    kernel: plan.kernelFilter,
+    seed,
+    interrupted: outcome.interrupted,
+    runs: outcome.records.map((r) => ({
+      label: r.run.label,
+      kernel: r.run.kernel,
+      params: r.run.params,
+      costs: plan.points[r.point].costs,
+      metrics: r.run.metrics,
+    })),
+  };
+}
+
+/** Label of a record in a trace file: the run label, plus the swept value in a sweep. */
+function traceLabel(plan: SimPlan, r: SimRecord): string {
+  return plan.sweep === null ? r.run.label : `${r.run.label} ${plan.sweep.key}=${plan.points[r.point].label}`;
+}
+
+function timelineRuns(plan: SimPlan, records: readonly SimRecord[]): TimelineRun[] {
+  return records.flatMap((r) => {
+    const results = r.run.results ?? [];
+    return results.map((result, i) => ({
+      label: results.length === 1 ? traceLabel(plan, r) : `${traceLabel(plan, r)} #${i}`,
+      kernel: r.run.kernel,
+      result,
+    }));
+  });
+}
+
+function seedNumber(text: string | undefined): number | null {
+  const s = seedFlag(text);
+  if (s === undefined) return null;
+  if (s > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new UsageError(`--seed: the simulator takes seeds up to 2^53-1, not '${text}'`);
+  }
+  return Number(s);
+}
+
+/** `tdplab simulate`: run a timed scenario (or a sweep of it) on the discrete-event simulator. */
+export function registerSimulate(program: Command, out: Out, setExit: SetExit): void {
   program
     .command("simulate")
-    .description("run a timed scenario on the discrete-event simulator (virtual time, both eras)")
-    .argument("<scenario>", `timed scenario (${SCENARIOS.join(", ")})`)
+    .description("run a timed scenario on the discrete-event simulator (virtual time)")
+    .argument("[scenario]", "timed scenario (see below)")
+    .option("--kernel <version>", "only the runs on this kernel (or the scenario's kernel parameter)")
     .option(
       "--set <key=value>",
-      "set a scenario parameter or a cost-model price (repeatable)",
+      "set a parameter or a cost-model price (repeatable)",
       collect,
       [] as string[],
     )
-    .option("--sweep <key=a,b,c>", "run once per value of one key")
+    .option("--sweep <key=a,b,c>", "run once per value of one key", collect, [] as string[])
+    .option("--seed <n>", "seed of the simulator's random draws (decimal or 0x-hex)")
     .option("--json", "print one JSON document on stdout")
-    .addHelpText("after", HELP)
-    .action((scenario, o) => {
-      if (!(SCENARIOS as readonly string[]).includes(scenario)) {
-        throw new UsageError(`unknown scenario '${scenario}'; known: ${SCENARIOS.join(", ")}`);
+    .option("--plot <file>", "draw the headline metric against the swept key (.svg or .png)")
+    .option("--plot-metric <key>", "the metric --plot draws")
+    .option("--perfetto <file>", "write the runs' timelines as Chrome Trace Event JSON (ui.perfetto.dev)")
+    .option("--trace <file>", "write the runs' timelines as a trace for the explorer")
+    .addHelpText(
+      "after",
+      () =>
+        `${HELP}\n\n${wrap(`Cost-model keys: ${[...COST_KEYS, "rcuGracePeriodNs"].join(", ")}`, 2)}\n${scenarioHelp(SIM_SCENARIOS)}`,
+    )
+    .action(async (name, o) => {
+      const known = SIM_SCENARIOS.map((s) => s.name).join(", ") || "(none registered)";
+      if (name === undefined) throw new UsageError(`simulate: name a scenario; known: ${known}`);
+      const scenario = findSimScenario(name, SIM_SCENARIOS);
+      if (scenario === undefined)
+        throw new UsageError(`simulate: unknown scenario '${name}'; known: ${known}`);
+      let plan: SimPlan;
+      try {
+        plan = planSimulation(scenario, { set: o.set, sweep: o.sweep, kernel: o.kernel });
+      } catch (e) {
+        if (e instanceof SimParamError) throw new UsageError(e.message);
+        throw e;
       }
-      let base: Setting = { scenario: { ptesPerTable: 8, rootLevel: 4, fill: 1, cpus: 4 }, costs: {} };
-      for (const kv of o.set) {
-        const [k, raw] = splitPair("--set", kv);
-        base = withValue(base, k, parseValue("--set", k, raw));
+      const seed = seedNumber(o.seed);
+      if (o.plot !== undefined && plotFormatOf(o.plot) === null) {
+        throw new UsageError(`--plot: '${o.plot}' must end in .svg or .png`);
       }
-      let sweep: { key: string; values: number[] } | null = null;
-      if (o.sweep !== undefined) {
-        const [k, raw] = splitPair("--sweep", o.sweep);
-        sweep = { key: k, values: raw.split(",").map((r) => parseValue("--sweep", k, r)) };
+      const metric = o.plotMetric ?? scenario.headline;
+      if (!scenario.metrics.some((m) => m.key === metric)) {
+        throw new UsageError(
+          `--plot-metric: ${scenario.name} has no metric '${metric}'; metrics: ${scenario.metrics.map((m) => m.key).join(", ")}`,
+        );
       }
-      const settings = sweep === null ? [base] : sweep.values.map((v) => withValue(base, sweep.key, v));
-      settings.forEach(checkSize);
 
-      const runs: (DefunctRootZapRun & {
-        params: DefunctRootZapRun["params"] & { costs: Setting["costs"] };
-      })[] = [];
-      const total = settings.length * KERNELS.length;
-      for (const s of settings) {
-        for (const { kernel } of KERNELS) {
-          const what =
-            sweep === null
-              ? ""
-              : ` ${sweep.key}=${s.scenario[sweep.key as ScenarioKey] ?? s.costs[sweep.key as NumericCost]}`;
-          out.progress(`simulate: run ${runs.length + 1}/${total}:${what} ${kernel}`);
-          const r = defunctRootZap({ ...s.scenario, kernel }, s.costs);
-          runs.push({
-            label: r.label,
-            kernel: r.kernel,
-            params: { ...r.params, costs: s.costs },
-            metrics: r.metrics,
-          });
+      let sigint = false;
+      const onSigint = () => {
+        sigint = true;
+      };
+      process.on("SIGINT", onSigint);
+      const t0 = performance.now();
+      const total = plan.points.length;
+      let outcome: PlanOutcome;
+      try {
+        outcome = await runPlan(plan, {
+          seed: seed ?? undefined,
+          timeline: o.perfetto !== undefined || o.trace !== undefined,
+          stop: () => sigint,
+          onPoint: (i) => {
+            if (total > 1) {
+              const at = plan.points[i].label ?? "";
+              out.progress(progressBar(i, total, performance.now() - t0, `${plan.sweep?.key}=${at}`), true);
+            }
+          },
+        });
+      } catch (e) {
+        if (e instanceof SimParamError) throw new UsageError(e.message);
+        throw e;
+      } finally {
+        process.removeListener("SIGINT", onSigint);
+        out.endProgress();
+      }
+      const secs = ((performance.now() - t0) / 1000).toFixed(1);
+      if (outcome.interrupted) {
+        out.info(
+          `simulate: interrupted after ${outcome.completed} of ${total} points (${secs} s); printing those`,
+        );
+      } else if (total > 1)
+        out.info(`simulate: ${total} points, ${outcome.records.length} runs in ${secs} s`);
+
+      if (o.json) out.data(JSON.stringify(simulateDoc(plan, outcome, seed), null, 2));
+      else {
+        const fixed = fixedSettings(plan);
+        out.data(
+          `${scenario.name}${scenario.thread ? ` (seed ${scenario.thread})` : ""}: ${fixed.join(" ") || "defaults"}`,
+        );
+        out.data(simTable(plan, outcome.records));
+      }
+      if (o.plot !== undefined) {
+        try {
+          writeLinePlot(o.plot, simPlotSpec(plan, outcome.records, metric));
+        } catch (e) {
+          throw new UsageError(`--plot: cannot write '${o.plot}': ${(e as Error).message}`);
         }
+        out.info(`wrote ${o.plot}`);
       }
-      out.endProgress();
-
-      if (o.json) {
-        const params = { ...base.scenario, costs: base.costs, ...(sweep === null ? {} : { sweep }) };
-        out.data(JSON.stringify({ schemaVersion: 1, scenario, params, runs }, null, 2));
-        return;
+      for (const [flag, file] of [
+        ["--perfetto", o.perfetto],
+        ["--trace", o.trace],
+      ] as const) {
+        if (file === undefined) continue;
+        await writeSimArtifact(flag, file, timelineRuns(plan, outcome.records), scenario.name);
+        out.info(`wrote ${file}${flag === "--perfetto" ? ": open it in https://ui.perfetto.dev" : ""}`);
       }
-      const swept = sweep?.key;
-      const header = ["label", "kernel", ...(swept ? [swept] : []), "vcpuBlockedMs", "workerZapMs", "leaves"];
-      const rows = runs.map((r) => [
-        r.label,
-        r.kernel,
-        ...(swept
-          ? [String(isScenarioKey(swept) ? r.params[swept] : r.params.costs[swept as NumericCost])]
-          : []),
-        r.metrics.vcpuBlockedMs.toFixed(6),
-        r.metrics.workerZapMs === null ? "-" : r.metrics.workerZapMs.toFixed(6),
-        String(r.metrics.leaves),
-      ]);
-      out.data(formatTable(header, rows));
+      setExit(outcome.interrupted ? EXIT.interrupted : EXIT.ok);
     });
 }

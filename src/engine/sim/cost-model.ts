@@ -80,6 +80,17 @@ export interface CostModel {
    * separately.
    */
   readonly hostPageFaultNs: number;
+  /**
+   * One unit of the drawn part of a first-touch host page fault: the model draws 0..4 units per fault,
+   * so with hostPageFaultNs the fault takes 20–24 µs, E6's range, and vCPUs do not run in lockstep.
+   */
+  readonly hostPageFaultSpreadNs: number;
+  /**
+   * The guest's own time to reach and touch one page when no exit is needed (memstress: an 8-byte
+   * access per 4K page, each a TLB miss with a two-dimensional page walk). Assumption: no figure in
+   * perf-figures.md; a TLB miss with a 2D walk is some hundreds of cycles.
+   */
+  readonly guestPageAccessNs: number;
   /** A context switch (__schedule). Assumption: perf-figures.md has no figure; a few µs is the usual order. */
   readonly contextSwitchNs: number;
   /**
@@ -128,6 +139,8 @@ export const DEFAULT_COSTS: CostModel = {
   vmExitNs: 1_000,
   faultinPfnNs: 300,
   hostPageFaultNs: 20_000,
+  hostPageFaultSpreadNs: 1_000,
+  guestPageAccessNs: 100,
   contextSwitchNs: 2_000,
   wakeupNs: 5_000,
   rcuGracePeriodNs: { min: 3_000_000, max: 30_000_000 },
@@ -207,6 +220,10 @@ export function hostCost(c: CostModel, kind: string, units: number): number {
       return c.faultinPfnNs * units;
     case "host_page_fault":
       return c.hostPageFaultNs * units;
+    case "host_page_fault_spread":
+      return c.hostPageFaultSpreadNs * units;
+    case "guest_page_access":
+      return c.guestPageAccessNs * units;
   }
   const p = c.extra[kind];
   if (p === undefined) throw new Error(`cost model has no price for host().cost("${kind}")`);

@@ -1,0 +1,42 @@
+import { humanSize, type SimPlan } from "../scenarios/sim/params.js";
+import type { SimRecord } from "../scenarios/sim/run-plan.js";
+import type { SimScenario } from "../scenarios/sim/types.js";
+import { formatTable } from "./table.js";
+
+/** A metric value for a table: "-" when absent, sizes for bytes, whole numbers as is, else 4 significant digits. */
+export function formatMetric(v: number | null | undefined, unit: string): string {
+  if (v === null || v === undefined || Number.isNaN(v)) return "-";
+  if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
+  if (unit === "bytes") return humanSize(v);
+  if (Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1000) return v.toFixed(1);
+  if (a >= 1) return v.toFixed(3);
+  return String(Number(v.toPrecision(4)));
+}
+
+/** Metric keys in table order: the headline first, then the rest as the scenario declares them. */
+export function metricOrder(s: SimScenario): string[] {
+  return [s.headline, ...s.metrics.map((m) => m.key).filter((k) => k !== s.headline)];
+}
+
+/** One row per run: label, kernel, the swept value (with a sweep other than kernel) and every metric. */
+export function simTable(
+  plan: SimPlan,
+  records: readonly SimRecord[],
+  o: { markdown?: boolean; metrics?: readonly string[] } = {},
+): string {
+  const s = plan.scenario;
+  const keys = o.metrics ?? metricOrder(s);
+  const units = new Map(s.metrics.map((m) => [m.key, m.unit]));
+  // A kernel sweep is already the kernel column.
+  const swept = plan.sweep !== null && plan.sweep.key !== "kernel";
+  const header = ["label", "kernel", ...(swept ? [plan.sweep!.key] : []), ...keys];
+  const rows = records.map((r) => [
+    r.run.label,
+    r.run.kernel,
+    ...(swept ? [plan.points[r.point].label ?? ""] : []),
+    ...keys.map((k) => formatMetric(r.run.metrics[k], units.get(k) ?? "")),
+  ]);
+  return formatTable(header, rows, o.markdown === true);
+}

@@ -1,0 +1,29 @@
+import { defunctRootZapScenario } from "./defunct-root-zap.js";
+import { dirtyLog } from "./dirty-log.js";
+import { locklessAging } from "./lockless-aging.js";
+import { mmuStress } from "./mmu-stress.js";
+import { rootWalk } from "./root-walk.js";
+import { teardownWaitScenario } from "./teardown-wait.js";
+import type { SimScenario } from "./types.js";
+
+/**
+ * Every timed scenario `tdplab simulate`, the report and the benchmark know, in the order they are
+ * listed. A scenario is a module src/scenarios/sim/<name>.ts exporting a SimScenario; registry.test.ts
+ * fails when such a module is not listed here.
+ */
+export const SIM_SCENARIOS: readonly SimScenario[] = [
+  defunctRootZapScenario,
+  teardownWaitScenario,
+  rootWalk,
+  locklessAging,
+  dirtyLog,
+  mmuStress,
+];
+
+/** The scenario called `name` in `list`, or undefined. */
+export function findSimScenario(
+  name: string,
+  list: readonly SimScenario[] = SIM_SCENARIOS,
+): SimScenario | undefined {
+  return list.find((s) => s.name === name);
+}

@@ -1,0 +1,62 @@
+import { SimParamError, type SimPlan } from "./params.js";
+import type { SimScenarioRun } from "./types.js";
+
+/** One finished run and the index of the sweep point it belongs to. */
+export interface SimRecord {
+  readonly point: number;
+  readonly run: SimScenarioRun;
+}
+
+export interface RunPlanOptions {
+  readonly seed?: number;
+  readonly timeline?: boolean;
+  /** Called before point `i` starts (for a progress line). */
+  readonly onPoint?: (i: number) => void;
+  /** Asked before each point; true stops the sweep there (e.g. after SIGINT). */
+  readonly stop?: () => boolean;
+}
+
+export interface PlanOutcome {
+  readonly records: SimRecord[];
+  /** Points that ran to the end. */
+  readonly completed: number;
+  readonly interrupted: boolean;
+}
+
+/**
+ * Run every point of a plan in order, keeping the runs the kernel filter allows. Between points it
+ * yields to the event loop once, so that a SIGINT handler gets to run (a point itself is one
+ * synchronous simulation and is not cut short). A RangeError from a scenario (a combination of
+ * parameters it refuses) becomes a SimParamError.
+ */
+export async function runPlan(plan: SimPlan, o: RunPlanOptions = {}): Promise<PlanOutcome> {
+  const records: SimRecord[] = [];
+  const kernelsSeen = new Set<string>();
+  for (let i = 0; i < plan.points.length; i++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (o.stop?.()) return { records, completed: i, interrupted: true };
+    o.onPoint?.(i);
+    const point = plan.points[i];
+    let runs: SimScenarioRun[];
+    try {
+      runs = plan.scenario.run(point.params, point.costs, { seed: o.seed, timeline: o.timeline });
+    } catch (e) {
+      if (e instanceof RangeError) {
+        throw new SimParamError(
+          `${plan.scenario.name}${point.label ? ` at ${plan.sweep?.key}=${point.label}` : ""}: ${e.message}`,
+        );
+      }
+      throw e;
+    }
+    for (const run of runs) {
+      kernelsSeen.add(run.kernel);
+      if (plan.kernelFilter === null || run.kernel === plan.kernelFilter) records.push({ point: i, run });
+    }
+    if (plan.kernelFilter !== null && i === 0 && records.length === 0) {
+      throw new SimParamError(
+        `--kernel: ${plan.scenario.name} has no run on ${plan.kernelFilter}; its runs are on ${[...kernelsSeen].join(", ")}`,
+      );
+    }
+  }
+  return { records, completed: plan.points.length, interrupted: false };
+}
