@@ -385,6 +385,11 @@ class Simulator {
     this.blockedOn.delete(obj);
     for (const w of waiters) {
       if (w.done) continue;
+      // Still blocked: keep it indexed, or nothing would wake it when the next change comes.
+      if (w.pending !== null && !enabledNow(w.pending)) {
+        this.noteBlocked(w);
+        continue;
+      }
       const st = this.ts[w.id];
       if (st.cpu >= 0) this.wake(st.cpu, Math.max(this.now, this.cpus[st.cpu].freeAt));
       else this.wakeIdleFor(w, Math.max(this.now, st.readyAt));
