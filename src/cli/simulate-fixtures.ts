@@ -1,12 +1,7 @@
-import { host } from "../engine/host.js";
-import type { Gen } from "../engine/op.js";
-import type { Program } from "../engine/runtime.js";
 import { DEFAULT_COSTS } from "../engine/sim/cost-model.js";
 import { simulate } from "../engine/sim/simulator.js";
-import { Atomic, READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
-import { bootMachine } from "../kernel/machine.js";
-import { kernelView, simMachineConfig } from "../kernel/sim-view.js";
-import { Spinlock, spin_lock, spin_unlock } from "../kernel/spinlock.js";
+import { spinlockContention } from "../kernel/sim-fixtures.js";
+import { kernelView } from "../kernel/sim-view.js";
 import type { SimScenario, SimScenarioRun } from "../scenarios/sim/types.js";
 
 /**
@@ -59,34 +54,6 @@ export const formulaScenario: SimScenario = {
   },
 };
 
-/** Holder takes a spinlock on CPU 0 and does `work` remote TLB flushes inside; a waiter spins for it. */
-function contention(work: number): Program {
-  return ({ spawn }) => {
-    bootMachine(simMachineConfig("none"));
-    const l = new Spinlock("l");
-    const x = new Atomic("x");
-    spawn(
-      "holder",
-      (function* (): Gen<void> {
-        yield* spin_lock(l);
-        for (let i = 0; i < work; i++) {
-          host().cost("tlb_flush", 1);
-          yield* WRITE_ONCE(x, i);
-        }
-        yield* spin_unlock(l);
-      })(),
-    );
-    spawn(
-      "waiter",
-      (function* (): Gen<void> {
-        yield* spin_lock(l);
-        yield* READ_ONCE(x);
-        yield* spin_unlock(l);
-      })(),
-    );
-  };
-}
-
 /** The real simulator on a tiny program: how long a spinning waiter waits for a holder's flushes. */
 export const spinlockScenario: SimScenario = {
   name: "fixture-spinlock",
@@ -99,7 +66,7 @@ export const spinlockScenario: SimScenario = {
   ],
   headline: "waiterBlockedMs",
   run(params, costs, opts) {
-    const r = simulate(contention(params.work as number), {
+    const r = simulate(spinlockContention(params.work as number, "tlb_flush"), {
       kernel: kernelView,
       cpus: 2,
       preemption: "none",

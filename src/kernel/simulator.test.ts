@@ -8,7 +8,8 @@ import { Atomic, READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
 import { bootMachine } from "../kernel/machine.js";
 import { synchronize_rcu } from "../kernel/rcu.js";
 import { cond_resched } from "../kernel/sched.js";
-import { Spinlock, spin_lock, spin_unlock } from "../kernel/spinlock.js";
+import { Spinlock, spin_lock } from "../kernel/spinlock.js";
+import { spinlockContention } from "./sim-fixtures.js";
 import { kernelView, simMachineConfig } from "./sim-view.js";
 
 /** simulate() with the kernel layer's view of tasks. */
@@ -22,32 +23,7 @@ function task(r: SimResult, name: string) {
 }
 
 /** Holder takes the lock first (CPU 0), does `work` units of priced work inside, and releases it. */
-function contention(work: number): Program {
-  return ({ spawn }) => {
-    bootMachine(simMachineConfig("none"));
-    const l = new Spinlock("l");
-    const x = new Atomic("x");
-    spawn(
-      "holder",
-      (function* (): Gen<void> {
-        yield* spin_lock(l);
-        for (let i = 0; i < work; i++) {
-          host().cost("work", 1);
-          yield* WRITE_ONCE(x, i);
-        }
-        yield* spin_unlock(l);
-      })(),
-    );
-    spawn(
-      "waiter",
-      (function* (): Gen<void> {
-        yield* spin_lock(l);
-        yield* READ_ONCE(x);
-        yield* spin_unlock(l);
-      })(),
-    );
-  };
-}
+const contention = (work: number): Program => spinlockContention(work);
 
 const twoCpus = { cpus: 2, preemption: "none" as const, binding: (n: string) => (n === "holder" ? 0 : 1) };
 

@@ -50,9 +50,8 @@ interface Summary {
 interface Summaries {
   readonly zap: Map<string, Summary>;
   free: Summary | null;
-  /** Blocks summarised so far, and the steps they stood for. */
-  bulkBlocks: number;
-  bulkSteps: number;
+  /** Blocks summarised so far. */
+  blocks: number;
 }
 
 const subtrees = new WeakMap<KvmMmuPage, Subtree>();
@@ -61,7 +60,7 @@ const summaries = new WeakMap<Kvm, Summaries>();
 function summariesOf(kvm: Kvm): Summaries {
   let s = summaries.get(kvm);
   if (s === undefined) {
-    s = { zap: new Map(), free: null, bulkBlocks: 0, bulkSteps: 0 };
+    s = { zap: new Map(), free: null, blocks: 0 };
     summaries.set(kvm, s);
   }
   return s;
@@ -148,10 +147,9 @@ export function is_pristine_subtree(pt: KvmMmuPage): boolean {
   return subtrees.get(pt)?.state === "pristine";
 }
 
-/** Blocks summarised in this VM so far, and the steps they stood for (for reports and tests). */
-export function summaryStats(kvm: Kvm): { blocks: number; steps: number } {
-  const s = summariesOf(kvm);
-  return { blocks: s.bulkBlocks, steps: s.bulkSteps };
+/** Blocks summarised in this VM so far (for reports and tests). */
+export function summarisedBlocks(kvm: Kvm): number {
+  return summariesOf(kvm).blocks;
 }
 
 /** The VM counters a summarised block must move as the real block would. */
@@ -191,12 +189,6 @@ function* recorded(kvm: Kvm, real: Gen<void>): Gen<Summary | null> {
   return rec.invalid === null ? { profile: rec.profile(), delta: delta(counters(kvm), before) } : null;
 }
 
-function account(kvm: Kvm, profile: BulkProfile, times: number): void {
-  const s = summariesOf(kvm);
-  s.bulkBlocks++;
-  s.bulkSteps += profile.steps * times;
-}
-
 /**
  * handle_removed_pt() on a pristine subtree (the remover's side of the compressed tree): the first
  * full subtree of its kind is removed for real by `real` and recorded; later ones are one bulk access.
@@ -227,7 +219,7 @@ export function* handle_removed_pristine_pt(
     "handle_removed_pt",
     `L${pt.level} subtree, ${sub.leaves} leaves`,
   );
-  account(kvm, known.profile, 1);
+  s.blocks++;
   applyDelta(kvm, known.delta, 1);
   call_rcu_summarised(
     pt.rcu_head,
@@ -250,6 +242,6 @@ function* free_summarised_subtree(kvm: Kvm, pt: KvmMmuPage, pages: number): Gen<
     "tdp_mmu_free_sp_rcu_callback",
     `${pages - 1} page tables`,
   );
-  account(kvm, s.free.profile, pages - 1);
+  s.blocks++;
   applyDelta(kvm, s.free.delta, pages - 1);
 }

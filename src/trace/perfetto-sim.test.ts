@@ -1,12 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { host } from "../engine/host.js";
-import type { Gen } from "../engine/op.js";
-import type { Program } from "../engine/runtime.js";
 import { type SimResult, type SimStepSpan, type SimWaitSpan, simulate } from "../engine/sim/simulator.js";
-import { Atomic, READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
-import { bootMachine } from "../kernel/machine.js";
-import { kernelView, simMachineConfig } from "../kernel/sim-view.js";
-import { Spinlock, spin_lock, spin_unlock } from "../kernel/spinlock.js";
+import { spinlockContention } from "../kernel/sim-fixtures.js";
+import { kernelView } from "../kernel/sim-view.js";
 import { simPerfetto } from "./perfetto-sim.js";
 
 interface Ev {
@@ -237,30 +232,7 @@ describe("simPerfetto", () => {
 
 describe("simPerfetto on a simulated run", () => {
   /** holder takes l on CPU 0 and works inside; waiter spins for it on CPU 1. */
-  const contention: Program = ({ spawn }) => {
-    bootMachine(simMachineConfig("none"));
-    const l = new Spinlock("l");
-    const x = new Atomic("x");
-    spawn(
-      "holder",
-      (function* (): Gen<void> {
-        yield* spin_lock(l);
-        for (let i = 0; i < 5; i++) {
-          host().cost("work", 1);
-          yield* WRITE_ONCE(x, i);
-        }
-        yield* spin_unlock(l);
-      })(),
-    );
-    spawn(
-      "waiter",
-      (function* (): Gen<void> {
-        yield* spin_lock(l);
-        yield* READ_ONCE(x);
-        yield* spin_unlock(l);
-      })(),
-    );
-  };
+  const contention = spinlockContention(5);
 
   it("shows the holder's hold of l and the waiter spinning for it, on virtual time", () => {
     const r = simulate(contention, {

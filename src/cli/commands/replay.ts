@@ -1,14 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
-import { ReplayFormatError } from "../../engine/replay-codec.js";
-import { ReplayMismatch } from "../../engine/scheduler.js";
-import type { MachineConfig } from "../../kernel/machine.js";
-import { programFor, recordTraceDoc } from "../../scenarios/check.js";
-import { overridesOf } from "../../scenarios/define.js";
-import { ScenarioError } from "../../scenarios/errors.js";
-import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
+import { ReplayError, recordReplay } from "../../scenarios/replay.js";
 import { writeChromeTrace } from "../../trace/perfetto-file.js";
-import { decodeReplayToken } from "../../trace/replay-token.js";
 import { TraceDoc } from "../../trace/schema.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
@@ -50,45 +43,13 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
     .option("--steps", "also print every step")
     .option("--perfetto <file>", "write the replayed run as Chrome Trace Event JSON (ui.perfetto.dev)")
     .action(async (arg, o) => {
-      const token = (() => {
-        try {
-          return decodeReplayToken(replayStringOf(arg));
-        } catch (e) {
-          if (e instanceof ReplayFormatError) throw new UsageError(`bad replay string: ${e.message}`);
-          throw e;
-        }
-      })();
-      const h = token.header;
-      let req: Parameters<typeof programFor>[0] & { variantRef: string | null; featureFlags: string[] };
-      try {
-        const scenario = await resolveScenario(h.s);
-        const variant = await resolveVariant(h.v ?? null);
-        const machine = (h.m ?? {}) as Partial<MachineConfig>;
-        const config = runConfigFor(scenario, variant, { kernel: h.k, features: h.f ?? [], machine });
-        req = { scenario, variant, config, variantRef: h.v ?? null, featureFlags: [...(h.f ?? [])] };
-      } catch (e) {
-        if (e instanceof ScenarioError) throw new UsageError(e.report());
-        if (e instanceof ResolveError) throw new UsageError(e.message);
-        throw e;
-      }
       const replay = replayStringOf(arg);
-      let recorded: ReturnType<typeof recordTraceDoc>;
+      let recorded: Awaited<ReturnType<typeof recordReplay>>;
       try {
         // The document carries the model state after every step, for the explorer and the counters.
-        recorded = recordTraceDoc(programFor(req), token.choices, {
-          overrides: overridesOf(req.variant),
-          maxSteps: req.scenario.scenario.maxSteps,
-          run: {
-            scenario: req.scenario.scenario.name,
-            kernel: req.config.kernel,
-            features: req.featureFlags,
-            variant: req.variantRef,
-          },
-          replay,
-        });
+        recorded = await recordReplay(replay);
       } catch (e) {
-        if (e instanceof ReplayMismatch)
-          throw new UsageError(`the replay does not fit this tdplab's model: ${e.message}`);
+        if (e instanceof ReplayError) throw new UsageError(e.message);
         throw e;
       }
       const { doc: trace, result } = recorded;

@@ -1,10 +1,16 @@
 import type { CostModel } from "../../engine/sim/cost-model.js";
 import { type SimResult, simulate } from "../../engine/sim/simulator.js";
 import { kernelView } from "../../kernel/sim-view.js";
-import { summaryStats } from "../../mmu/compressed.js";
+import { summarisedBlocks } from "../../mmu/compressed.js";
 import { makeVcpu } from "../../mmu/testing.js";
 import { kvm_mmu_unload } from "../../mmu/vcpu.js";
-import { buildPopulatedVm, leavesFor, POPULATED_VM_PARAMS, type PopulatedVm } from "./populated-vm.js";
+import {
+  buildPopulatedVm,
+  leavesFor,
+  POPULATED_VM_PARAMS,
+  type PopulatedVm,
+  populatedVmOptionsOf,
+} from "./populated-vm.js";
 import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
 
 /**
@@ -113,7 +119,7 @@ export function defunctRootZap(
       pageTablesFreed: kvm.stats.pagesFreed + kvm.stats.rootsFreed,
       remoteTlbFlushes: kvm.stats.remoteTlbFlushes,
       events: result.events,
-      summarisedBlocks: summaryStats(kvm).blocks,
+      summarisedBlocks: summarisedBlocks(kvm),
     },
     vcpuBlockedNs,
     result,
@@ -170,15 +176,9 @@ export const defunctRootZapScenario: SimScenario = {
 
 function toParams(params: SimParams): Omit<DefunctRootZapParams, "kernel"> {
   const d = DEFUNCT_ROOT_ZAP_DEFAULTS;
-  const num = (k: string, dflt: number): number =>
-    typeof params[k] === "number" ? (params[k] as number) : dflt;
   return {
-    guestSize: num("guestSize", d.guestSize),
-    rootLevel: num("rootLevel", d.rootLevel) === 5 ? 5 : 4,
-    ptesPerTable: num("ptesPerTable", d.ptesPerTable),
-    materialise: params.materialise === true,
-    runningVcpus: num("runningVcpus", d.runningVcpus),
-    cpus: num("cpus", d.cpus),
+    ...populatedVmOptionsOf(params, d),
+    cpus: typeof params.cpus === "number" ? params.cpus : d.cpus,
     preemption: (params.preemption as DefunctRootZapParams["preemption"] | undefined) ?? d.preemption,
   };
 }

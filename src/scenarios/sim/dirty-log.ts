@@ -35,7 +35,8 @@ import type { SimParamSpec, SimParams, SimRunOptions, SimScenario, SimScenarioRu
  */
 
 const PAGE = 4096;
-const MAIN = "main";
+/** The selftest's main (host) thread: its phases are tasks named `main:<phase>`. */
+export const HOST_THREAD = "main";
 
 /** One phase of a host thread: a name, what it does, and what it noted. */
 export interface HostPhase {
@@ -51,7 +52,7 @@ export interface HostPhase {
 export function spawnHostPhases(
   spawn: ProgramContext["spawn"],
   phases: readonly HostPhase[],
-  thread = MAIN,
+  thread = HOST_THREAD,
 ): string[] {
   const go = phases.map((p, i) => new Atomic(`${thread}.go[${p.name}]`, i === 0 ? 1 : 0, null));
   const names = phases.map((p) => `${thread}:${p.name}`);
@@ -74,10 +75,10 @@ export function spawnHostPhases(
   return names;
 }
 
-/** A phase task's span (first step to end), in ns, or null if it did not finish. */
-export function phaseNs(result: SimResult, task: string): number | null {
-  const t = result.perTask.find((x) => x.name === task);
-  return t?.doneNs != null && t.firstStepNs != null ? t.doneNs - t.firstStepNs : null;
+/** A host-thread phase's span (its task's first step to its end), in ms, or null if it did not finish. */
+export function phaseMs(result: SimResult, phase: string, thread = HOST_THREAD): number | null {
+  const t = result.perTask.find((x) => x.name === `${thread}:${phase}`);
+  return t?.doneNs != null && t.firstStepNs != null ? (t.doneNs - t.firstStepNs) / 1e6 : null;
 }
 
 /** The user-space wait of the selftests' host thread for every vCPU to finish an iteration. */
@@ -299,10 +300,7 @@ export function runDirtyLog(
     seed: opts.seed ?? 1,
     timeline: opts.timeline,
   });
-  const ms = (task: string) => {
-    const ns = phaseNs(result, `${MAIN}:${task}`);
-    return ns === null ? null : ns / 1e6;
-  };
+  const ms = (phase: string) => phaseMs(result, phase);
   const series = (prefix: string) => {
     const xs: number[] = [];
     for (let it = 1; it <= c.iterations; it++) {

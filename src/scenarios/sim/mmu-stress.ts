@@ -5,7 +5,7 @@ import { simulate } from "../../engine/sim/simulator.js";
 import { Atomic, atomic_fetch_add, READ_ONCE, WRITE_ONCE } from "../../kernel/atomic.js";
 import { list_add_rcu } from "../../kernel/rculist.js";
 import { kernelView, simMachineConfig } from "../../kernel/sim-view.js";
-import { populate_compressed, summaryStats } from "../../mmu/compressed.js";
+import { populate_compressed, summarisedBlocks } from "../../mmu/compressed.js";
 import { ghost_root_published } from "../../mmu/invariants/roots.js";
 import {
   kvm_mmu_notifier_invalidate_range_end,
@@ -19,7 +19,7 @@ import { drive, makeRoot, makeVcpu, makeVm, populate } from "../../mmu/testing.j
 import type { Kvm, Memslot, Vcpu } from "../../mmu/types.js";
 import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest, vcpu_mode } from "../../mmu/vcpu.js";
 import { guest_access, kvm_set_memslot_delete } from "../../mmu/workloads.js";
-import { type HostPhase, phaseNs, spawnHostPhases, waitForVcpus } from "./dirty-log.js";
+import { HOST_THREAD, type HostPhase, phaseMs, spawnHostPhases, waitForVcpus } from "./dirty-log.js";
 import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
 
 /**
@@ -44,7 +44,6 @@ import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./ty
  */
 
 const PAGE = 4096;
-const MAIN = "main";
 /** Re-entries of one access before the guest gives up on it (a retry loop the real guest never leaves). */
 const MAX_RETRIES = 100_000;
 
@@ -303,7 +302,7 @@ function program(c: StressConfig, notes: StressNotes) {
         }),
       );
     }
-    spawnHostPhases(spawn, phases, MAIN);
+    spawnHostPhases(spawn, phases);
   };
 }
 
@@ -346,15 +345,12 @@ export function runMmuStress(
     cpus: N + 2,
     preemption: c.preemption,
     // vCPUs on their own CPUs, the host thread on the next, kworkers and RCU callbacks on the last.
-    binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : n.startsWith(`${MAIN}:`) ? N : N + 1),
+    binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : n.startsWith(`${HOST_THREAD}:`) ? N : N + 1),
     costs,
     seed: opts.seed ?? 1,
     timeline: opts.timeline,
   });
-  const ms = (task: string) => {
-    const ns = phaseNs(result, `${MAIN}:${task}`);
-    return ns === null ? null : ns / 1e6;
-  };
+  const ms = (phase: string) => phaseMs(result, phase);
   const vcpuReset = result.perTask
     .filter((t) => t.name.startsWith("vcpu"))
     .map((t) => t.busyNs)
@@ -381,7 +377,7 @@ export function runMmuStress(
       vcpuMaxBusyMs: vcpuReset / 1e6,
       workerZapMs: worker.length === 0 ? null : worker.reduce((a, t) => a + t.busyNs, 0) / 1e6,
       rootsAllocated: kvm?.stats.rootsAllocated ?? 0,
-      summarisedBlocks: kvm === null ? 0 : summaryStats(kvm).blocks,
+      summarisedBlocks: kvm === null ? 0 : summarisedBlocks(kvm),
       totalMs: result.virtualNs / 1e6,
     },
     results: [result],

@@ -5,7 +5,7 @@ import { kvm_mmu_init_tdp_mmu } from "../../mmu/tdp_mmu_invalidate.js";
 import { tdp_mmu_root_set_owner } from "../../mmu/tdp_mmu_root.js";
 import { drive, makeRoot, makeVcpu, makeVm, populate } from "../../mmu/testing.js";
 import type { Kvm, KvmMmuPage, Vcpu } from "../../mmu/types.js";
-import type { SimParamSpec } from "./types.js";
+import type { SimParamSpec, SimParams } from "./types.js";
 
 /**
  * The VM most timed scenarios start from: one TDP root on the root list, populated before the run
@@ -73,6 +73,23 @@ export const POPULATED_VM_PARAMS: readonly SimParamSpec[] = [
     max: 1024,
   },
 ];
+
+/** The tree options of POPULATED_VM_PARAMS from a parameter point, `defaults` for those absent. */
+export function populatedVmOptionsOf(
+  params: SimParams,
+  defaults: Omit<PopulatedVmOptions, "kernel" | "preemption">,
+): Omit<PopulatedVmOptions, "kernel" | "preemption"> {
+  const num = (k: string, dflt: number): number =>
+    typeof params[k] === "number" ? (params[k] as number) : dflt;
+  const level = num("rootLevel", defaults.rootLevel);
+  return {
+    guestSize: num("guestSize", defaults.guestSize),
+    rootLevel: level === 5 ? 5 : 4,
+    ptesPerTable: num("ptesPerTable", defaults.ptesPerTable),
+    materialise: typeof params.materialise === "boolean" ? params.materialise : defaults.materialise,
+    runningVcpus: num("runningVcpus", defaults.runningVcpus),
+  };
+}
 
 /** Leaves for `guestSize`, checked against the tree's capacity. Throws RangeError with the reason. */
 export function leavesFor(

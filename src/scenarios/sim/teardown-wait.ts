@@ -7,10 +7,16 @@ import { synchronize_rcu } from "../../kernel/rcu.js";
 import { write_lock, write_unlock } from "../../kernel/rwlock.js";
 import { cond_resched } from "../../kernel/sched.js";
 import { kernelView } from "../../kernel/sim-view.js";
-import { summaryStats } from "../../mmu/compressed.js";
+import { summarisedBlocks } from "../../mmu/compressed.js";
 import { kvm_tdp_mmu_invalidate_all_roots } from "../../mmu/tdp_mmu_invalidate.js";
 import type { Kvm } from "../../mmu/types.js";
-import { buildPopulatedVm, leavesFor, POPULATED_VM_PARAMS, type PopulatedVm } from "./populated-vm.js";
+import {
+  buildPopulatedVm,
+  leavesFor,
+  POPULATED_VM_PARAMS,
+  type PopulatedVm,
+  populatedVmOptionsOf,
+} from "./populated-vm.js";
 import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
 
 /**
@@ -150,7 +156,7 @@ export function teardownWait(
     workerYieldsBeforeTeardown: yields,
     leaves,
     result,
-    summarisedBlocks: summaryStats(built.kvm).blocks,
+    summarisedBlocks: summarisedBlocks(built.kvm),
   };
 }
 
@@ -189,18 +195,8 @@ export const teardownWaitScenario: SimScenario = {
   ],
   headline: "teardownWaitMs",
   run(params: SimParams, costs: Partial<CostModel>, opts: SimRunOptions = {}): SimScenarioRun[] {
-    const d = TEARDOWN_WAIT_DEFAULTS;
-    const num = (k: string, dflt: number): number =>
-      typeof params[k] === "number" ? (params[k] as number) : dflt;
-    const kernel = (params.kernel as TeardownKernel | undefined) ?? d.kernel;
-    const base = {
-      kernel,
-      guestSize: num("guestSize", d.guestSize),
-      rootLevel: num("rootLevel", d.rootLevel) === 4 ? (4 as const) : (5 as const),
-      ptesPerTable: num("ptesPerTable", d.ptesPerTable),
-      materialise: params.materialise === true,
-      runningVcpus: num("runningVcpus", d.runningVcpus),
-    };
+    const kernel = (params.kernel as TeardownKernel | undefined) ?? TEARDOWN_WAIT_DEFAULTS.kernel;
+    const base = { kernel, ...populatedVmOptionsOf(params, TEARDOWN_WAIT_DEFAULTS) };
     return VARIANTS.map((v) => {
       const o = teardownWait({ ...base, preemption: v.preemption, busy: v.busy }, costs, opts);
       return {
