@@ -34,6 +34,12 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       "--variant <name|path>",
       "design under test: built-in variant name or a module overriding model functions",
     )
+    .option(
+      "--set <name=value>",
+      "a scenario parameter, e.g. --set vcpus=3 (repeatable; `tdplab list` shows each scenario's)",
+      collect,
+      [] as string[],
+    )
     .option("--strategy <s>", "dpor | bounded | pct | random | exhaustive", "dpor")
     .option("--preemptions <k>", "preemption bound for --strategy bounded")
     .option("--depth <d>", "steps per execution (depth bound)")
@@ -92,6 +98,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
               kernel: o.kernel,
               features: o.feature,
               machine,
+              params: parseParamFlags(o.set),
             });
             req = {
               scenario,
@@ -257,4 +264,15 @@ function printHuman(
     );
   }
   out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces pct/random runs)`);
+}
+
+/** `--set name=value` pairs: integer scenario parameters. */
+function parseParamFlags(flags: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const f of flags) {
+    const m = /^([A-Za-z][A-Za-z0-9]*)=(-?\d+)$/.exec(f);
+    if (m === null) throw new UsageError(`--set takes name=integer, not '${f}'`);
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
 }

@@ -1,5 +1,6 @@
 import type { Scenario } from "../define.js";
 import { churn } from "./churn.js";
+import { protocolV64, protocolV66, protocolV518 } from "./protocol.js";
 import { seed000ReadLockInvalidate, seed000Teardown } from "./seed-000.js";
 import { seed001RootWalk, seed001RootWalkFastZap } from "./seed-001.js";
 import { seed002ZapWorker } from "./seed-002.js";
@@ -18,4 +19,7 @@ export const BUILTIN_SCENARIOS: readonly Scenario[] = [
   seed004AddToSingle,
   seed004ZapAll,
   churn,
+  protocolV518,
+  protocolV64,
+  protocolV66,
 ];

@@ -25,8 +25,8 @@ export interface VmScenarioSpec {
   readonly maxSteps?: number;
   /** Guest geometry: 4 levels, `ptesPerTable` entries (default 2: 16 gfns). */
   readonly ptesPerTable?: number;
-  /** Address spaces of the vCPUs to create (one vCPU per entry). */
-  readonly vcpus: readonly number[];
+  /** Address spaces of the vCPUs to create (one vCPU per entry), fixed or from the run's parameters. */
+  readonly vcpus: readonly number[] | ((params: Readonly<Record<string, number>>) => readonly number[]);
   /** Pages of memslot 0 = [0, memslotPages) (default: the whole guest). */
   readonly memslotPages?: number;
   /**
@@ -62,7 +62,8 @@ export function vmScenario(spec: VmScenarioSpec): Scenario {
       });
       kvm_mmu_init_tdp_mmu(kvm);
       registerInvariants(kvm);
-      const vcpus = spec.vcpus.map((smm) => kvm_vcpu_create(kvm, smm));
+      const smms = typeof spec.vcpus === "function" ? spec.vcpus(cfg.params) : spec.vcpus;
+      const vcpus = smms.map((smm) => kvm_vcpu_create(kvm, smm));
       const prologue = spec.prologue;
       if (prologue === undefined) {
         spec.body({ kvm, vcpus, params: cfg.params, spawn: (name, body) => void ctx.spawn(name, body) });
