@@ -27,6 +27,15 @@ export interface AccessOp {
   readonly fn: string;
   /** Step name inside that function, e.g. the primitive called. */
   readonly step: string;
+  /**
+   * A commutativity class (see docs/reductions.md). Two writing accesses to `obj` that carry the
+   * same class are declared to commute: in every state where both can run, either order gives the
+   * same state and the same results to both tasks, and neither disables the other. Every other
+   * access to `obj` (a plain read or write, or another class) still conflicts with them. The
+   * access must write `obj` and must not be blocking. Examples: rwlock reader entry and exit,
+   * refcount_inc_not_zero(), call_rcu() and workqueue insertion.
+   */
+  readonly commute?: string;
   /** When present the task is disabled (blocked) until this returns true. Must be side-effect free. */
   readonly enabled?: () => boolean;
   /**

@@ -89,6 +89,19 @@ describe("dpor against brute force", () => {
     tally("locks", { locks: 2, choices: true, spawns: true, violations: true }, 300, 3);
   });
 
+  it("is optimal and sound with commuting accesses (blind adds, reader entry and exit)", () => {
+    tally("commuting", { adds: true, violations: true, maxObjects: 2 }, 300, 5);
+  });
+
+  it("is sound with commuting reader sections beside blocking writers, choices and spawns", () => {
+    tally(
+      "reader-locks",
+      { adds: true, locks: 2, readLocks: true, choices: true, spawns: true, violations: true },
+      300,
+      6,
+    );
+  });
+
   it("gives the brute-force verdict when runs and the search stop at the first violation", () => {
     fc.assert(
       fc.property(progSpec({ locks: 1, choices: true, spawns: true, violations: true }), (spec) => {

@@ -3,7 +3,16 @@ import type { Program, RunObserver } from "../runtime.js";
 import type { Scheduler } from "../scheduler.js";
 import type { Task } from "../task.js";
 import { NondeterminismError, RunAbort } from "./errors.js";
-import { conflict, type Foot, footOf, isWriteKind, sameFoot, writesInto } from "./foot.js";
+import {
+  classId,
+  className,
+  conflict,
+  type Foot,
+  footOf,
+  isWriteKind,
+  sameFoot,
+  writesInto,
+} from "./foot.js";
 import { Interner } from "./intern.js";
 import { INTERRUPT_EVERY, type RunOutcome, type Searcher, type StopCheck } from "./outcome.js";
 import { TrackedRuntime } from "./tracked-runtime.js";
@@ -94,8 +103,48 @@ class Exec {
   readonly evSeq: SeqEv[] = [];
   /** Enabled runtime task ids per state (state k = before step k). */
   readonly enabledAt: number[][] = [];
-  readonly lastWrite = new Map<number, number>();
-  readonly readsSince = new Map<number, number[]>();
+  /** Per canonical object: the accesses a new access to it may have to follow. */
+  readonly hist = new Map<number, ObjHist>();
+}
+
+/**
+ * What an object has seen, as the maximal events later accesses must follow. `w` are the
+ * latest writes: one plain write, or a group of same-class writes (class `wc`) that commute
+ * with each other. `pre` is what every member of that group had to follow (so a new member
+ * follows it too), and `rd` the plain reads since `w`.
+ */
+interface ObjHist {
+  w: number[];
+  wc: number;
+  pre: number[];
+  rd: number[];
+}
+
+function histOf(ex: Exec, o: number): ObjHist {
+  let h = ex.hist.get(o);
+  if (h === undefined) {
+    h = { w: [], wc: -1, pre: [], rd: [] };
+    ex.hist.set(o, h);
+  }
+  return h;
+}
+
+/** The events an access with footprint `f` depends on, per object history (maximal ones only). */
+function depsOf(ex: Exec, f: Foot, out: number[]): void {
+  for (const o of f.r) {
+    const h = ex.hist.get(o);
+    if (h !== undefined) for (const e of h.w) out.push(e);
+  }
+  if (f.w >= 0) {
+    const h = ex.hist.get(f.w);
+    if (h === undefined) return;
+    if (f.c >= 0 && f.c === h.wc) {
+      for (const e of h.pre) out.push(e);
+    } else {
+      for (const e of h.w) out.push(e);
+    }
+    for (const e of h.rd) out.push(e);
+  }
 }
 
 export interface DporConfig {
@@ -110,6 +159,8 @@ export interface SeqEvJson {
   readonly t: string;
   readonly v: readonly number[] | null;
   readonly w: string | null;
+  /** Commutativity class of the write, when it has one. */
+  readonly c?: string;
   readonly r: readonly string[];
   readonly b: boolean;
   readonly s: readonly string[] | null;
@@ -154,11 +205,12 @@ export interface ProbeResult {
   readonly lastGot: readonly number[];
   readonly lastNs: readonly number[];
   /** Footprint of the last step. */
-  readonly lastFoot: { readonly w: string | null; readonly r: readonly string[] } | null;
+  readonly lastFoot: { readonly w: string | null; readonly c?: string; readonly r: readonly string[] } | null;
   /** Every live task at the state: name, next op footprint, blocking op, enabled. */
   readonly view: readonly {
     readonly t: string;
     readonly w: string | null;
+    readonly c?: string;
     readonly r: readonly string[];
     readonly b: boolean;
     readonly enabled: boolean;
@@ -401,7 +453,9 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
 
   private footOfOp(op: AccessOp): Foot {
     if (op.objs !== undefined && op.objs.length > 0) return footOf(op, this.canonObj);
-    const key = this.canonObj(op.obj) * 2 + (isWriteKind(op.kind) ? 1 : 0);
+    const key =
+      (this.canonObj(op.obj) * 2 + (isWriteKind(op.kind) ? 1 : 0)) * 4096 +
+      (op.commute === undefined ? 0 : classId(op.commute) + 1);
     let f = this.footCache.get(key);
     if (f === undefined) {
       f = footOf(op, this.canonObj);
@@ -555,30 +609,12 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     const nt = this.rt!.tasks.length;
     const vc = base.slice();
     while (vc.length < nt) vc.push(0);
+    const deps: number[] = [];
+    depsOf(ex, foot, deps);
     const cands: number[] = [];
-    const lw = ex.lastWrite;
-    const rs = ex.readsSince;
-    for (const o of foot.r) {
-      const w = lw.get(o);
-      if (w !== undefined) {
-        join(vc, ex.evVC[w]);
-        if (ex.evTask[w] !== id) cands.push(w);
-      }
-    }
-    if (foot.w >= 0) {
-      const o = foot.w;
-      const w = lw.get(o);
-      if (w !== undefined) join(vc, ex.evVC[w]);
-      const reads = rs.get(o);
-      let otherRead = false;
-      if (reads !== undefined) {
-        for (const r of reads) {
-          join(vc, ex.evVC[r]);
-          otherRead = true;
-          if (ex.evTask[r] !== id) cands.push(r);
-        }
-      }
-      if (!otherRead && w !== undefined && ex.evTask[w] !== id) cands.push(w);
+    for (const d of deps) {
+      join(vc, ex.evVC[d]);
+      if (ex.evTask[d] !== id) cands.push(d);
     }
     const local = ex.taskEvents[id].length;
     vc[id] = local + 1;
@@ -592,15 +628,25 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     ex.evCands[k] = k >= this.div ? this.directRaces(cands, base) : (EMPTY as number[]);
     ex.taskClock[id] = vc;
     ex.taskEvents[id].push(k);
-    for (const o of foot.r) {
-      const reads = rs.get(o);
-      if (reads === undefined) rs.set(o, [k]);
-      else reads.push(k);
-    }
+    for (const o of foot.r) histOf(ex, o).rd.push(k);
     if (foot.w >= 0) {
-      lw.set(foot.w, k);
-      const reads = rs.get(foot.w);
-      if (reads !== undefined) reads.length = 0;
+      const h = histOf(ex, foot.w);
+      if (foot.c >= 0 && foot.c === h.wc) {
+        // Joins the group of commuting writes; the reads it followed, later members follow too.
+        h.w.push(k);
+        for (const e of h.rd) h.pre.push(e);
+        h.rd = [];
+      } else if (foot.c >= 0) {
+        h.pre = h.w.concat(h.rd);
+        h.w = [k];
+        h.wc = foot.c;
+        h.rd = [];
+      } else {
+        h.w = [k];
+        h.wc = -1;
+        h.pre = [];
+        h.rd = [];
+      }
     }
     const cur = this.nodes[k].cur!;
     cur.got = [];
@@ -674,9 +720,10 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       if (q !== te && ex.spawnStep[q] !== e && !writesInto(fe, pf)) continue;
       const base = ex.taskClock[q];
       const cands: number[] = [];
+      // The failed attempt only looked: it races with the latest writes of what it reads.
       const push = (o: number): void => {
-        const w = ex.lastWrite.get(o);
-        if (w !== undefined && ex.evTask[w] !== q) cands.push(w);
+        const h = ex.hist.get(o);
+        if (h !== undefined) for (const w of h.w) if (ex.evTask[w] !== q) cands.push(w);
       };
       if (pf.w >= 0) push(pf.w);
       for (const o of pf.r) push(o);
@@ -707,23 +754,10 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     for (const q of ex.enabledAt[k]) {
       const op = tasks[q].pending!;
       const pf = this.pendingFoot(q)!;
+      const deps: number[] = [];
+      depsOf(ex, pf, deps);
       const cands: number[] = [];
-      for (const o of pf.r) {
-        const w = ex.lastWrite.get(o);
-        if (w !== undefined && ex.evTask[w] !== q) cands.push(w);
-      }
-      if (pf.w >= 0) {
-        const reads = ex.readsSince.get(pf.w);
-        let anyRead = false;
-        if (reads !== undefined) {
-          for (const r of reads) {
-            anyRead = true;
-            if (ex.evTask[r] !== q) cands.push(r);
-          }
-        }
-        const w = ex.lastWrite.get(pf.w);
-        if (!anyRead && w !== undefined && ex.evTask[w] !== q) cands.push(w);
-      }
+      for (const d of deps) if (ex.evTask[d] !== q) cands.push(d);
       const races = this.directRaces(cands, ex.taskClock[q]);
       if (races.length === 0) continue;
       const seq: SeqEv = {
@@ -742,9 +776,12 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
    * Race between event i and `last` (task q) at position j: insert
    * notdep(i).last into wut(i), unless the reversal is known infeasible.
    */
-  private reverse(i: number, j: number, q: number, last: SeqEv): void {
+  private reverse(i: number, j: number, q: number, racing: SeqEv): void {
     const ex = this.ex;
     this.counters.races++;
+    // Moved in front of the step it raced with, the racing step sees another value, so the data
+    // choices it makes (its label) may differ: it goes in as a unit event, every label explored.
+    const last: SeqEv = racing.vals === null ? racing : { ...racing, vals: null, key: UNIT_KEY };
     const ti = ex.evTask[i];
     const li = ex.evLocal[i];
     const notdep: number[] = [];
@@ -889,6 +926,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       view.push({
         t: this.tasks.name(ex.rtCanon[t.id]),
         w: f.w >= 0 ? name(f.w) : null,
+        ...classJson(f.c),
         r: f.r.map(name),
         b: op.enabled !== undefined,
         enabled: ex.enabledAt[k].includes(t.id),
@@ -902,7 +940,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       setupNs: this.setupNs.slice(),
       lastGot: cur?.got.slice() ?? [],
       lastNs: cur?.ns.slice() ?? [],
-      lastFoot: lf === null ? null : { w: lf.w >= 0 ? name(lf.w) : null, r: lf.r.map(name) },
+      lastFoot:
+        lf === null ? null : { w: lf.w >= 0 ? name(lf.w) : null, ...classJson(lf.c), r: lf.r.map(name) },
       view,
     };
     throw new RunAbort("probe");
@@ -915,6 +954,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       t: this.tasks.name(e.task),
       v: e.vals,
       w: e.foot.w >= 0 ? this.objs.name(e.foot.w) : null,
+      ...classJson(e.foot.c),
       r: e.foot.r.map((o) => this.objs.name(o)),
       b: e.blocking,
       s: e.spawns === null ? null : e.spawns.map((t) => this.tasks.name(t)),
@@ -928,7 +968,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       task: T(e.t),
       vals: e.v === null ? null : e.v.slice(),
       key: e.v === null ? UNIT_KEY : e.v.join(","),
-      foot: { w: e.w === null ? -1 : O(e.w), r: e.r.map(O) },
+      foot: { w: e.w === null ? -1 : O(e.w), c: e.c === undefined ? -1 : classId(e.c), r: e.r.map(O) },
       blocking: e.b,
       spawns: e.s === null ? null : e.s.map(T),
     };
@@ -984,6 +1024,12 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     this.replayLen = s.replayLen;
     this.div = s.div;
   }
+}
+
+/** The optional `c` field of a serialised footprint. */
+export function classJson(c: number): { c?: string } {
+  const n = className(c);
+  return n === null ? {} : { c: n };
 }
 
 function makeCur(c: WNode): Cur {

@@ -1,6 +1,6 @@
 import type { Program } from "../runtime.js";
 import { type DporJob, DporSearcher, type ExportedInsertion, type ProbeResult } from "./dpor.js";
-import { conflict, type Foot } from "./foot.js";
+import { classId, conflict, type Foot } from "./foot.js";
 import type { ProgramSpec } from "./program-spec.js";
 import {
   descendInsert,
@@ -119,13 +119,20 @@ export class DporCoordinator {
     return this.P.tasks.id(n);
   }
 
-  private foot(w: string | null, r: readonly string[]): Foot {
-    return { w: w === null ? -1 : this.P.objs.id(w), r: r.map((o) => this.P.objs.id(o)) };
+  private foot(w: string | null, c: string | undefined, r: readonly string[]): Foot {
+    return {
+      w: w === null ? -1 : this.P.objs.id(w),
+      c: c === undefined ? -1 : classId(c),
+      r: r.map((o) => this.P.objs.id(o)),
+    };
   }
 
   private viewOf(pr: ProbeResult): TopNode["view"] {
     return new Map(
-      pr.view.map((v) => [this.T(v.t), { foot: this.foot(v.w, v.r), enabled: v.enabled, blocking: v.b }]),
+      pr.view.map((v) => [
+        this.T(v.t),
+        { foot: this.foot(v.w, v.c, v.r), enabled: v.enabled, blocking: v.b },
+      ]),
     );
   }
 
@@ -341,7 +348,7 @@ export class DporCoordinator {
         // The run ends within this step (or stops at a violation): a worker explores it.
         this.newJob(n, kid, { t, labeled: true, plan: label }, sleepBefore, vals !== null ? kid.sub : []);
       } else {
-        const lf = this.foot(pr.lastFoot.w, pr.lastFoot.r);
+        const lf = this.foot(pr.lastFoot.w, pr.lastFoot.c, pr.lastFoot.r);
         const sleep = sleepBefore.filter((s) => {
           if (s.task === kid.ev.task) return false;
           const f = n.view.get(s.task)?.foot;

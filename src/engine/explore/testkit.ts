@@ -14,6 +14,10 @@ import type { Task } from "../task.js";
 export type OpSpec =
   | { readonly k: "read" | "write" | "rmw"; readonly o: number }
   | { readonly k: "lock" | "unlock"; readonly l: number }
+  /** A blind add to x_o in commutativity class "add": it commutes with other adds, nothing else. */
+  | { readonly k: "add"; readonly o: number }
+  /** Reader side of a reader-writer lock on l: entry and exit commute with other readers'. */
+  | { readonly k: "rdlock" | "rdunlock"; readonly l: number }
   | { readonly k: "choose"; readonly n: number }
   /** Read x_o and report "bad-read" (stopping the run) when the value is divisible by `mod`. */
   | { readonly k: "assert"; readonly o: number; readonly mod: number }
@@ -27,9 +31,11 @@ export interface ProgSpec {
   readonly badModulo?: number;
 }
 
-const memOp = (objects: number): fc.Arbitrary<OpSpec> =>
+const memOp = (objects: number, adds = false): fc.Arbitrary<OpSpec> =>
   fc.record({
-    k: fc.constantFrom("read" as const, "write" as const, "rmw" as const),
+    k: adds
+      ? fc.constantFrom("read" as const, "write" as const, "rmw" as const, "add" as const, "add" as const)
+      : fc.constantFrom("read" as const, "write" as const, "rmw" as const),
     o: fc.integer({ min: 0, max: objects - 1 }),
   });
 
@@ -47,17 +53,21 @@ function taskOps(
   withChoice: boolean,
   maxOps: number,
   asserts = false,
+  adds = false,
+  readLocks = false,
 ): fc.Arbitrary<OpSpec[]> {
   const op = asserts
-    ? fc.oneof({ weight: 4, arbitrary: memOp(objects) }, { weight: 1, arbitrary: assertOp(objects) })
-    : memOp(objects);
+    ? fc.oneof({ weight: 4, arbitrary: memOp(objects, adds) }, { weight: 1, arbitrary: assertOp(objects) })
+    : memOp(objects, adds);
   return fc
     .tuple(
       fc.array(op, { minLength: 1, maxLength: maxOps }),
       withChoice
         ? fc.option(fc.tuple(fc.nat(), fc.integer({ min: 2, max: 3 })), { freq: 3 })
         : fc.constant(null),
-      locks > 0 ? fc.option(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { freq: 2 }) : fc.constant(null),
+      locks > 0
+        ? fc.option(fc.tuple(fc.nat(), fc.nat(), fc.nat(), fc.boolean()), { freq: 2 })
+        : fc.constant(null),
     )
     .map(([ops, ch, lk]) => {
       const out: OpSpec[] = ops.slice();
@@ -65,8 +75,9 @@ function taskOps(
       if (lk !== null) {
         const a = lk[0] % out.length;
         const b = a + (lk[1] % (out.length - a));
-        out.splice(b + 1, 0, { k: "unlock", l: lk[2] % locks });
-        out.splice(a, 0, { k: "lock", l: lk[2] % locks });
+        const shared = readLocks && lk[3];
+        out.splice(b + 1, 0, { k: shared ? "rdunlock" : "unlock", l: lk[2] % locks });
+        out.splice(a, 0, { k: shared ? "rdlock" : "lock", l: lk[2] % locks });
       }
       return out;
     });
@@ -81,6 +92,10 @@ export interface GenOptions {
   readonly choices?: boolean;
   readonly spawns?: boolean;
   readonly violations?: boolean;
+  /** Blind adds in commutativity class "add". */
+  readonly adds?: boolean;
+  /** Some lock sections take the lock as readers (commuting entry and exit). */
+  readonly readLocks?: boolean;
   /** Upper bound on the total number of ops (keeps brute force small). Default 9. */
   readonly maxTotalOps?: number;
 }
@@ -96,11 +111,26 @@ export function progSpec(g: GenOptions = {}): fc.Arbitrary<ProgSpec> {
   return fc.integer({ min: 1, max: g.maxObjects ?? 3 }).chain((objects) =>
     fc
       .record({
-        tasks: fc.array(taskOps(objects, locks, g.choices ?? false, g.maxOps ?? 4, g.violations ?? false), {
-          minLength: g.minTasks ?? 2,
-          maxLength: g.maxTasks ?? 4,
-        }),
-        child: g.spawns ? fc.option(taskOps(objects, locks, false, 2), { freq: 2 }) : fc.constant(null),
+        tasks: fc.array(
+          taskOps(
+            objects,
+            locks,
+            g.choices ?? false,
+            g.maxOps ?? 4,
+            g.violations ?? false,
+            g.adds ?? false,
+            g.readLocks ?? false,
+          ),
+          {
+            minLength: g.minTasks ?? 2,
+            maxLength: g.maxTasks ?? 4,
+          },
+        ),
+        child: g.spawns
+          ? fc.option(taskOps(objects, locks, false, 2, false, g.adds ?? false, g.readLocks ?? false), {
+              freq: 2,
+            })
+          : fc.constant(null),
         badModulo: g.violations ? fc.option(fc.integer({ min: 2, max: 5 }), { freq: 2 }) : fc.constant(null),
       })
       .map(({ tasks, child, badModulo }) => {
@@ -134,9 +164,11 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
     }
     const lockIds: number[] = [];
     const holders: number[] = [];
+    const readers: number[] = [];
     for (let i = 0; i < spec.locks; i++) {
       lockIds.push(h.newObject(`l${i}`));
       holders.push(-1);
+      readers.push(0);
     }
     const locals = new Map<string, number>();
     let live = 0;
@@ -167,6 +199,42 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
             acc = (acc * 11 + old) % 1000003;
             break;
           }
+          case "add": {
+            const o = (op.o + shift) % spec.objects;
+            yield { kind: "rmw", obj: objIds[o], fn: name, step: `add x${o}`, commute: "add" };
+            vals[o] = (vals[o] + tid + 1) % 1000003;
+            break;
+          }
+          case "rdlock": {
+            const l = op.l;
+            // The attempt commutes with other readers' (it changes nothing a reader looks at);
+            // behind a writer the reader waits in a plain, blocking acquire.
+            yield { kind: "acquire", obj: lockIds[l], fn: name, step: `read_lock l${l}`, commute: "reader" };
+            if (holders[l] === -1) {
+              readers[l]++;
+            } else {
+              yield {
+                kind: "acquire",
+                obj: lockIds[l],
+                fn: name,
+                step: `read_lock l${l} slowpath`,
+                enabled: () => holders[l] === -1,
+              };
+              readers[l]++;
+            }
+            break;
+          }
+          case "rdunlock": {
+            yield {
+              kind: "release",
+              obj: lockIds[op.l],
+              fn: name,
+              step: `read_unlock l${op.l}`,
+              commute: "reader",
+            };
+            readers[op.l]--;
+            break;
+          }
           case "assert": {
             const o = (op.o + shift) % spec.objects;
             yield { kind: "read", obj: objIds[o], fn: name, step: `assert x${o}` };
@@ -181,7 +249,7 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
               obj: lockIds[l],
               fn: name,
               step: `lock l${l}`,
-              enabled: () => holders[l] === -1,
+              enabled: () => holders[l] === -1 && readers[l] === 0,
             };
             holders[l] = tid;
             break;
@@ -214,7 +282,7 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
       `${vals.join(",")}|${[...locals.entries()]
         .sort()
         .map(([k, v]) => `${k}=${v}`)
-        .join(",")}|${holders.join(",")}`;
+        .join(",")}|${holders.join(",")}|${readers.join(",")}`;
     if (probe) probe.last = snapshot();
     h.addCheck("final", () => {
       if (probe) probe.last = snapshot();
@@ -230,6 +298,8 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
 interface Ev {
   readonly task: string;
   readonly w: number;
+  /** Commutativity class of the write, or "". */
+  readonly c: string;
   readonly r: readonly number[];
   label: string;
   readonly spawnedAt: number;
@@ -249,7 +319,9 @@ export function traceKey(evs: readonly Ev[]): string {
     for (let i = 0; i < j; i++) {
       const x = evs[i];
       if (x.task === e.task) continue;
-      const dep = (x.w >= 0 && (x.w === e.w || e.r.includes(x.w))) || (e.w >= 0 && x.r.includes(e.w));
+      const sameClass = x.c !== "" && x.c === e.c && x.w === e.w;
+      const dep =
+        (x.w >= 0 && ((x.w === e.w && !sameClass) || e.r.includes(x.w))) || (e.w >= 0 && x.r.includes(e.w));
       if (dep) p.push(i);
     }
     preds.push(p);
@@ -306,6 +378,7 @@ export function bruteForce(spec: ProgSpec, stopOnViolation = true, maxExecutions
       evs.push({
         task: task.name,
         w: write ? op.obj : -1,
+        c: op.commute ?? "",
         r: write ? (op.objs ?? []) : [op.obj, ...(op.objs ?? [])],
         label: "",
         spawnedAt: task.steps === 0 ? (spawnedAt.get(task.id) ?? -1) : -1,

@@ -60,6 +60,10 @@ export interface SeqMeta {
 
 export const UNIT_KEY = "*";
 
+function classKey(w: number, c: number): number {
+  return w * 4096 + c;
+}
+
 /** A tree child (or sleeper) with this key covers event `e` of the same task. */
 function keyCovers(key: string | null, e: SeqEv): boolean {
   // "" is a step that made no data choice: its only label.
@@ -82,6 +86,8 @@ export class Rest {
   /** Per runtime task: local index of its first remaining event. */
   private readonly earliest = new Map<number, number>();
   private readonly writes = new Map<number, number>();
+  /** Writes per (object, commutativity class), keyed by classKey(). */
+  private readonly classWrites = new Map<number, number>();
   private readonly reads = new Map<number, number>();
 
   constructor(
@@ -105,6 +111,10 @@ export class Rest {
 
   private count_(f: Foot, d: number): void {
     if (f.w >= 0) this.writes.set(f.w, (this.writes.get(f.w) ?? 0) + d);
+    if (f.c >= 0) {
+      const k = classKey(f.w, f.c);
+      this.classWrites.set(k, (this.classWrites.get(k) ?? 0) + d);
+    }
     for (const o of f.r) this.reads.set(o, (this.reads.get(o) ?? 0) + d);
   }
 
@@ -127,7 +137,12 @@ export class Rest {
 
   /** A step with footprint f (of a task absent from the rest) commutes with all of it. */
   independent(f: Foot): boolean {
-    if (f.w >= 0 && ((this.writes.get(f.w) ?? 0) > 0 || (this.reads.get(f.w) ?? 0) > 0)) return false;
+    if (f.w >= 0) {
+      if ((this.reads.get(f.w) ?? 0) > 0) return false;
+      // Writes of the same object in f's own class commute with it.
+      const same = f.c >= 0 ? (this.classWrites.get(classKey(f.w, f.c)) ?? 0) : 0;
+      if ((this.writes.get(f.w) ?? 0) > same) return false;
+    }
     for (const o of f.r) if ((this.writes.get(o) ?? 0) > 0) return false;
     return true;
   }

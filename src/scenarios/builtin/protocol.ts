@@ -3,8 +3,8 @@ import { currentFn } from "../../engine/model-fn.js";
 import type { Gen } from "../../engine/op.js";
 import { peekEntries } from "../../kernel/rculist.js";
 import { read_lock, read_unlock } from "../../kernel/rwlock.js";
-import { roleInvalid } from "../../mmu/role.js";
 import { kvm_get_kvm_at_spawn, kvm_put_kvm } from "../../mmu/kvm_destroy.js";
+import { roleInvalid } from "../../mmu/role.js";
 import { for_each_valid_tdp_mmu_root_yield_safe } from "../../mmu/tdp_mmu_iter_roots.js";
 import { kvm_tdp_mmu_page_fault } from "../../mmu/tdp_mmu_map.js";
 import type { Kvm, KvmMmuPage, Vcpu } from "../../mmu/types.js";
@@ -22,7 +22,12 @@ import { vmScenario } from "./vm.js";
  */
 
 const PARAMS: Readonly<Record<string, ScenarioParam>> = {
-  vcpus: { default: 2, min: 1, max: 4, description: "vCPU threads, each doing `rounds` load/fault/unload rounds" },
+  vcpus: {
+    default: 2,
+    min: 1,
+    max: 4,
+    description: "vCPU threads, each doing `rounds` load/fault/unload rounds",
+  },
   rounds: { default: 1, min: 1, max: 3, description: "load / write fault / unload rounds per vCPU" },
   walkers: {
     default: 2,
@@ -30,7 +35,12 @@ const PARAMS: Readonly<Record<string, ScenarioParam>> = {
     max: 3,
     description: "read-side walkers over valid roots, dropping mmu_lock after each root",
   },
-  fastZaps: { default: 1, min: 0, max: 2, description: "memslot deletions (kvm_mmu_zap_all_fast), one slot each" },
+  fastZaps: {
+    default: 1,
+    min: 0,
+    max: 2,
+    description: "memslot deletions (kvm_mmu_zap_all_fast), one slot each",
+  },
 };
 
 /** Guest of 16 gfns in two memslots of 8: vCPU i writes gfn 8*(i%2) + i/2, so both slots are used. */
@@ -98,7 +108,14 @@ function protocolScenario(name: string, kernel: string, era: string): Scenario {
     memslotPages: SLOT_PAGES,
     vcpus: (params) => new Array<number>(params.vcpus ?? PARAMS.vcpus.default).fill(0),
     body: ({ kvm, vcpus, params, spawn }) => {
-      kvm.memslots.push({ id: 1, as_id: 0, base_gfn: SLOT_PAGES, npages: SLOT_PAGES, flags: 0, deleted: false });
+      kvm.memslots.push({
+        id: 1,
+        as_id: 0,
+        base_gfn: SLOT_PAGES,
+        npages: SLOT_PAGES,
+        flags: 0,
+        deleted: false,
+      });
       const n = params.vcpus ?? PARAMS.vcpus.default;
       const rounds = params.rounds ?? PARAMS.rounds.default;
       for (let i = 0; i < n; i++) spawn(`vcpu${i}`, vcpuRounds(vcpus[i], i, rounds));
