@@ -127,7 +127,10 @@ export class RcuHead extends Shared {
  */
 export function* call_rcu(head: RcuHead, cb: () => Gen<void>, name?: string): Gen<void> {
   const m = machine();
-  yield { kind: "rmw", obj: m.rcuObj, fn: currentFn(), step: "call_rcu" };
+  // Queuing looks at the readers (to decide whom the grace period waits for) and appends: two
+  // call_rcu()s commute, each waiting for the same readers. A grace-period start, rcu_barrier()
+  // or a reader entering or leaving still conflicts with it.
+  yield { kind: "rmw", obj: m.rcuObj, fn: currentFn(), step: "call_rcu", commute: "call_rcu" };
   touch(head, "call_rcu");
   if (head.queued) {
     host().report({

@@ -2,7 +2,7 @@ import { host } from "../engine/host.js";
 import { currentFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import type { KObject } from "./alloc.js";
-import { op, Shared, touch } from "./shared.js";
+import { commutingOp, op, Shared, touch } from "./shared.js";
 
 /** INT_MIN / 2: where a misused refcount_t is parked so it can neither hit 0 nor overflow. */
 export const REFCOUNT_SATURATED = -0x40000000;
@@ -60,7 +60,8 @@ export function* refcount_set(r: Refcount, n: number): Gen<void> {
 
 /** refcount_inc_not_zero(): take a reference unless the count is 0 (the object is dying). */
 export function* refcount_inc_not_zero(r: Refcount): Gen<boolean> {
-  yield op("rmw", r, "refcount_inc_not_zero");
+  // Two of these commute: neither changes whether the count is 0, which is all either returns.
+  yield commutingOp("rmw", r, "refcount_inc_not_zero", "refcount-inc-not-zero");
   touch(r, "refcount_inc_not_zero");
   const old = r.v;
   if (old === 0) return false;

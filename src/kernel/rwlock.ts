@@ -11,7 +11,7 @@ import {
 } from "./lockdep.js";
 import { machine } from "./machine.js";
 import { cond_resched, need_resched, preempt_disable, preempt_enable } from "./sched.js";
-import { op, Shared, touch } from "./shared.js";
+import { commutingOp, op, Shared, touch } from "./shared.js";
 
 /**
  * rwlock_t as the queued rwlock (kernel/locking/qrwlock.c, v4.x+) implements it:
@@ -57,9 +57,12 @@ export function* read_lock(l: RwLock): Gen<void> {
   lock_acquired(l, "read");
 }
 
-/** read_unlock(). */
+/**
+ * read_unlock(). Readers leaving commute with each other (class "rwlock-reader-exit"): each takes
+ * only itself off the reader count, and none looks at who else is leaving.
+ */
 export function* read_unlock(l: RwLock): Gen<void> {
-  yield op("release", l, "read_unlock");
+  yield commutingOp("release", l, "read_unlock", "rwlock-reader-exit");
   touch(l, "read_unlock");
   if (lock_released(l, "read")) {
     const i = l.readers.indexOf(me());

@@ -28,6 +28,15 @@ export function op(kind: AccessKind, s: Shared, step: string, enabled?: () => bo
   return { kind, obj: s.id, objs: s.deps, fn: currentFn(), step, enabled };
 }
 
+/**
+ * The op of a write to `s` that commutes with every other write to `s` in class `cls` (see
+ * AccessOp.commute): the primitive guarantees that two such writes, in either order, leave the
+ * same state and give the same results, and that neither can block.
+ */
+export function commutingOp(kind: AccessKind, s: Shared, step: string, cls: string): AccessOp {
+  return { kind, obj: s.id, objs: s.deps, fn: currentFn(), step, commute: cls };
+}
+
 /** Called right after an access resumes: reports a use-after-free if the owner is gone. */
 export function touch(s: Shared, step: string): void {
   const o = s.owner;

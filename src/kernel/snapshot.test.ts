@@ -211,8 +211,16 @@ describe("RCU and workqueue snapshots", () => {
     };
     const rec = recordRun(p, [0, 0, 1, 1, 1], { snapshot: () => snapshotWorkqueue(wq!, [w!]) });
     const steps = rec.result.trace!.map((s) => s.step);
+    // PENDING first, then the insertion puts the item in flight.
     const q = steps.indexOf("queue_work");
     expect(rec.states![q]).toMatchObject({
+      name: "zap",
+      items: [{ name: "work", pending: true }],
+      inFlight: 0,
+    });
+    const ins = steps.indexOf("__queue_work");
+    expect(ins).toBe(q + 1);
+    expect(rec.states![ins]).toMatchObject({
       name: "zap",
       items: [{ name: "work", pending: true, running: false }],
       inFlight: 1,

@@ -112,24 +112,26 @@ function is_chained_work(wq: Workqueue): boolean {
  * and __queue_work() inserts it, unless the workqueue is draining or being
  * destroyed and the caller is not one of its own items: then it WARNs once and
  * returns with PENDING left set, so the item never runs.
+ *
+ * Two steps, as in the kernel: test_and_set_bit(WORK_STRUCT_PENDING) on the
+ * item, then the insertion under the pool's lock, which changes the workqueue's
+ * in-flight set (what flush_workqueue() waits for). Insertions of different
+ * items commute with each other (class "workqueue-insert"); a flush or drain
+ * that looks at the in-flight set does not.
  */
 export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
   yield {
     kind: "rmw",
     obj: w.id,
-    objs: [...(w.deps ?? []), wq.id, wq.kobj.id],
+    objs: w.deps,
     fn: currentFn(),
     step: "queue_work",
   };
   touch(w, "queue_work");
-  touch(wq, "queue_work");
   if (w.pending) return false;
   w.pending = true;
-  if ((wq.draining || wq.destroying) && !is_chained_work(wq)) {
-    wq.dropped++;
-    WARN_ON_ONCE(true, `__queue_work on ${wq.destroying ? "destroying" : "draining"} ${wq.wqName}`);
-    return true;
-  }
+  // The item is claimed for the worklist from here: a list_add of an item already on a list is
+  // what CONFIG_DEBUG_LIST would catch in __queue_work().
   if (machine().config.debugList && w.onList) {
     host().report({
       invariant: "list-corruption",
@@ -138,6 +140,20 @@ export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
     return true;
   }
   w.onList = true;
+  yield {
+    kind: "rmw",
+    obj: wq.id,
+    objs: [...(wq.deps ?? []), wq.kobj.id],
+    fn: currentFn(),
+    step: "__queue_work",
+    commute: "workqueue-insert",
+  };
+  touch(wq, "queue_work");
+  if ((wq.draining || wq.destroying) && !is_chained_work(wq)) {
+    wq.dropped++;
+    WARN_ON_ONCE(true, `__queue_work on ${wq.destroying ? "destroying" : "draining"} ${wq.wqName}`);
+    return true;
+  }
   const seq = wq.nextSeq++;
   wq.inflight.add(seq);
   yield { kind: "spawn", name: `kworker:${w.name}`, body: process_one_work(wq, w, seq), lane: "kworker" };

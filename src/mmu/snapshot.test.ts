@@ -103,7 +103,15 @@ describe("states of seed 002 (zap worker), round robin", () => {
   });
 
   it("follows the zap work item from queue_work to its kworker", () => {
-    const q = find(/^vcpu0: tdp_mmu_schedule_zap_root: queue_work/);
+    // queue_work() is two steps: PENDING on the item, then the insertion (__queue_work) that
+    // puts it in flight and starts the kworker.
+    const q = find(/^vcpu0: tdp_mmu_schedule_zap_root: __queue_work /);
+    const pendingAt = find(/^vcpu0: tdp_mmu_schedule_zap_root: queue_work /);
+    expect(pendingAt).toBeLessThan(q);
+    expect(doc.states![pendingAt].workqueues[0]).toMatchObject({
+      items: [{ name: "root#1.tdp_mmu_async_work", pending: true, running: false }],
+      inFlight: 0,
+    });
     expect(doc.states![q].roots[0].flags).toContain("work_queued");
     expect(doc.states![q].workqueues[0]).toMatchObject({
       name: "kvm",

@@ -166,8 +166,10 @@ export const tdp_mmu_zap_root_work = modelFn(
     ghost_work_started(kvm, root);
     yield* read_lock(kvm.mmu_lock);
     yield* tdp_mmu_zap_root(kvm, root, true);
-    ghost_worker_put(kvm, root);
+    // The reference the worker was given is still held until the put below runs: the ghost
+    // records the put with it, so no check in between can see the root as abandoned.
     yield* kvm_tdp_mmu_put_root(kvm, root, true);
+    ghost_worker_put(kvm, root);
     yield* read_unlock(kvm.mmu_lock);
   },
 );

@@ -25,7 +25,11 @@ export interface SeedRow {
 
 export interface SeedRunOptions {
   readonly threads?: readonly string[];
-  /** Per-design time budget. */
+  /**
+   * Per-design wall-clock budget. None by default: a verdict is decided by exhausting the
+   * exploration or by a violation, never by how busy the machine is. A design cut by a budget
+   * given here is reported inconclusive.
+   */
   readonly timeLimitMs?: number;
   readonly maxExecutions?: number;
   readonly shrink?: boolean;
@@ -48,7 +52,7 @@ export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}):
     explore: {
       strategy: "dpor",
       stopOnFirstViolation: true,
-      timeLimitMs: opts.timeLimitMs ?? 30_000,
+      timeLimitMs: opts.timeLimitMs,
       maxExecutions: opts.maxExecutions,
     },
     shrink: opts.shrink ?? true,

@@ -323,9 +323,14 @@ describe("toChromeTrace on a recorded trace (spawn sites and states)", () => {
     const starts = ev.filter((e) => e.ph === "s" && e.name === "queue_work");
     expect(starts).toHaveLength(kworkers.length);
     for (const kw of kworkers) {
+      // The kworker is spawned by the insertion (__queue_work), where the flow starts; the
+      // queue_work step before it set the item's PENDING bit.
       const at = rich.steps[kw.spawnStep!];
-      expect(at).toMatchObject({ task: kw.parent, step: "queue_work" });
-      expect(rich.objects[at.obj]).toBe(kw.name.slice("kworker:".length));
+      expect(at).toMatchObject({ task: kw.parent, step: "__queue_work" });
+      const qw = rich.steps
+        .filter((x) => x.i < at.i && x.task === at.task && x.step === "queue_work")
+        .at(-1)!;
+      expect(rich.objects[qw.obj]).toBe(kw.name.slice("kworker:".length));
       const s = starts.find((e) => e.ts === at.i && e.tid === at.task + 1)!;
       const f = ev.filter((e) => e.ph === "f" && e.id === s.id);
       const first = rich.steps.find((x) => x.task === kw.id)!;

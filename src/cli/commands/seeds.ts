@@ -34,17 +34,20 @@ export function registerSeeds(program: Command, out: Out, setExit: SetExit): voi
       "check every design the five seed threads debate and compare each verdict with its expectation",
     )
     .option("--thread <ids>", "only these threads, e.g. 001,003")
-    .option("--time-limit <s>", "per-design budget in seconds", "30")
+    .option(
+      "--time-limit <s>",
+      "per-design budget in seconds (none by default: verdicts never depend on load)",
+    )
     .option("--json", "print {schemaVersion, seeds: [row, ...]}")
     .option("--markdown", "print the table as Markdown")
     .action(async (o) => {
       const threads = o.thread?.split(",").map((t) => t.trim().padStart(3, "0"));
       if (threads?.some((t) => !/^00[0-4]$/.test(t)))
         throw new UsageError(`--thread takes ids 000..004, not '${o.thread}'`);
-      const limit = intFlag("--time-limit", o.timeLimit, 1)!;
+      const limit = intFlag("--time-limit", o.timeLimit, 1);
       const rows = await runSeeds({
         threads,
-        timeLimitMs: limit * 1000,
+        timeLimitMs: limit === undefined ? undefined : limit * 1000,
         onRow: (r, i, n) => out.progress(`[${i}/${n}] ${r.thread} ${r.variant}: ${r.verdict}`),
       });
       out.endProgress();
