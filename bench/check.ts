@@ -12,6 +12,7 @@ import { BUILTIN_SCENARIOS } from "../src/scenarios/builtin/index.js";
 import { builtinProgram } from "../src/scenarios/program-factory.js";
 import { checkSeedDesign } from "../src/scenarios/seed-report.js";
 import { SEED_DESIGNS } from "../src/scenarios/seeds.js";
+import { formatReach, reachRows } from "./reach.js";
 
 const json = process.argv.includes("--json");
 const MAX_EXECUTIONS = 3000;
@@ -66,7 +67,7 @@ for (const s of BUILTIN_SCENARIOS) {
 
 const firstCounterexample = [];
 for (const d of SEED_DESIGNS.filter((x) => x.expected === "unsafe")) {
-  const row = await checkSeedDesign(d, { timeLimitMs: 30_000, shrink: false });
+  const row = await checkSeedDesign(d, { shrink: false });
   firstCounterexample.push({
     thread: d.thread,
     variant: d.variant,
@@ -76,7 +77,17 @@ for (const d of SEED_DESIGNS.filter((x) => x.expected === "unsafe")) {
   });
 }
 
-const result = { maxExecutions: MAX_EXECUTIONS, scenarios, firstCounterexample, node: process.version };
+const reach = await reachRows((r) => {
+  if (!json) console.error(`measured reach ${r.scenario} ${r.variant ?? ""}`);
+});
+
+const result = {
+  maxExecutions: MAX_EXECUTIONS,
+  scenarios,
+  firstCounterexample,
+  reach,
+  node: process.version,
+};
 if (json) console.log(JSON.stringify(result));
 else {
   console.log(
@@ -92,5 +103,7 @@ else {
     console.log(
       `  ${f.thread} ${String(f.variant).padEnd(36)} ${f.verdict} after ${f.executions} executions, ${f.ms} ms`,
     );
+  console.log("\nreach: the whole protocol per era, and known bugs in it:");
+  console.log(formatReach(reach));
 }
 process.exit(0);
