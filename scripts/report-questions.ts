@@ -3,7 +3,7 @@ import { Missing, ms, type Question, type StudyResult, times } from "./report-li
 import { flatAcross, linearFit, scaling, sweepLine, sweptNumbers } from "./report-read.js";
 
 /**
- * Q1–Q11 of /work/shared/research/perf-figures.md section 3, each with the `tdplab simulate` studies
+ * Q1–Q11 of docs/published-figures.md, each with the `tdplab simulate` studies
  * that answer it and a reading computed from their numbers. The question texts paraphrase that list.
  */
 
@@ -58,7 +58,7 @@ export const QUESTIONS: readonly Question[] = [
               : `With PREEMPT_NONE and an idle worker CPU teardown waits ${(100 * share).toFixed(1)}% of the zap (${ms(zap)}). `;
           const verdict =
             wait("none/idle") > FEW_MS && few.length > 0
-              ? " This supports Sean's objection and the hypothesis of perf-figures Q1."
+              ? " This supports Sean's objection and the hypothesis of published-figures Q1."
               : "";
           return (
             `At ${p}: ${listed}. ${mechanism}` +

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { enumerateAll } from "../engine/enumerate.js";
+import { explore } from "../engine/explore/explore.js";
 import type { AccessOp, Gen } from "../engine/op.js";
 import { type Program, runProgram } from "../engine/runtime.js";
 import { RoundRobinScheduler } from "../engine/scheduler.js";
 import { liveObjects } from "./alloc.js";
-import { Atomic, READ_ONCE } from "./atomic.js";
+import { Atomic, READ_ONCE, WRITE_ONCE } from "./atomic.js";
 import { bootMachine, type MachineConfig } from "./machine.js";
 import type { Shared } from "./shared.js";
 import { Spinlock, spin_lock } from "./spinlock.js";
@@ -213,6 +214,41 @@ describe("flush_workqueue", () => {
     expect(r.complete).toBe(true);
     expect(r.firstViolation).toBeNull();
     expect(lateDone).toEqual(new Set([true, false]));
+  });
+
+  it("DPOR explores a flush racing with queue_work both ways: the insertion writes the workqueue", () => {
+    // With queue_work as one step that declared only the item as written, the flush's look at
+    // the workqueue was independent of it, and the order where the flush returns before the
+    // item ran (the reader sees 0) was never explored.
+    const seen = new Set<number>();
+    let last = -1;
+    const r = explore(
+      ({ spawn }) => {
+        bootMachine();
+        const wq = alloc_workqueue("wq");
+        const done = new Atomic("done");
+        const w = new WorkStruct("w");
+        w.fn = function* () {
+          yield* WRITE_ONCE(done, 1);
+        };
+        spawn(
+          "queuer",
+          (function* () {
+            yield* queue_work(wq, w);
+          })(),
+        );
+        spawn(
+          "flusher",
+          (function* () {
+            yield* flush_workqueue(wq);
+            last = yield* READ_ONCE(done);
+          })(),
+        );
+      },
+      { stopOnFirstViolation: false, onExecution: () => seen.add(last) },
+    );
+    expect(r.complete).toBe(true);
+    expect([...seen].sort()).toEqual([0, 1]);
   });
 
   it("flushing a workqueue from one of its own items deadlocks", () => {

@@ -111,7 +111,7 @@ export function tdp_mmu_alloc_sp(
   ptep: Atomic | null,
   isRoot: boolean,
 ): KvmMmuPage {
-  // The page allocation is the expensive part of installing a table (perf-figures E5): priced here,
+  // The page allocation is the expensive part of installing a table (published-figures E5): priced here,
   // where the model allocates, not guessed from object names.
   host().cost("pt_alloc", 1);
   const sp = init_sp(kvm, roleWord, gfn, ptep, isRoot, ({ kobj }) => {

@@ -388,7 +388,7 @@ export const kvm_tdp_mmu_page_fault = modelFn(
     // is about to change is caught by the recheck under mmu_lock.
     const mmu_seq = yield* READ_ONCE(kvm.mmu_invalidate_seq);
     // hva_to_pfn(), outside mmu_lock: a GUP, plus the host's own page fault on first touch. That one
-    // takes 20-24 µs (perf-figures E6), a range: the part above the minimum is a data choice, which
+    // takes 20-24 µs (published-figures E6), a range: the part above the minimum is a data choice, which
     // the simulator draws from its seeded generator.
     host().cost("faultin_pfn", 1);
     if (host_fault_in(kvm, gfn)) {

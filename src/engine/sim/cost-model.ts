@@ -2,8 +2,8 @@ import type { AccessOp } from "../op.js";
 
 /**
  * The simulator's price list, in virtual nanoseconds. This is the ONE place where a number of the
- * timed model lives; every entry names its source in /work/shared/research/perf-figures.md (section
- * and row, e.g. "A2") or says plainly that it is an assumption. Every entry can be overridden with
+ * timed model lives; every entry names its source in docs/published-figures.md (by its id,
+ * e.g. "A2") or says plainly that it is an assumption. Every entry can be overridden with
  * a partial object (withCosts). Results must come out of these per-operation prices multiplied by
  * what the model functions actually do, never from a price for a whole scenario.
  *
@@ -36,11 +36,11 @@ export interface CostModel {
   readonly lockReleaseNs: number;
   /** A `wait` op: the waiting itself costs nothing; the time passes while blocked. */
   readonly waitNs: number;
-  /** kfree() of anything other than a page-table page. Assumption (no figure in perf-figures.md). */
+  /** kfree() of anything other than a page-table page. Assumption (no figure in published-figures.md). */
   readonly kfreeNs: number;
   /**
    * Freeing a page-table page (free_page + the kmem_cache free of its header) in the RCU callback.
-   * Assumption: no figure in perf-figures.md; E5 gives allocation only. Kept well below ptAllocNs.
+   * Assumption: no figure in published-figures.md; E5 gives allocation only. Kept well below ptAllocNs.
    */
   readonly ptFreeNs: number;
   /**
@@ -70,7 +70,7 @@ export interface CostModel {
   readonly vmExitNs: number;
   /**
    * kvm_faultin_pfn() for a page the host already has (hva_to_pfn: get_user_pages_fast of a resident
-   * 4K page). Assumption: no figure in perf-figures.md; kept well below E6's 1.2 µs lockless fault.
+   * 4K page). Assumption: no figure in published-figures.md; kept well below E6's 1.2 µs lockless fault.
    */
   readonly faultinPfnNs: number;
   /**
@@ -88,14 +88,14 @@ export interface CostModel {
   /**
    * The guest's own time to reach and touch one page when no exit is needed (memstress: an 8-byte
    * access per 4K page, each a TLB miss with a two-dimensional page walk). Assumption: no figure in
-   * perf-figures.md; a TLB miss with a 2D walk is some hundreds of cycles.
+   * published-figures.md; a TLB miss with a 2D walk is some hundreds of cycles.
    */
   readonly guestPageAccessNs: number;
-  /** A context switch (__schedule). Assumption: perf-figures.md has no figure; a few µs is the usual order. */
+  /** A context switch (__schedule). Assumption: published-figures.md has no figure; a few µs is the usual order. */
   readonly contextSwitchNs: number;
   /**
    * Time from queue_work()/call_rcu() spawning a kworker or callback task to that task being
-   * runnable (wake-up latency of an idle kworker). Assumption: no figure in perf-figures.md.
+   * runnable (wake-up latency of an idle kworker). Assumption: no figure in published-figures.md.
    */
   readonly wakeupNs: number;
   /**
@@ -114,7 +114,7 @@ export interface CostModel {
   readonly sliceNs: number;
   /**
    * CPU time a user task computes between two entries into the kernel (a CPU-bound neighbour that
-   * only gives the CPU up at a tick). Assumption: no figure in perf-figures.md.
+   * only gives the CPU up at a tick). Assumption: no figure in published-figures.md.
    */
   readonly userWorkNs: number;
   /** Prices of host().cost(kind, units) kinds the model does not list above (per unit). */

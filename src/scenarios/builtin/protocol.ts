@@ -1,10 +1,6 @@
-import { host } from "../../engine/host.js";
-import { currentFn } from "../../engine/model-fn.js";
 import type { Gen } from "../../engine/op.js";
-import { peekEntries } from "../../kernel/rculist.js";
 import { read_lock, read_unlock } from "../../kernel/rwlock.js";
 import { kvm_get_kvm_at_spawn, kvm_put_kvm } from "../../mmu/kvm_destroy.js";
-import { roleInvalid } from "../../mmu/role.js";
 import { for_each_valid_tdp_mmu_root_yield_safe } from "../../mmu/tdp_mmu_iter_roots.js";
 import { kvm_tdp_mmu_page_fault } from "../../mmu/tdp_mmu_map.js";
 import type { Kvm, KvmMmuPage, Vcpu } from "../../mmu/types.js";
@@ -12,6 +8,7 @@ import { kvm_mmu_load, kvm_mmu_unload } from "../../mmu/vcpu.js";
 import { destroyVmTask, memslotDeleteTask } from "../../mmu/workloads.js";
 import type { Scenario, ScenarioParam } from "../define.js";
 import { vmScenario } from "./vm.js";
+import { check_walk_complete, validRootsNow } from "./walks.js";
 
 /**
  * The whole root lifecycle of one kernel era as a reviewer would configure it for a model
@@ -43,7 +40,10 @@ const PARAMS: Readonly<Record<string, ScenarioParam>> = {
   },
 };
 
-/** Guest of 16 gfns in two memslots of 8: vCPU i writes gfn 8*(i%2) + i/2, so both slots are used. */
+/**
+ * Guest of 16 gfns in two memslots of 8. In round r, vCPU i writes gfn 8*((i+r)%2) + i/2: the
+ * vCPUs and the rounds alternate between the slots, so both fast zaps have mappings to remove.
+ */
 const SLOT_PAGES = 8;
 
 function faultGfn(i: number, round: number): number {
@@ -70,7 +70,7 @@ function* vcpuRounds(vcpu: Vcpu, index: number, rounds: number): Gen<void> {
  */
 function* yieldingWalker(kvm: Kvm): Gen<void> {
   kvm_get_kvm_at_spawn(kvm);
-  const before = peekEntries(kvm.tdp_mmu_roots).filter((r) => !roleInvalid(r.role.v));
+  const before = validRootsNow(kvm);
   const visited = new Set<KvmMmuPage>();
   yield* read_lock(kvm.mmu_lock);
   yield* for_each_valid_tdp_mmu_root_yield_safe(kvm, -1, true, function* (root) {
@@ -80,15 +80,7 @@ function* yieldingWalker(kvm: Kvm): Gen<void> {
     return undefined;
   });
   yield* read_unlock(kvm.mmu_lock);
-  for (const r of before) {
-    if (!visited.has(r) && !roleInvalid(r.role.v) && r.kobj.freed === null && r.tdp_mmu_root_count.v > 0) {
-      host().report({
-        invariant: "walk-complete",
-        message: `the root walk ended without visiting ${r.kobj.name}, valid from start to end (in ${currentFn()})`,
-        details: { root: r.kobj.name, visited: [...visited].map((v) => v.kobj.name) },
-      });
-    }
-  }
+  check_walk_complete(before, visited);
   yield* kvm_put_kvm(kvm);
 }
 

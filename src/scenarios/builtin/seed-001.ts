@@ -1,26 +1,20 @@
-import { host } from "../../engine/host.js";
-import { currentFn } from "../../engine/model-fn.js";
 import type { Gen } from "../../engine/op.js";
 import { bitfield_load } from "../../kernel/atomic.js";
-import { peekEntries } from "../../kernel/rculist.js";
 import { read_lock, read_unlock } from "../../kernel/rwlock.js";
-import { ROLE, roleInvalid } from "../../mmu/role.js";
+import { ROLE } from "../../mmu/role.js";
 import { for_each_valid_tdp_mmu_root_yield_safe } from "../../mmu/tdp_mmu_iter_roots.js";
 import type { Kvm, KvmMmuPage } from "../../mmu/types.js";
 import { kvm_mmu_load, kvm_mmu_unload } from "../../mmu/vcpu.js";
 import { memslotDeleteTask } from "../../mmu/workloads.js";
 import { vmScenario } from "./vm.js";
-import { resumeRootWalk, startRootWalk } from "./walks.js";
+import { check_walk_complete, resumeRootWalk, startRootWalk, validRootsNow } from "./walks.js";
 
 /**
- * An update walk over every valid root under the read lock, as dirty logging
- * does, yielding inside each root. Its completeness property (seed 001): when
- * it ends, every root that was valid when it started and is still valid now
- * and still referenced has been visited; roots created meanwhile need no
- * visit, because they were built after the state change the walk publishes.
+ * An update walk over every valid root under the read lock, as dirty logging does, yielding
+ * inside each root; when it ends it checks seed 001's completeness property (check_walk_complete).
  */
 export function* updateWalk(kvm: Kvm): Gen<void> {
-  const before = peekEntries(kvm.tdp_mmu_roots).filter((r) => !roleInvalid(r.role.v));
+  const before = validRootsNow(kvm);
   const visited = new Set<KvmMmuPage>();
   yield* read_lock(kvm.mmu_lock);
   yield* for_each_valid_tdp_mmu_root_yield_safe(kvm, -1, true, function* (root) {
@@ -29,16 +23,7 @@ export function* updateWalk(kvm: Kvm): Gen<void> {
     return undefined;
   });
   yield* read_unlock(kvm.mmu_lock);
-  for (const r of before) {
-    // A root whose count already reached 0 is dying (being unlinked, or going defunct): no update owed.
-    if (!visited.has(r) && !roleInvalid(r.role.v) && r.kobj.freed === null && r.tdp_mmu_root_count.v > 0) {
-      host().report({
-        invariant: "walk-complete",
-        message: `the root walk ended without visiting ${r.kobj.name}, valid from start to end (in ${currentFn()})`,
-        details: { root: r.kobj.name, visited: [...visited].map((v) => v.kobj.name) },
-      });
-    }
-  }
+  check_walk_complete(before, visited);
 }
 
 export const seed001RootWalk = vmScenario({

@@ -5,7 +5,7 @@ import { defunctRootZap, defunctRootZapScenario } from "./defunct-root-zap.js";
 const TiB = 2 ** 40;
 const GiB = 2 ** 30;
 
-describe("defunct-root-zap (seed 002, perf-figures A1)", () => {
+describe("defunct-root-zap (seed 002, published-figures A1)", () => {
   it("64 TiB: the synchronous zap blocks the vCPU for 900+ s, the async worker for under 100 ms", () => {
     const runs = defunctRootZapScenario.run({ guestSize: 64 * TiB }, {});
     const sync = runs.find((r) => r.label === "sync")!;

@@ -14,7 +14,7 @@ import {
 import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
 
 /**
- * Scenario 1 (seed 002, perf-figures A1): a vCPU drops the last reference to a fully populated root
+ * Scenario 1 (seed 002, published-figures A1): a vCPU drops the last reference to a fully populated root
  * through kvm_mmu_unload(). v5.17 zaps the root inside the put, holding mmu_lock for write, so the
  * vCPU is out of the guest for the whole zap ("900+ s" at 64 TiB); v5.18 (efd995dae5eb) marks it
  * defunct and queues the zap on a worker ("<100 ms"). The vCPU, the kworker and the RCU callbacks

@@ -20,7 +20,7 @@ import {
 import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
 
 /**
- * Scenario 2 (seed 000, perf-figures Q1/A10): VM teardown takes mmu_lock for write while the async
+ * Scenario 2 (seed 000, published-figures Q1/A10): VM teardown takes mmu_lock for write while the async
  * worker zaps a fully populated root under the read lock. Matlack: "it would block for at most a few
  * milliseconds waiting for the async work to reschedule"; Sean: not if the root is a fully populated
  * 5-level one, nothing else wants the worker's CPU, and CONFIG_PREEMPTION=n neuters
