@@ -1027,7 +1027,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
 }
 
 /** The optional `c` field of a serialised footprint. */
-export function classJson(c: number): { c?: string } {
+function classJson(c: number): { c?: string } {
   const n = className(c);
   return n === null ? {} : { c: n };
 }
