@@ -39,6 +39,17 @@ export interface AccessOp {
   /** When present the task is disabled (blocked) until this returns true. Must be side-effect free. */
   readonly enabled?: () => boolean;
   /**
+   * This write *completes* `obj` (a one-shot event: a callback finished, a work item finished, a
+   * read-side section ended). Waits that list `obj` in `awaits` cannot run before it.
+   */
+  readonly completes?: boolean;
+  /**
+   * For a blocking op: objects (among `obj`/`objs`) whose completion write must have happened for
+   * this op to be enabled. The engine checks the promise when the op runs, and the explorer uses
+   * it to skip reorderings that would put this op before such a completion: they cannot happen.
+   */
+  readonly awaits?: readonly number[];
+  /**
    * This access stands for a whole recorded block of steps (src/engine/bulk.ts): one access to the
    * checker, the block's steps and prices to the simulator.
    */

@@ -323,6 +323,60 @@ describe("choose", () => {
 // ---- violations ----------------------------------------------------------------
 
 describe("violations", () => {
+  it("a wait that runs before a completion it declares it awaits is a model-error", () => {
+    const p: Program = ({ spawn, host: h }) => {
+      const c = h.newObject("c");
+      const o = h.newObject("o");
+      // The predicate lies: it lets the wait run although nobody completed c.
+      spawn(
+        "w",
+        (function* (): Gen<void> {
+          yield {
+            kind: "wait",
+            obj: o,
+            objs: [c],
+            fn: "w",
+            step: "await c",
+            enabled: () => true,
+            awaits: [c],
+          };
+        })(),
+      );
+    };
+    const r = runProgram(p, { scheduler: new RoundRobinScheduler() });
+    expect(r.violations.map((v) => v.invariant)).toEqual(["model-error"]);
+    expect(r.violations[0].message).toContain("ran before c was completed");
+  });
+
+  it("completing an object twice is a model-error; once, then awaiting it, is fine", () => {
+    const run = (twice: boolean) =>
+      runProgram(
+        ({ spawn, host: h }) => {
+          const c = h.newObject("c");
+          let done = false;
+          spawn(
+            "a",
+            (function* (): Gen<void> {
+              yield { kind: "write", obj: c, fn: "a", step: "complete", completes: true };
+              done = true;
+              if (twice) yield { kind: "write", obj: c, fn: "a", step: "complete again", completes: true };
+            })(),
+          );
+          spawn(
+            "b",
+            (function* (): Gen<void> {
+              yield { kind: "wait", obj: c, fn: "b", step: "await c", enabled: () => done, awaits: [c] };
+            })(),
+          );
+        },
+        { scheduler: new RoundRobinScheduler() },
+      );
+    expect(run(false).status).toBe("ok");
+    const r = run(true);
+    expect(r.violations.map((v) => v.invariant)).toEqual(["model-error"]);
+    expect(r.violations[0].message).toContain("already completed");
+  });
+
   it("an exception in model code becomes a model-error and stops the run", () => {
     const p: Program = ({ spawn, host: h }) => {
       const o = h.newObject("o");

@@ -233,6 +233,8 @@ export class Runtime implements Host {
     }
     task.steps++;
     this.stats.steps++;
+    if (op.awaits !== undefined && !this.checkAwaits(op)) return;
+    if (op.completes === true && !this.complete(op)) return;
     this.resume(task, undefined);
     const checks = this.checks;
     if (checks.length !== 0 && !this.stopped) {
@@ -243,6 +245,38 @@ export class Runtime implements Host {
       }
       this.current = prev;
     }
+  }
+
+  /** Objects whose completion write (AccessOp.completes) has run. */
+  private readonly completed = new Set<number>();
+
+  /** A completion is a one-shot event: completing an object twice breaks what waits rely on. */
+  private complete(op: AccessOp): boolean {
+    if (this.completed.has(op.obj)) {
+      this.report({
+        invariant: "model-error",
+        message: `${op.fn}: "${op.step}" completes ${this.objectName(op.obj)}, which was already completed`,
+      });
+      this.stopped = true;
+      return false;
+    }
+    this.completed.add(op.obj);
+    return true;
+  }
+
+  /** A blocking op declared that it waits for these completions: hold the model to it. */
+  private checkAwaits(op: AccessOp): boolean {
+    for (const o of op.awaits!) {
+      if (!this.completed.has(o)) {
+        this.report({
+          invariant: "model-error",
+          message: `${op.fn}: "${op.step}" ran before ${this.objectName(o)} was completed, which it declares it awaits`,
+        });
+        this.stopped = true;
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Resume `task` with `value` until its next shared access (or its end). */

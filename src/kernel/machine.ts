@@ -60,8 +60,14 @@ export interface KTask {
   rcuDepth: number;
   /** Incremented on every outermost rcu_read_lock(); a grace period waits for the serial to move on. */
   rcuSerial: number;
-  /** Object id written by this task's rcu_read_lock/unlock; grace-period waits read it. */
+  /** This task's private object (a point of its own for schedule()). */
   readonly rcuObj: number;
+  /**
+   * The object of the current (or last) outermost read-side section, written by its
+   * rcu_read_lock()/rcu_read_unlock(). A grace period reads the sections it waits for, so the
+   * sections a reader opens after the grace period started are independent of it.
+   */
+  rcuSecObj: number;
   preemptCount: number;
   /** Set while running an RCU callback (softirq context: may not sleep). */
   inSoftirq: boolean;
@@ -135,6 +141,7 @@ export function ktask(t: Task = host().current): KTask {
       rcuDepth: 0,
       rcuSerial: 0,
       rcuObj: host().newObject(`rcu_reader:${t.name}`),
+      rcuSecObj: -1,
       preemptCount: 0,
       inSoftirq: false,
       needResched: false,

@@ -17,17 +17,32 @@ import { Shared, touch } from "./shared.js";
 /** rcu_read_lock(): nests; the outermost one starts a new read-side section. */
 export function* rcu_read_lock(): Gen<void> {
   const k = ktask();
-  // Entering a section writes this reader's state and reads the grace-period state: it is
+  // Entering a section writes the section's state and reads the grace-period state: it is
   // ordered against call_rcu()/synchronize_rcu() (which decide whether to wait for it), but
-  // not against other readers.
-  yield { kind: "write", obj: k.rcuObj, objs: machine().rcuObjs, fn: currentFn(), step: "rcu_read_lock" };
+  // not against other readers. An outermost section gets an object of its own: a grace period
+  // waits for the sections open when it started, and whether it ends before or after this
+  // reader's later sections start is no race of theirs.
+  // A nested entry changes nothing another task can see: it is a point on the task's own object.
+  const outer = k.rcuDepth === 0;
+  if (outer) k.rcuSecObj = host().newObject(`rcu_section:${host().current.name}`);
+  const obj = outer ? k.rcuSecObj : k.rcuObj;
+  yield { kind: "write", obj, objs: machine().rcuObjs, fn: currentFn(), step: "rcu_read_lock" };
   if (k.rcuDepth++ === 0) k.rcuSerial++;
 }
 
 /** rcu_read_unlock(). */
 export function* rcu_read_unlock(): Gen<void> {
   const k = ktask();
-  yield { kind: "write", obj: k.rcuObj, objs: machine().rcuObjs, fn: currentFn(), step: "rcu_read_unlock" };
+  // The outermost exit completes the section: grace periods waiting for it may end.
+  const outer = k.rcuDepth === 1;
+  yield {
+    kind: "write",
+    obj: outer ? k.rcuSecObj : k.rcuObj,
+    objs: machine().rcuObjs,
+    fn: currentFn(),
+    step: "rcu_read_unlock",
+    completes: outer,
+  };
   if (k.rcuDepth === 0) {
     host().report({
       invariant: "lockdep",
@@ -58,6 +73,7 @@ function* rcu_spawn_batch(batch: RcuBatchEntry[]): Gen<void> {
       fn: "rcu_do_batch",
       step: `GP for ${label}`,
       enabled: () => gracePeriodOver(snap),
+      awaits: snap.objs,
     };
     const me = ktask();
     me.inSoftirq = true;
@@ -66,7 +82,7 @@ function* rcu_spawn_batch(batch: RcuBatchEntry[]): Gen<void> {
       yield* e.cb();
     }
     me.inSoftirq = false;
-    yield { kind: "write", obj: cbObj, fn: "rcu_do_batch", step: `done ${label}` };
+    yield { kind: "write", obj: cbObj, fn: "rcu_do_batch", step: `done ${label}`, completes: true };
     for (const e of batch) m.rcuPending.delete(e.serial);
   }
   yield { kind: "spawn", name: `rcu_cb:${label}`, body: rcu_do_batch(), lane: "rcu" };
@@ -83,7 +99,7 @@ function snapshotReaders(): GpSnapshot {
   for (const k of machine().ktasks) {
     if (k.rcuDepth > 0) {
       readers.push({ k, serial: k.rcuSerial });
-      objs.push(k.rcuObj);
+      objs.push(k.rcuSecObj);
     }
   }
   return { readers, objs };
@@ -109,6 +125,7 @@ export function* synchronize_rcu(): Gen<void> {
     fn,
     step: "synchronize_rcu: wait GP",
     enabled: () => gracePeriodOver(snap),
+    awaits: snap.objs,
   };
 }
 
@@ -175,11 +192,15 @@ export function* rcu_barrier(): Gen<void> {
   might_sleep("rcu_barrier()");
   const m = machine();
   const fn = currentFn();
-  // The snapshot is ordered against every callback's completion, finished or not.
-  yield { kind: "read", obj: m.rcuObj, objs: [...m.cbObjs.values()], fn, step: "rcu_barrier: snapshot" };
-  const waitFor = [...m.rcuPending];
+  // The snapshot looks at which callbacks were queued (call_rcu() writes that), not at which have
+  // run: the wait below covers every queued one, finished or not, so a callback finishing before
+  // or after the snapshot is the same execution.
+  yield { kind: "read", obj: m.rcuObj, fn, step: "rcu_barrier: snapshot" };
+  const upto = m.rcuNextSerial;
+  const waitFor: number[] = [];
+  for (let s = 0; s < upto; s++) waitFor.push(s);
   // A callback still in its queuer's section has no completion object yet; the section's end spawns it.
-  const objs = waitFor.flatMap((s) => m.cbObjs.get(s) ?? []);
+  const objs = [...new Set(waitFor.flatMap((s) => m.cbObjs.get(s) ?? []))];
   yield {
     kind: "wait",
     obj: m.rcuObj,
@@ -187,6 +208,7 @@ export function* rcu_barrier(): Gen<void> {
     fn,
     step: "rcu_barrier: wait callbacks",
     enabled: () => waitFor.every((s) => !m.rcuPending.has(s)),
+    awaits: objs,
   };
 }
 

@@ -44,6 +44,12 @@ export class Workqueue extends Shared {
   /** Sequence numbers of items queued and not yet finished (the pwq's nr_in_flight). */
   readonly inflight = new Set<number>();
   nextSeq = 0;
+  /**
+   * Per queued item (by sequence number), the object its worker completes when the item is done.
+   * Flushes wait for these: an item finishing writes only its own, so it is not a race with a flush
+   * that already knows to wait for it, nor with insertions.
+   */
+  readonly doneObjs: number[] = [];
   /** __WQ_DRAINING: set by drain_workqueue() while it runs. */
   draining = false;
   /** __WQ_DESTROYING (v6.3+): set by destroy_workqueue() for its whole run. */
@@ -53,10 +59,17 @@ export class Workqueue extends Shared {
   dropped = 0;
   /** kworker tasks executing an item of this workqueue right now (is_chained_work()). */
   readonly workers = new Set<number>();
+  /**
+   * The workqueue's flags word (__WQ_DRAINING, __WQ_DESTROYING), an object of its own: setting a
+   * flag is ordered against insertions, which test it, but not against an item finishing, which
+   * only changes the in-flight set (the workqueue's own object).
+   */
+  readonly flags: Shared;
   constructor(name: string, kobj: KObject) {
     super(name, kobj);
     this.kobj = kobj;
     this.wqName = name;
+    this.flags = new Shared(`${name}.flags`, kobj);
   }
 }
 
@@ -78,7 +91,7 @@ export function* INIT_WORK(w: WorkStruct, fn: (w: WorkStruct) => Gen<void>): Gen
  * is still executing is handed to that worker (non-reentrancy), so this
  * instance waits, PENDING still set, until the first one is done.
  */
-function* process_one_work(wq: Workqueue, w: WorkStruct, seq: number): Gen<void> {
+function* process_one_work(wq: Workqueue, w: WorkStruct, seq: number, doneObj: number): Gen<void> {
   yield {
     kind: "rmw",
     obj: w.id,
@@ -96,7 +109,14 @@ function* process_one_work(wq: Workqueue, w: WorkStruct, seq: number): Gen<void>
   const fn = w.fn;
   if (fn !== null) yield* fn(w);
   // The function may have freed the item: from here on only the pool's own state is touched.
-  yield { kind: "write", obj: wq.id, objs: wq.deps, fn: "process_one_work", step: "work done" };
+  yield {
+    kind: "write",
+    obj: doneObj,
+    objs: wq.deps,
+    fn: "process_one_work",
+    step: "work done",
+    completes: true,
+  };
   if (w.runningOn === me) w.runningOn = -1;
   wq.workers.delete(me);
   wq.inflight.delete(seq);
@@ -143,7 +163,7 @@ export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
   yield {
     kind: "rmw",
     obj: wq.id,
-    objs: [...(wq.deps ?? []), wq.kobj.id],
+    objs: [...(wq.deps ?? []), wq.kobj.id, wq.flags.id],
     fn: currentFn(),
     step: "__queue_work",
     commute: "workqueue-insert",
@@ -156,7 +176,14 @@ export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
   }
   const seq = wq.nextSeq++;
   wq.inflight.add(seq);
-  yield { kind: "spawn", name: `kworker:${w.name}`, body: process_one_work(wq, w, seq), lane: "kworker" };
+  const doneObj = host().newObject(`${wq.name}.work#${seq}`);
+  wq.doneObjs.push(doneObj);
+  yield {
+    kind: "spawn",
+    name: `kworker:${w.name}`,
+    body: process_one_work(wq, w, seq, doneObj),
+    lane: "kworker",
+  };
   return true;
 }
 
@@ -165,11 +192,28 @@ export function* flush_workqueue(wq: Workqueue): Gen<void> {
   might_sleep(`flush_workqueue(${wq.wqName})`);
   yield op("read", wq, "flush_workqueue");
   touch(wq, "flush_workqueue");
-  const upto = wq.nextSeq;
-  yield op("wait", wq, "flush_workqueue: wait", () => {
-    for (const s of wq.inflight) if (s < upto) return false;
-    return true;
-  });
+  yield* wait_for_items(wq, wq.nextSeq, "flush_workqueue: wait");
+}
+
+/**
+ * Sleep until the items queued before sequence number `upto` have finished (a flush color in
+ * the kernel). The wait reads only those items' completions, so items queued after the snapshot
+ * are no race of it.
+ */
+function* wait_for_items(wq: Workqueue, upto: number, step: string): Gen<void> {
+  const objs = wq.doneObjs.slice(0, upto);
+  yield {
+    kind: "wait",
+    obj: wq.kobj.id,
+    objs,
+    fn: currentFn(),
+    step,
+    enabled: () => {
+      for (const s of wq.inflight) if (s < upto) return false;
+      return true;
+    },
+    awaits: objs,
+  };
 }
 
 /**
@@ -178,16 +222,21 @@ export function* flush_workqueue(wq: Workqueue): Gen<void> {
  */
 export function* drain_workqueue(wq: Workqueue): Gen<void> {
   might_sleep(`drain_workqueue(${wq.wqName})`);
-  yield op("write", wq, "drain_workqueue: set __WQ_DRAINING");
+  yield op("write", wq.flags, "drain_workqueue: set __WQ_DRAINING");
   touch(wq, "drain_workqueue");
   if (wq.nrDrainers++ === 0) wq.draining = true;
+  // Flush until a flush found nothing new queued (chained work may queue more while it runs).
+  yield op("read", wq, "drain_workqueue: snapshot");
+  touch(wq, "drain_workqueue");
   for (;;) {
-    yield op("wait", wq, "drain_workqueue: flush", () => wq.inflight.size === 0);
+    const upto = wq.nextSeq;
+    yield* wait_for_items(wq, upto, "drain_workqueue: flush");
+    yield op("read", wq, "drain_workqueue: check drained");
     touch(wq, "drain_workqueue");
-    yield op("write", wq, "drain_workqueue: check drained");
-    touch(wq, "drain_workqueue");
-    if (wq.inflight.size === 0) break;
+    if (wq.nextSeq === upto) break;
   }
+  yield op("write", wq.flags, "drain_workqueue: clear __WQ_DRAINING");
+  touch(wq, "drain_workqueue");
   if (--wq.nrDrainers === 0) wq.draining = false;
 }
 
@@ -199,12 +248,13 @@ export function* drain_workqueue(wq: Workqueue): Gen<void> {
 export function* destroy_workqueue(wq: Workqueue): Gen<void> {
   might_sleep(`destroy_workqueue(${wq.wqName})`);
   if (machine().config.wqDestroying) {
-    yield op("write", wq, "destroy_workqueue: set __WQ_DESTROYING");
+    yield op("write", wq.flags, "destroy_workqueue: set __WQ_DESTROYING");
     touch(wq, "destroy_workqueue");
     wq.destroying = true;
   }
   yield* drain_workqueue(wq);
-  yield op("read", wq, "destroy_workqueue: sanity checks");
+  // The sanity check counts what is still in flight: it reads every item's completion.
+  yield { ...op("read", wq, "destroy_workqueue: sanity checks"), objs: [...(wq.deps ?? []), ...wq.doneObjs] };
   touch(wq, "destroy_workqueue");
   if (WARN_ON(wq.inflight.size > 0, `destroy_workqueue: ${wq.wqName} has busy pwq`)) return;
   yield* kfree(wq.kobj);

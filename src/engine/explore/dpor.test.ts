@@ -102,6 +102,15 @@ describe("dpor against brute force", () => {
     );
   });
 
+  it("is optimal and sound with one-shot completions that waits await (AccessOp.awaits)", () => {
+    tally(
+      "completions",
+      { completions: 2, choices: true, spawns: true, violations: true, maxTotalOps: 10 },
+      300,
+      8,
+    );
+  });
+
   it("gives the brute-force verdict when runs and the search stop at the first violation", () => {
     fc.assert(
       fc.property(progSpec({ locks: 1, choices: true, spawns: true, violations: true }), (spec) => {

@@ -95,6 +95,10 @@ class Exec {
   readonly evCanon: number[] = [];
   readonly evFoot: Foot[] = [];
   readonly evBlocking: boolean[] = [];
+  /** The step completes its object (AccessOp.completes). */
+  readonly evCompletes: boolean[] = [];
+  /** Canonical objects the step awaits the completion of (AccessOp.awaits), or null. */
+  readonly evAwaits: (readonly number[] | null)[] = [];
   readonly evLocal: number[] = [];
   readonly evVC: number[][] = [];
   readonly evVals: number[][] = [];
@@ -622,6 +626,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     ex.evCanon[k] = ex.rtCanon[id];
     ex.evFoot[k] = foot;
     ex.evBlocking[k] = op.enabled !== undefined;
+    ex.evCompletes[k] = op.completes === true;
+    ex.evAwaits[k] = this.awaitsOf(op);
     ex.evLocal[k] = local;
     ex.evVC[k] = vc;
     ex.evSpawns[k] = null;
@@ -697,7 +703,12 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         if (s.task === seq.task && s.key === seq.key) throw new RunAbort("redundant");
       }
     }
-    for (const c of ex.evCands[k]) this.reverse(c, k, ex.evTask[k], seq);
+    const awaits = ex.evAwaits[k];
+    for (const c of ex.evCands[k]) this.reverse(c, k, ex.evTask[k], seq, awaits);
+  }
+
+  private awaitsOf(op: AccessOp): readonly number[] | null {
+    return op.awaits === undefined || op.awaits.length === 0 ? null : op.awaits.map(this.canonObj);
   }
 
   /**
@@ -737,7 +748,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         blocking: true,
         spawns: null,
       };
-      for (const c of races) this.reverse(c, k, q, seq);
+      const awaits = this.awaitsOf(op);
+      for (const c of races) this.reverse(c, k, q, seq, awaits);
     }
   }
 
@@ -768,7 +780,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         blocking: op.enabled !== undefined,
         spawns: null,
       };
-      for (const c of races) this.reverse(c, k, q, seq);
+      const awaits = this.awaitsOf(op);
+      for (const c of races) this.reverse(c, k, q, seq, awaits);
     }
   }
 
@@ -776,9 +789,16 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
    * Race between event i and `last` (task q) at position j: insert
    * notdep(i).last into wut(i), unless the reversal is known infeasible.
    */
-  private reverse(i: number, j: number, q: number, racing: SeqEv): void {
+  private reverse(i: number, j: number, q: number, racing: SeqEv, awaits: readonly number[] | null): void {
     const ex = this.ex;
     this.counters.races++;
+    // A wait cannot move in front of a completion it awaits (AccessOp.awaits): the runtime holds
+    // the model to that promise, so the reordering is infeasible, and so is any reordering in front
+    // of what happens before that completion.
+    if (awaits !== null && ex.evCompletes[i] && awaits.includes(ex.evFoot[i].w)) {
+      this.counters.infeasibleRaces++;
+      return;
+    }
     // Moved in front of the step it raced with, the racing step sees another value, so the data
     // choices it makes (its label) may differ: it goes in as a unit event, every label explored.
     const last: SeqEv = racing.vals === null ? racing : { ...racing, vals: null, key: UNIT_KEY };

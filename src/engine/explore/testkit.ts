@@ -19,6 +19,12 @@ export type OpSpec =
   /** Reader side of a reader-writer lock on l: entry and exit commute with other readers'. */
   | { readonly k: "rdlock" | "rdunlock"; readonly l: number }
   | { readonly k: "choose"; readonly n: number }
+  /** Complete c_c (AccessOp.completes); a program completes each completion object at most once. */
+  | { readonly k: "complete"; readonly c: number }
+  /** Wait until c_c is complete (AccessOp.awaits), reading x_o as well. */
+  | { readonly k: "await"; readonly c: number; readonly o: number }
+  /** Read c_c without waiting: a plain read of whether it is complete. */
+  | { readonly k: "peek"; readonly c: number }
   /** Read x_o and report "bad-read" (stopping the run) when the value is divisible by `mod`. */
   | { readonly k: "assert"; readonly o: number; readonly mod: number }
   | { readonly k: "spawn"; readonly body: readonly OpSpec[] };
@@ -26,6 +32,8 @@ export type OpSpec =
 export interface ProgSpec {
   readonly objects: number;
   readonly locks: number;
+  /** Completion objects c_0.. (one-shot events that waits await). */
+  readonly completions?: number;
   readonly tasks: readonly (readonly OpSpec[])[];
   /** Report a violation "bad-final" when every task is done and value 0 is divisible by this. */
   readonly badModulo?: number;
@@ -46,6 +54,31 @@ const assertOp = (objects: number): fc.Arbitrary<OpSpec> =>
     mod: fc.integer({ min: 2, max: 4 }),
   });
 
+const completionOp = (objects: number, completions: number): fc.Arbitrary<OpSpec> =>
+  fc.oneof(
+    fc.record({ k: fc.constant("complete" as const), c: fc.integer({ min: 0, max: completions - 1 }) }),
+    fc.record({
+      k: fc.constant("await" as const),
+      c: fc.integer({ min: 0, max: completions - 1 }),
+      o: fc.integer({ min: 0, max: objects - 1 }),
+    }),
+    fc.record({ k: fc.constant("peek" as const), c: fc.integer({ min: 0, max: completions - 1 }) }),
+  );
+
+function completesOnce(tasks: readonly (readonly OpSpec[])[]): boolean {
+  const seen = new Set<number>();
+  const walk = (ops: readonly OpSpec[]): boolean => {
+    for (const o of ops) {
+      if (o.k === "spawn" && !walk(o.body)) return false;
+      if (o.k !== "complete") continue;
+      if (seen.has(o.c)) return false;
+      seen.add(o.c);
+    }
+    return true;
+  };
+  return tasks.every(walk);
+}
+
 /** A task body: memory ops, optionally a data choice, optionally one lock section. */
 function taskOps(
   objects: number,
@@ -55,10 +88,15 @@ function taskOps(
   asserts = false,
   adds = false,
   readLocks = false,
+  completions = 0,
 ): fc.Arbitrary<OpSpec[]> {
-  const op = asserts
+  const base = asserts
     ? fc.oneof({ weight: 4, arbitrary: memOp(objects, adds) }, { weight: 1, arbitrary: assertOp(objects) })
     : memOp(objects, adds);
+  const op =
+    completions > 0
+      ? fc.oneof({ weight: 3, arbitrary: base }, { weight: 2, arbitrary: completionOp(objects, completions) })
+      : base;
   return fc
     .tuple(
       fc.array(op, { minLength: 1, maxLength: maxOps }),
@@ -96,6 +134,8 @@ export interface GenOptions {
   readonly adds?: boolean;
   /** Some lock sections take the lock as readers (commuting entry and exit). */
   readonly readLocks?: boolean;
+  /** Completion objects (up to this many), each completed at most once, awaited and peeked at. */
+  readonly completions?: number;
   /** Upper bound on the total number of ops (keeps brute force small). Default 9. */
   readonly maxTotalOps?: number;
 }
@@ -120,6 +160,7 @@ export function progSpec(g: GenOptions = {}): fc.Arbitrary<ProgSpec> {
             g.violations ?? false,
             g.adds ?? false,
             g.readLocks ?? false,
+            g.completions ?? 0,
           ),
           {
             minLength: g.minTasks ?? 2,
@@ -127,18 +168,37 @@ export function progSpec(g: GenOptions = {}): fc.Arbitrary<ProgSpec> {
           },
         ),
         child: g.spawns
-          ? fc.option(taskOps(objects, locks, false, 2, false, g.adds ?? false, g.readLocks ?? false), {
-              freq: 2,
-            })
+          ? fc.option(
+              taskOps(
+                objects,
+                locks,
+                false,
+                2,
+                false,
+                g.adds ?? false,
+                g.readLocks ?? false,
+                g.completions ?? 0,
+              ),
+              {
+                freq: 2,
+              },
+            )
           : fc.constant(null),
         badModulo: g.violations ? fc.option(fc.integer({ min: 2, max: 5 }), { freq: 2 }) : fc.constant(null),
       })
       .map(({ tasks, child, badModulo }) => {
         const ts = tasks.map((t) => t.slice());
         if (child !== null) ts[0].splice(1, 0, { k: "spawn", body: child });
-        return { objects, locks, tasks: ts, ...(badModulo === null ? {} : { badModulo }) };
+        return {
+          objects,
+          locks,
+          tasks: ts,
+          ...(g.completions ? { completions: g.completions } : {}),
+          ...(badModulo === null ? {} : { badModulo }),
+        };
       })
-      .filter((p) => p.tasks.reduce((n, t) => n + countOps(t), 0) <= (g.maxTotalOps ?? 9)),
+      .filter((p) => p.tasks.reduce((n, t) => n + countOps(t), 0) <= (g.maxTotalOps ?? 9))
+      .filter((p) => completesOnce(p.tasks)),
   );
 }
 
@@ -169,6 +229,12 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
       lockIds.push(h.newObject(`l${i}`));
       holders.push(-1);
       readers.push(0);
+    }
+    const doneIds: number[] = [];
+    const done: boolean[] = [];
+    for (let i = 0; i < (spec.completions ?? 0); i++) {
+      doneIds.push(h.newObject(`c${i}`));
+      done.push(false);
     }
     const locals = new Map<string, number>();
     let live = 0;
@@ -259,6 +325,30 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
             holders[op.l] = -1;
             break;
           }
+          case "complete": {
+            yield { kind: "write", obj: doneIds[op.c], fn: name, step: `complete c${op.c}`, completes: true };
+            done[op.c] = true;
+            break;
+          }
+          case "await": {
+            const o = (op.o + shift) % spec.objects;
+            yield {
+              kind: "wait",
+              obj: objIds[o],
+              objs: [doneIds[op.c]],
+              fn: name,
+              step: `await c${op.c}, read x${o}`,
+              enabled: () => done[op.c],
+              awaits: [doneIds[op.c]],
+            };
+            acc = (acc * 7 + vals[o]) % 1000003;
+            break;
+          }
+          case "peek": {
+            yield { kind: "read", obj: doneIds[op.c], fn: name, step: `peek c${op.c}` };
+            acc = (acc * 17 + (done[op.c] ? 1 : 0)) % 1000003;
+            break;
+          }
           case "choose": {
             const v = (yield { kind: "choose", n: op.n, fn: name, step: "choose" }) as number;
             acc = (acc * 13 + v + 1) % 1000003;
@@ -282,7 +372,7 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
       `${vals.join(",")}|${[...locals.entries()]
         .sort()
         .map(([k, v]) => `${k}=${v}`)
-        .join(",")}|${holders.join(",")}|${readers.join(",")}`;
+        .join(",")}|${holders.join(",")}|${readers.join(",")}|${done.join(",")}`;
     if (probe) probe.last = snapshot();
     h.addCheck("final", () => {
       if (probe) probe.last = snapshot();
