@@ -58,6 +58,8 @@ describe("tdplab CLI", () => {
       "seed-004-empty-rmap",
       "--variant",
       "rmap-unlock-readonly-writes-zero",
+      "--strategy",
+      "dpor",
       "--out",
       dir,
     );
@@ -85,7 +87,7 @@ describe("tdplab CLI", () => {
       status: "ok",
       complete: true,
       kernel: "v6.15",
-      strategy: "dpor",
+      strategy: "portfolio",
     });
     expect(doc.stats.executions).toBeGreaterThan(0);
     expect(doc.violation).toBeNull();
@@ -151,5 +153,24 @@ describe("tdplab CLI", () => {
     const r = await run("list");
     expect(r.code).toBe(0);
     for (const v of ["v5.17", "v5.18", "v6.4", "v6.6", "v6.9", "v6.15"]) expect(r.stdout).toContain(v);
+  });
+
+  it("list names scenarios, variants, invariants and model functions, in text and JSON", async () => {
+    const all = await run("list");
+    for (const s of [
+      "protocol-v5.18",
+      "rmap-aging",
+      "put-root-dec-not-one-set-zero",
+      "L1-invalid-roots-freed",
+      "kvm_tdp_mmu_put_root",
+    ])
+      expect(all.stdout).toContain(s);
+    const inv = await run("list", "invariants", "--json");
+    expect(inv.code).toBe(0);
+    const doc = JSON.parse(inv.stdout) as { name: string; meaning: string }[];
+    expect(doc.find((i) => i.name === "inv4-no-uaf-roots")?.meaning).toMatch(/freed/);
+    const bad = await run("list", "invariant");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("unknown section 'invariant'");
   });
 });

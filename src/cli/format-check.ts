@@ -7,10 +7,13 @@ export function formatExploreSummary(o: CheckOutcome, label: string): string {
   const e = o.explore;
   const completeness = e.complete
     ? "complete (every interleaving explored)"
-    : `incomplete: cut by ${e.cutBy.join(", ") || "nothing"}`;
+    : e.cutBy.length === 1 && e.cutBy[0] === "first-violation"
+      ? "stopped at the first violation"
+      : `incomplete: cut by ${e.cutBy.join(", ") || "nothing"}`;
   const verdict =
     o.status === "ok" ? "no violation" : o.status === "violation" ? "VIOLATION" : "inconclusive";
-  return `${label}: ${verdict}; ${e.strategy}, ${e.executions} executions, ${e.steps} steps, ${Math.round(e.elapsedMs)} ms; ${completeness}`;
+  const sampled = e.stats.sampledRuns > 0 ? ` (+${e.stats.sampledRuns} sampled runs)` : "";
+  return `${label}: ${verdict}; ${e.strategy}, ${e.executions} executions${sampled}, ${e.steps} steps, ${Math.round(e.elapsedMs)} ms; ${completeness}`;
 }
 
 /** The counterexample the way a kernel developer reads it: diagram, steps, invariant, replay. */

@@ -16,6 +16,11 @@ export interface Host {
   objectName(id: number): string;
   /** Record a violation; the engine decides whether the run stops. */
   report(v: ViolationInput): void;
+  /**
+   * Keep only the violations whose invariant `keep` accepts (a scenario's selected invariants, a
+   * variant's waived ones). Set during program setup; "model-error" is always kept.
+   */
+  filterReports(keep: (invariant: string) => boolean): void;
   /** Per-run environment for the layers above (kernel machine, model config). */
   readonly env: Map<string, unknown>;
   /** Named-function overrides active for this run (mutations). */

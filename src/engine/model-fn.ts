@@ -14,7 +14,15 @@ export type ModelFn<A extends unknown[], R> = ((...args: A) => Gen<R>) & {
 
 export type Override<A extends unknown[], R> = (original: (...args: A) => Gen<R>, ...args: A) => Gen<R>;
 
+/** Names of every model function defined so far (the modules that define them register on load). */
+const REGISTERED = new Set<string>();
+
+export function registeredModelFns(): ReadonlySet<string> {
+  return REGISTERED;
+}
+
 export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A) => Gen<R>): ModelFn<A, R> {
+  REGISTERED.add(name);
   const wrapped = function* (...args: A): Gen<R> {
     const h = host();
     const frames = h.current.frames;

@@ -114,8 +114,16 @@ export class Runtime implements Host {
     return this.objectNames[id] ?? `#${id}`;
   }
 
+  private keep: ((invariant: string) => boolean) | null = null;
+
+  filterReports(keep: (invariant: string) => boolean): void {
+    const prev = this.keep;
+    this.keep = prev === null ? keep : (i) => prev(i) && keep(i);
+  }
+
   report(v: ViolationInput): void {
     if (this.stopped && this.stopOnViolation) return;
+    if (this.keep !== null && v.invariant !== "model-error" && !this.keep(v.invariant)) return;
     const t = this.current;
     const f = t.frames;
     this.violations.push({

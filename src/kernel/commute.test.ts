@@ -158,12 +158,15 @@ function program(tasks: readonly (readonly Step[])[], probe: { last: string }): 
 }
 
 /** DPOR executions of a program whose tasks run `body`, each with its own index. */
-function executions(n: number, setup: () => (i: number) => Gen<void>): number {
-  const r = explore(({ spawn }) => {
-    bootMachine();
-    const body = setup();
-    for (let i = 0; i < n; i++) spawn(`t${i}`, body(i));
-  });
+function executions(n: number, setup: () => (i: number) => Gen<void>, plainDependence = false): number {
+  const r = explore(
+    ({ spawn }) => {
+      bootMachine();
+      const body = setup();
+      for (let i = 0; i < n; i++) spawn(`t${i}`, body(i));
+    },
+    { plainDependence },
+  );
   expect(r.complete).toBe(true);
   return r.executions;
 }
@@ -178,6 +181,16 @@ describe("declared classes: concurrent accesses of one class are not ordered", (
         };
       }),
     ).toBe(1);
+  });
+
+  it("with plainDependence the declarations are ignored: every order of the increments is run", () => {
+    const incs = () => {
+      const r = new Refcount("ref", 1);
+      return function* () {
+        yield* refcount_inc_not_zero(r);
+      };
+    };
+    expect(executions(3, incs, true)).toBe(6);
   });
 
   it("call_rcu() of different heads from two tasks: one execution", () => {
@@ -229,17 +242,16 @@ describe("completions: a wait is not ordered against the one-shot events it awai
   });
 
   it("flush_workqueue() after queue_work(): the item finishing before or after its snapshot is one execution", () => {
-    expect(
-      executions(1, () => {
-        const wq = alloc_workqueue("wq");
-        const w = new WorkStruct("w0");
-        return function* () {
-          yield* INIT_WORK(w, function* () {});
-          yield* queue_work(wq, w);
-          yield* flush_workqueue(wq);
-        };
-      }),
-    ).toBe(1);
+    const flushAfterQueue = () => {
+      const wq = alloc_workqueue("wq");
+      const w = new WorkStruct("w0");
+      return function* () {
+        yield* INIT_WORK(w, function* () {});
+        yield* queue_work(wq, w);
+        yield* flush_workqueue(wq);
+      };
+    };
+    expect(executions(1, flushAfterQueue)).toBe(1);
   });
 
   it("a grace period is not ordered against the sections its holdout opens after it started", () => {

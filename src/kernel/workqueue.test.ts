@@ -442,3 +442,44 @@ describe("drain_workqueue and destroy_workqueue", () => {
     expect(r.violations[0].message).toContain("wq:kvm was freed by t");
   });
 });
+
+describe("max_active", () => {
+  /** Two items queued by one task; every order the items' steps can take, as "start/end" strings. */
+  function orders(maxActive: number): Set<string> {
+    const seen = new Set<string>();
+    enumerateAll(
+      ({ spawn }) => {
+        bootMachine();
+        const wq = alloc_workqueue("kvm", maxActive);
+        const log: string[] = [];
+        const data = new Atomic("data");
+        const works = [0, 1].map((i) => {
+          const w = new WorkStruct(`w${i}`);
+          w.fn = function* () {
+            log.push(`s${i}`);
+            yield* READ_ONCE(data);
+            log.push(`e${i}`);
+          };
+          return w;
+        });
+        spawn(
+          "t",
+          (function* () {
+            for (const w of works) yield* queue_work(wq, w);
+            yield* flush_workqueue(wq);
+            seen.add(log.join(" "));
+          })(),
+        );
+      },
+      {},
+      () => {},
+    );
+    return seen;
+  }
+
+  it("1 runs the items one at a time, in queue order; the default lets them overlap", () => {
+    expect([...orders(1)]).toEqual(["s0 e0 s1 e1"]);
+    expect(orders(0).size).toBeGreaterThan(2);
+    expect(orders(0)).toContain("s1 s0 e0 e1");
+  });
+});

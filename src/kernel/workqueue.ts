@@ -65,17 +65,29 @@ export class Workqueue extends Shared {
    * only changes the in-flight set (the workqueue's own object).
    */
   readonly flags: Shared;
-  constructor(name: string, kobj: KObject) {
+  /**
+   * alloc_workqueue()'s max_active: how many of its items may run at once (0: the default, which
+   * is more than any model scenario queues). Items beyond it wait, in queue order, for a slot.
+   */
+  readonly maxActive: number;
+  /** Items running now, when max_active limits them (the pwq's nr_active), and the slot object. */
+  active = 0;
+  readonly slots: Shared;
+  /** Sequence numbers of items waiting for a slot, oldest first (the pwq's inactive_works). */
+  readonly inactive: number[] = [];
+  constructor(name: string, kobj: KObject, maxActive = 0) {
     super(name, kobj);
     this.kobj = kobj;
     this.wqName = name;
     this.flags = new Shared(`${name}.flags`, kobj);
+    this.maxActive = maxActive;
+    this.slots = new Shared(`${name}.nr_active`, kobj);
   }
 }
 
-/** alloc_workqueue(). */
-export function alloc_workqueue(name: string): Workqueue {
-  return new Workqueue(name, kzalloc("workqueue_struct", `wq:${name}`));
+/** alloc_workqueue(name, flags, max_active). */
+export function alloc_workqueue(name: string, maxActive = 0): Workqueue {
+  return new Workqueue(name, kzalloc("workqueue_struct", `wq:${name}`), maxActive);
 }
 
 /** INIT_WORK(): resets the item's data word, PENDING included. */
@@ -92,6 +104,20 @@ export function* INIT_WORK(w: WorkStruct, fn: (w: WorkStruct) => Gen<void>): Gen
  * instance waits, PENDING still set, until the first one is done.
  */
 function* process_one_work(wq: Workqueue, w: WorkStruct, seq: number, doneObj: number): Gen<void> {
+  const limited = wq.maxActive > 0;
+  if (limited) {
+    // pwq_activate_inactive_work(): the oldest inactive item gets the slot an item gave back.
+    yield {
+      kind: "acquire",
+      obj: wq.slots.id,
+      objs: [wq.id],
+      fn: "process_one_work",
+      step: "wait for max_active",
+      enabled: () => wq.active < wq.maxActive && wq.inactive[0] === seq,
+    };
+    wq.inactive.shift();
+    wq.active++;
+  }
   yield {
     kind: "rmw",
     obj: w.id,
@@ -109,6 +135,15 @@ function* process_one_work(wq: Workqueue, w: WorkStruct, seq: number, doneObj: n
   const fn = w.fn;
   if (fn !== null) yield* fn(w);
   // The function may have freed the item: from here on only the pool's own state is touched.
+  if (limited) {
+    yield {
+      kind: "release",
+      obj: wq.slots.id,
+      fn: "process_one_work",
+      step: "give back the max_active slot",
+    };
+    wq.active--;
+  }
   yield {
     kind: "write",
     obj: doneObj,
@@ -176,6 +211,7 @@ export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
   }
   const seq = wq.nextSeq++;
   wq.inflight.add(seq);
+  if (wq.maxActive > 0) wq.inactive.push(seq);
   const doneObj = host().newObject(`${wq.name}.work#${seq}`);
   wq.doneObjs.push(doneObj);
   yield {

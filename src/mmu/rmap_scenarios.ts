@@ -48,6 +48,24 @@ function* mapSpte(w: RmapWorld, i: number): Gen<void> {
   yield* pte_list_add(w.kvm, w.cache(), w.sptes[i], w.heads[0]);
 }
 
+/** A writer that maps SPTE `i` into rmap 0 under the write mmu_lock. */
+export function mappingWriter(i: number): RmapTask {
+  return writer(`writer${i}`, (w) => mapSpte(w, i));
+}
+
+/**
+ * `writers` writers each mapping one more SPTE into an rmap that starts empty (the first entry
+ * is seed 004's case, the second turns it into a desc chain, the third grows the desc), against
+ * `agers` lockless agers, clear_young and test_young alternately: the many-writer, many-ager
+ * form of seed 004.
+ */
+export function agingScenario(writers: number, agers: number): RmapScenario {
+  const tasks: RmapTask[] = [];
+  for (let i = 0; i < writers; i++) tasks.push(mappingWriter(i));
+  for (let i = 0; i < agers; i++) tasks.push({ ...(i % 2 === 0 ? ager : testAger), name: `ager${i}` });
+  return { sptes: writers, pteListExt: 2, tasks };
+}
+
 /** Seed 004's question: the ager finds the rmap empty while the writer adds its first entry. */
 export const emptyRace: RmapScenario = {
   sptes: 1,

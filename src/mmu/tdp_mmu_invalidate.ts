@@ -54,10 +54,11 @@ export { tdp_mmu_schedule_zap_root, tdp_mmu_zap_root_work } from "./tdp_mmu_root
  * kvm_create_vm(); in 5.18-6.5 (22b94c4b63eb until 0df9dab891ff) the VM also gets its own
  * workqueue for zapping roots. Call from program setup.
  */
-export function kvm_mmu_init_tdp_mmu(kvm: Kvm): void {
+export function kvm_mmu_init_tdp_mmu(kvm: Kvm, maxActive = 0): void {
   if (kvm.features.asyncZapWorker && kvm.tdp_mmu_zap_wq === null) {
-    // alloc_workqueue("kvm", WQ_UNBOUND | WQ_MEM_RECLAIM | WQ_CPU_INTENSIVE, 0)
-    kvm.tdp_mmu_zap_wq = alloc_workqueue("kvm");
+    // alloc_workqueue("kvm", WQ_UNBOUND | WQ_MEM_RECLAIM | WQ_CPU_INTENSIVE, 0). A scenario may
+    // limit max_active to ask how the protocol fares with fewer concurrent zaps.
+    kvm.tdp_mmu_zap_wq = alloc_workqueue("kvm", maxActive);
   }
 }
 

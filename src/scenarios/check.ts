@@ -52,11 +52,14 @@ export interface CheckOutcome {
 /** The scenario's program for this configuration, with the variant's waived invariants set. */
 export function programFor(req: Pick<CheckRequest, "scenario" | "config" | "variant">): Program {
   const inner = req.scenario.scenario.build(req.config);
-  const waives = req.variant?.waives;
-  if (!waives || waives.length === 0) return inner;
-  const set = new Set(waives);
+  const waives = req.variant?.waives ?? [];
+  const selected = req.scenario.scenario.invariants;
+  const only = selected === undefined || selected.includes("all") ? null : new Set(selected);
+  if (waives.length === 0 && only === null) return inner;
+  const waived = new Set(waives);
   return (ctx) => {
-    ctx.host.env.set(WAIVED_INVARIANTS, set);
+    ctx.host.env.set(WAIVED_INVARIANTS, waived);
+    ctx.host.filterReports((i) => !waived.has(i) && (only === null || only.has(i)));
     inner(ctx);
   };
 }

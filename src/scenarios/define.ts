@@ -35,6 +35,8 @@ export interface Scenario {
   readonly params?: Readonly<Record<string, ScenarioParam>>;
   /** Step bound per execution (possible-livelock report beyond it). */
   readonly maxSteps?: number;
+  /** The invariants to report (by name, see src/mmu/invariants/catalog.ts); default: all. */
+  readonly invariants?: readonly string[];
   build(cfg: RunConfig): Program;
 }
 

@@ -2,6 +2,7 @@ import type { Gen } from "../engine/op.js";
 import { bootMachine } from "../kernel/machine.js";
 import { registerInvariants } from "../mmu/invariants/roots.js";
 import { kvm_create_vm, kvm_vcpu_create } from "../mmu/kvm.js";
+import { vcpuRoundsTask, yieldingRootWalkTask } from "../mmu/protocol_tasks.js";
 import { kvm_mmu_init_tdp_mmu } from "../mmu/tdp_mmu_invalidate.js";
 import type { Kvm, Vcpu } from "../mmu/types.js";
 import {
@@ -38,7 +39,7 @@ function faultsOf(t: Extract<ScenarioTask, { kind: "vcpu" }>): FaultSpec[] {
 
 function taskName(t: ScenarioTask, i: number): string {
   if (t.name) return t.name;
-  return t.kind === "vcpu" ? `vcpu${t.vcpu}` : `${t.kind}#${i}`;
+  return t.kind === "vcpu" || t.kind === "vcpu-rounds" ? `vcpu${t.vcpu}` : `${t.kind}#${i}`;
 }
 
 function spawnTask(
@@ -57,6 +58,12 @@ function spawnTask(
   switch (t.kind) {
     case "vcpu":
       spawn(name, vcpuTask(vcpus[t.vcpu], { faults: faultsOf(t), iterations: t.iterations ?? 1 }));
+      return;
+    case "vcpu-rounds":
+      spawn(name, vcpuRoundsTask(vcpus[t.vcpu], t.gfns));
+      return;
+    case "root-walker":
+      spawn(name, yieldingRootWalkTask(kvm));
       return;
     case "memslot-delete":
       spawn(name, memslotDeleteTask(kvm, slot(t.slot)));
@@ -87,6 +94,7 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
     defaultKernel: doc.kernel,
     machine: doc.machine ?? {},
     maxSteps: doc.check?.maxSteps,
+    invariants: doc.check?.invariants,
     build: (cfg) => (ctx) => {
       bootMachine({ ...doc.machine, ...cfg.machine });
       const kvm = kvm_create_vm({
@@ -95,7 +103,17 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
         ptesPerTable: doc.vm.ptesPerTable,
         memslotPages: doc.vm.memslotPages,
       });
-      kvm_mmu_init_tdp_mmu(kvm);
+      (doc.vm.memslots ?? []).forEach((m, j) => {
+        kvm.memslots.push({
+          id: j + 1,
+          as_id: 0,
+          base_gfn: m.base,
+          npages: m.pages,
+          flags: 0,
+          deleted: false,
+        });
+      });
+      kvm_mmu_init_tdp_mmu(kvm, doc.vm.zapMaxActive ?? 0);
       registerInvariants(kvm);
       const vcpus = (doc.vcpus ?? []).map((v) => kvm_vcpu_create(kvm, v.smm ?? 0));
       doc.tasks.forEach((t, i) => {

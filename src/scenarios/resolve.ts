@@ -3,11 +3,14 @@ import { extname, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { MachineConfig } from "../kernel/machine.js";
 import type { Features } from "../mmu/features.js";
+import { INVARIANT_NAMES } from "../mmu/invariants/catalog.js";
 import { FeatureError, parseFeatureOverride, resolveFeatures } from "../mmu/presets.js";
 import { BUILTIN_SCENARIOS } from "./builtin/index.js";
 import type { RunConfig, Scenario, Variant } from "./define.js";
+import { suggest } from "./errors.js";
 import { scenarioFromDoc } from "./from-doc.js";
 import { loadScenarioFile } from "./load.js";
+import { variantProblems } from "./validate-variant.js";
 import { BUILTIN_VARIANTS } from "./variants/index.js";
 
 /** A bad scenario/variant/feature reference from the user: message only, exit code 2. */
@@ -89,6 +92,14 @@ export async function resolveScenario(ref: string): Promise<ResolvedScenario> {
         `scenario module '${ref}' must export a defineScenario(...) result as default or 'scenario'`,
       );
     }
+    for (const name of s.invariants ?? []) {
+      if (name !== "all" && !INVARIANT_NAMES.includes(name)) {
+        const hint = suggest(name, INVARIANT_NAMES);
+        throw new ResolveError(
+          `scenario module '${ref}': invariants names '${name}', which does not exist${hint ? ` (did you mean '${hint}'?)` : ""}`,
+        );
+      }
+    }
     return { scenario: s, ref, features: [], variant: null };
   }
   const known = BUILTIN_SCENARIOS.map((s) => s.name).join(", ");
@@ -109,6 +120,8 @@ export async function resolveVariant(ref: string | null | undefined): Promise<Va
       throw new ResolveError(
         `variant module '${ref}' must export a defineVariant(...) result as default or 'variant'`,
       );
+    const problems = variantProblems(v);
+    if (problems.length > 0) throw new ResolveError(`${ref}: ${problems.join(`\n${ref}: `)}`);
     return v;
   }
   throw new ResolveError(

@@ -178,6 +178,8 @@ describe("names come from the MMU model", () => {
   it("task kinds", () => {
     expect(TASK_KINDS).toEqual([
       "vcpu",
+      "vcpu-rounds",
+      "root-walker",
       "memslot-delete",
       "notifier-invalidate",
       "age",
@@ -306,11 +308,14 @@ describe("cross-field rules", () => {
         d.tasks.push({ kind: "age", start: 0, end: 1, name: "t" } as never);
       }),
     ).toEqual([["tasks.1.name", "task name 't' is already used by tasks[0]"]]);
-    expect(issues((d) => Object.assign(d, { check: { invariants: ["all", "inv4"] } }))).toEqual([
+    expect(issues((d) => Object.assign(d, { check: { invariants: ["all", "inv4-no-uaf-roots"] } }))).toEqual([
       ["check.invariants.0", "'all' cannot be combined with names"],
     ]);
-    expect(issues((d) => Object.assign(d, { check: { invariants: ["inv4", "inv4"] } }))).toEqual([
-      ["check.invariants.1", "invariant 'inv4' is listed twice"],
+    expect(
+      issues((d) => Object.assign(d, { check: { invariants: ["inv4-no-uaf-roots", "inv4-no-uaf-roots"] } })),
+    ).toEqual([["check.invariants.1", "invariant 'inv4-no-uaf-roots' is listed twice"]]);
+    expect(issues((d) => Object.assign(d, { check: { invariants: ["inv4"] } }))).toEqual([
+      ["check.invariants.0", "unknown invariant 'inv4'; `tdplab list invariants` shows them"],
     ]);
   });
 });

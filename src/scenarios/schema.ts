@@ -8,8 +8,9 @@
 import { z } from "zod";
 import type { NeedReschedPolicy, PreemptionModel } from "../kernel/machine.js";
 import { FEATURE_NAMES, type FeatureName, type Features } from "../mmu/features.js";
+import { INVARIANT_NAMES } from "../mmu/invariants/catalog.js";
 import { PRESETS } from "../mmu/presets.js";
-import { describeValue } from "./errors.js";
+import { describeValue, suggest } from "./errors.js";
 
 export const SCHEMA_VERSION = 1;
 
@@ -96,6 +97,26 @@ export const VmSchema = z
       .max(2 ** 45)
       .optional()
       .describe("frames in memslot 0 (default: all)"),
+    memslots: z
+      .array(
+        z.strictObject({
+          base: gfn.describe("first gfn of the slot"),
+          pages: z
+            .int()
+            .min(1)
+            .max(2 ** 45)
+            .describe("frames in the slot"),
+        }),
+      )
+      .max(7)
+      .optional()
+      .describe("memslots 1, 2, ... besides memslot 0, in id order; they may not overlap"),
+    zapMaxActive: z
+      .int()
+      .min(0)
+      .max(64)
+      .optional()
+      .describe("max_active of the 5.18-6.5 zap workqueue (default 0: the kernel's)"),
   })
   .describe("VM geometry: the guest address space has ptesPerTable^rootLevel frames");
 
@@ -134,6 +155,23 @@ export const VcpuTaskSchema = z
   })
   .describe("A vCPU thread: loads its MMU root, enters the guest and takes page faults");
 
+export const VcpuRoundsTaskSchema = z
+  .strictObject({
+    kind: z.literal("vcpu-rounds"),
+    name: taskName,
+    vcpu: z.int().min(0).max(63).describe("index into vcpus"),
+    gfns: z.array(gfn).min(1).max(8).describe("one round per gfn: load a root, write-fault the gfn, unload"),
+  })
+  .describe(
+    "A vCPU thread in rounds: kvm_mmu_load(), a write fault, kvm_mmu_unload() (the whole-protocol vCPU)",
+  );
+
+export const RootWalkerTaskSchema = z
+  .strictObject({ kind: z.literal("root-walker"), name: taskName })
+  .describe(
+    "A shared-mode walk over the valid roots that drops mmu_lock after every root; checks it visited every root valid throughout",
+  );
+
 export const MemslotDeleteTaskSchema = z
   .strictObject({ kind: z.literal("memslot-delete"), name: taskName, slot })
   .describe("KVM_SET_USER_MEMORY_REGION deleting a slot (fast zap of all roots)");
@@ -170,6 +208,8 @@ export const DestroyVmTaskSchema = z
 
 export const TaskSchema = z.discriminatedUnion("kind", [
   VcpuTaskSchema,
+  VcpuRoundsTaskSchema,
+  RootWalkerTaskSchema,
   MemslotDeleteTaskSchema,
   NotifierInvalidateTaskSchema,
   AgeTaskSchema,
@@ -245,13 +285,36 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
   if (doc.vm.memslotPages !== undefined && doc.vm.memslotPages > maxGfn) {
     issue(["vm", "memslotPages"], `${doc.vm.memslotPages} frames do not fit in ${space}`);
   }
+  // Memslot 0 is [0, slotPages); the others are where the document puts them.
+  const slots: [number, number][] = [[0, slotPages]];
+  (doc.vm.memslots ?? []).forEach((m, j) => {
+    const path = ["vm", "memslots", j];
+    const end = m.base + m.pages;
+    if (end > maxGfn) issue([...path, "pages"], `memslot ${j + 1} [${m.base}, ${end}) runs past ${space}`);
+    const clash = slots.findIndex(([b, e]) => m.base < e && b < end);
+    if (clash >= 0)
+      issue([...path, "base"], `memslot ${j + 1} [${m.base}, ${end}) overlaps memslot ${clash}`);
+    slots.push([m.base, end]);
+  });
+  const slotList = slots.map(([b, e], id) => `${id} [${b}, ${e})`).join(", ");
   const checkGfn = (path: (string | number)[], g: number) => {
     if (g >= maxGfn) issue(path, `gfn ${g} is outside ${space}`);
-    else if (g >= slotPages)
-      issue(path, `gfn ${g} is outside memslot 0, which covers gfns [0, ${slotPages})`);
+    else if (!slots.some(([b, e]) => g >= b && g < e))
+      issue(
+        path,
+        slots.length === 1
+          ? `gfn ${g} is outside memslot 0, which covers gfns [0, ${slotPages})`
+          : `gfn ${g} is in no memslot (memslots ${slotList})`,
+      );
   };
   const checkSlot = (path: (string | number)[], s: number) => {
-    if (s >= MEMSLOT_COUNT) issue(path, `memslot ${s} does not exist; the VM has memslot 0 only`);
+    if (s >= MEMSLOT_COUNT + (doc.vm.memslots?.length ?? 0))
+      issue(
+        path,
+        slots.length === 1
+          ? `memslot ${s} does not exist; the VM has memslot 0 only`
+          : `memslot ${s} does not exist; the VM has memslots 0..${slots.length - 1}`,
+      );
   };
 
   const names = new Map<string, number>();
@@ -274,6 +337,7 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
       );
     }
     switch (t.kind) {
+      case "vcpu-rounds":
       case "vcpu": {
         if (t.vcpu >= doc.vcpus.length) {
           const n = doc.vcpus.length;
@@ -284,6 +348,10 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
           if (owner !== undefined) {
             issue(at("vcpu"), `vCPU ${t.vcpu} already runs tasks[${owner}]; a vCPU is one thread`);
           } else vcpuOwner.set(t.vcpu, i);
+        }
+        if (t.kind === "vcpu-rounds") {
+          for (const [j, g] of t.gfns.entries()) checkGfn(at("gfns", j), g);
+          break;
         }
         if (t.faults !== undefined && t.range !== undefined) {
           issue(at("range"), "give either faults or range, not both");
@@ -331,6 +399,13 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
       if (n === "all" && inv.length > 1)
         issue(["check", "invariants", i], "'all' cannot be combined with names");
       else if (seen.has(n)) issue(["check", "invariants", i], `invariant '${n}' is listed twice`);
+      else if (n !== "all" && !INVARIANT_NAMES.includes(n)) {
+        const hint = suggest(n, INVARIANT_NAMES);
+        issue(
+          ["check", "invariants", i],
+          `unknown invariant '${n}'${hint ? ` (did you mean '${hint}'?)` : ""}; \`tdplab list invariants\` shows them`,
+        );
+      }
       seen.add(n);
     });
   }

@@ -156,6 +156,12 @@ export interface DporConfig {
   readonly maxSteps: number;
   readonly overrides?: ReadonlyMap<string, Function>;
   readonly stopRunAtViolation?: boolean;
+  /**
+   * Ignore what ops declare beyond their footprints (commutativity classes, completions): every
+   * access is dependent on every other access of its objects. A cross-check of a verdict, and
+   * the "before" of the reduction benchmarks.
+   */
+  readonly plainDependence?: boolean;
 }
 
 /** Serialised event: names instead of interned ids. */
@@ -455,7 +461,9 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
   /** Footprints of single-object ops, by canonical object and read/write: they repeat endlessly. */
   private readonly footCache = new Map<number, Foot>();
 
-  private footOfOp(op: AccessOp): Foot {
+  private footOfOp(op0: AccessOp): Foot {
+    const op =
+      this.cfg.plainDependence === true && op0.commute !== undefined ? { ...op0, commute: undefined } : op0;
     if (op.objs !== undefined && op.objs.length > 0) return footOf(op, this.canonObj);
     const key =
       (this.canonObj(op.obj) * 2 + (isWriteKind(op.kind) ? 1 : 0)) * 4096 +
@@ -626,7 +634,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     ex.evCanon[k] = ex.rtCanon[id];
     ex.evFoot[k] = foot;
     ex.evBlocking[k] = op.enabled !== undefined;
-    ex.evCompletes[k] = op.completes === true;
+    ex.evCompletes[k] = op.completes === true && this.cfg.plainDependence !== true;
     ex.evAwaits[k] = this.awaitsOf(op);
     ex.evLocal[k] = local;
     ex.evVC[k] = vc;
@@ -708,7 +716,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
   }
 
   private awaitsOf(op: AccessOp): readonly number[] | null {
-    return op.awaits === undefined || op.awaits.length === 0 ? null : op.awaits.map(this.canonObj);
+    if (op.awaits === undefined || op.awaits.length === 0 || this.cfg.plainDependence === true) return null;
+    return op.awaits.map(this.canonObj);
   }
 
   /**

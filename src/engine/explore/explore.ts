@@ -4,6 +4,7 @@ import { ReplayScheduler } from "../scheduler.js";
 import { DfsSearcher, type DfsStateJson } from "./dfs.js";
 import { DporSearcher, type DporStateJson } from "./dpor.js";
 import type { Searcher } from "./outcome.js";
+import { PortfolioSearcher, type PortfolioStateJson } from "./portfolio.js";
 import { PctSearcher, RandomSearcher } from "./sample.js";
 import {
   type Checkpoint,
@@ -29,11 +30,23 @@ export function makeSearcher(program: Program, strategy: Strategy, opts: Explore
   const maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
   const stopRunAtViolation = opts.stopRunAtViolation ?? opts.stopOnFirstViolation ?? true;
   const base = { program, maxSteps, overrides: opts.overrides, stopRunAtViolation };
+  const dporBase = { ...base, plainDependence: opts.plainDependence === true };
   const resume = opts.resumeFrom;
   switch (strategy) {
     case "dpor": {
-      const s = new DporSearcher(base);
+      const s = new DporSearcher(dporBase);
       if (resume) s.restore(resume.state as DporStateJson);
+      return s;
+    }
+    case "portfolio": {
+      const seed = opts.seed ?? 0n;
+      const s = new PortfolioSearcher(
+        new DporSearcher(dporBase),
+        new RandomSearcher({ ...base, seed }),
+        // Another stream than the random walk's, from the same seed.
+        new PctSearcher({ ...base, seed: seed ^ 0x9e3779b97f4a7c15n }, opts.pctDepth ?? 3),
+      );
+      if (resume) s.restore(resume.state as PortfolioStateJson);
       return s;
     }
     case "exhaustive":
@@ -143,6 +156,16 @@ export class Driver {
     this.opts.onExecution?.(out);
     const st = this.stats;
     this.steps += out.steps;
+    if (out.sampled === true) {
+      st.sampledRuns++;
+      if (out.violations.length > 0 && this.violationChoices === null) {
+        this.violationChoices = out.choices.slice();
+        this.violationIndex = this.executions + this.blocked;
+      }
+      this.searcher.advance();
+      if (this.violationChoices !== null && this.stopOnFirst) this.stop("first-violation");
+      return;
+    }
     if (out.blocked) this.blocked++;
     else this.executions++;
     if (out.steps > st.maxDepth) st.maxDepth = out.steps;
@@ -249,7 +272,9 @@ export class Driver {
       executions: this.executions,
       steps: this.steps,
       elapsedMs,
-      ...(this.strategy === "dpor" ? { blockedExecutions: this.blocked } : {}),
+      ...(this.strategy === "dpor" || this.strategy === "portfolio"
+        ? { blockedExecutions: this.blocked }
+        : {}),
       violation,
       stats: st,
       ...(checkpoint ? { checkpoint } : {}),

@@ -96,6 +96,7 @@ export class Totals {
     a.deadBranches += b.deadBranches;
     a.maxWakeupNodes = Math.max(a.maxWakeupNodes, b.maxWakeupNodes);
     a.maxStack = Math.max(a.maxStack, b.maxStack);
+    a.sampledRuns += b.sampledRuns;
     for (const c of s.cutBy) if (c !== "first-violation") this.cut.add(c);
     if (this.violation === null && s.violationChoices !== null) this.violation = s.violationChoices;
   }
@@ -375,6 +376,8 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
   let executionsOverride: number | null = null;
   try {
     switch (strategy) {
+      // With several jobs the portfolio is its DPOR part: the split already starts many subtrees at once.
+      case "portfolio":
       case "dpor": {
         const ok = await parallelDpor(program, spec, jobs, budget, jopts, split);
         if (!ok) return exploreAsync(program, opts);
@@ -439,7 +442,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
     executions: executionsOverride ?? totals.executions,
     steps: totals.steps,
     elapsedMs: performance.now() - t0,
-    ...(strategy === "dpor" ? { blockedExecutions: totals.blocked } : {}),
+    ...(strategy === "dpor" || strategy === "portfolio" ? { blockedExecutions: totals.blocked } : {}),
     violation,
     stats: totals.stats,
   };

@@ -1,7 +1,7 @@
 import type { RunResult } from "../runtime.js";
 import type { Violation } from "../violation.js";
 
-export type Strategy = "dpor" | "bounded" | "pct" | "random" | "exhaustive";
+export type Strategy = "dpor" | "portfolio" | "bounded" | "pct" | "random" | "exhaustive";
 
 /**
  * Why an exploration did not cover its whole space. Every bound that cut
@@ -62,6 +62,11 @@ export interface ExploreOptions {
    * only some linearisation of the same trace reaches before the first one.
    */
   readonly stopRunAtViolation?: boolean;
+  /**
+   * DPOR and portfolio: ignore declared commutativity classes and completions, so every access
+   * depends on every other access of its objects (a cross-check; slower). Default false.
+   */
+  readonly plainDependence?: boolean;
   readonly overrides?: ReadonlyMap<string, Function>;
   /** Called at most every ~100 ms. */
   readonly onProgress?: (p: Progress) => void;
@@ -103,6 +108,8 @@ export interface ExploreStats {
   maxWakeupNodes: number;
   /** Deepest exploration stack seen (memory gauge). */
   maxStack: number;
+  /** Portfolio: random and PCT runs made beside DPOR (not counted as executions). */
+  sampledRuns: number;
 }
 
 /** Plain-JSON exploration state; `explore(program, { resumeFrom })` continues from it. */
@@ -149,5 +156,6 @@ export function emptyStats(): ExploreStats {
     deadBranches: 0,
     maxWakeupNodes: 0,
     maxStack: 0,
+    sampledRuns: 0,
   };
 }

@@ -5,7 +5,7 @@ import { seed000ReadLockInvalidate, seed000Teardown } from "./seed-000.js";
 import { seed001RootWalk, seed001RootWalkFastZap } from "./seed-001.js";
 import { seed002ZapWorker } from "./seed-002.js";
 import { seed003PutRoot } from "./seed-003.js";
-import { seed004AddToSingle, seed004EmptyRace, seed004ZapAll } from "./seed-004.js";
+import { rmapAging, seed004AddToSingle, seed004EmptyRace, seed004ZapAll } from "./seed-004.js";
 
 /** Every built-in scenario, by name. */
 export const BUILTIN_SCENARIOS: readonly Scenario[] = [
@@ -22,4 +22,5 @@ export const BUILTIN_SCENARIOS: readonly Scenario[] = [
   protocolV518,
   protocolV64,
   protocolV66,
+  rmapAging,
 ];

@@ -1,14 +1,7 @@
-import type { Gen } from "../../engine/op.js";
-import { read_lock, read_unlock } from "../../kernel/rwlock.js";
-import { kvm_get_kvm_at_spawn, kvm_put_kvm } from "../../mmu/kvm_destroy.js";
-import { for_each_valid_tdp_mmu_root_yield_safe } from "../../mmu/tdp_mmu_iter_roots.js";
-import { kvm_tdp_mmu_page_fault } from "../../mmu/tdp_mmu_map.js";
-import type { Kvm, KvmMmuPage, Vcpu } from "../../mmu/types.js";
-import { kvm_mmu_load, kvm_mmu_unload } from "../../mmu/vcpu.js";
+import { vcpuRoundsTask, yieldingRootWalkTask } from "../../mmu/protocol_tasks.js";
 import { destroyVmTask, memslotDeleteTask } from "../../mmu/workloads.js";
 import type { Scenario, ScenarioParam } from "../define.js";
 import { vmScenario } from "./vm.js";
-import { check_walk_complete, validRootsNow } from "./walks.js";
 
 /**
  * The whole root lifecycle of one kernel era as a reviewer would configure it for a model
@@ -38,6 +31,13 @@ const PARAMS: Readonly<Record<string, ScenarioParam>> = {
     max: 2,
     description: "memslot deletions (kvm_mmu_zap_all_fast), one slot each",
   },
+  workers: {
+    default: 0,
+    min: 0,
+    max: 3,
+    description:
+      "max_active of tdp_mmu_zap_wq (5.18-6.5; no effect from 6.6): 0 is the kernel's default, 1 zaps one root at a time",
+  },
 };
 
 /**
@@ -48,40 +48,6 @@ const SLOT_PAGES = 8;
 
 function faultGfn(i: number, round: number): number {
   return ((i + round) % 2) * SLOT_PAGES + Math.floor(i / 2);
-}
-
-/** One vCPU thread: `rounds` times, kvm_mmu_load(), a write fault, kvm_mmu_unload(). */
-function* vcpuRounds(vcpu: Vcpu, index: number, rounds: number): Gen<void> {
-  kvm_get_kvm_at_spawn(vcpu.kvm);
-  for (let r = 0; r < rounds; r++) {
-    yield* kvm_mmu_load(vcpu);
-    yield* kvm_tdp_mmu_page_fault(vcpu, faultGfn(index, r), true);
-    yield* kvm_mmu_unload(vcpu);
-  }
-  yield* kvm_put_kvm(vcpu.kvm);
-}
-
-/**
- * A shared-mode walk over the valid roots (for_each_valid_tdp_mmu_root_yield_safe, as dirty
- * logging and the notifiers' range walks use it) that drops and retakes mmu_lock after every root:
- * the worst case of a yield, which is where roots can change under the walker. When it ends it
- * checks seed 001's completeness property: every root valid and referenced from start to end was
- * visited.
- */
-function* yieldingWalker(kvm: Kvm): Gen<void> {
-  kvm_get_kvm_at_spawn(kvm);
-  const before = validRootsNow(kvm);
-  const visited = new Set<KvmMmuPage>();
-  yield* read_lock(kvm.mmu_lock);
-  yield* for_each_valid_tdp_mmu_root_yield_safe(kvm, -1, true, function* (root) {
-    visited.add(root);
-    yield* read_unlock(kvm.mmu_lock);
-    yield* read_lock(kvm.mmu_lock);
-    return undefined;
-  });
-  yield* read_unlock(kvm.mmu_lock);
-  check_walk_complete(before, visited);
-  yield* kvm_put_kvm(kvm);
 }
 
 function protocolScenario(name: string, kernel: string, era: string): Scenario {
@@ -99,6 +65,7 @@ function protocolScenario(name: string, kernel: string, era: string): Scenario {
     ptesPerTable: 2,
     memslotPages: SLOT_PAGES,
     vcpus: (params) => new Array<number>(params.vcpus ?? PARAMS.vcpus.default).fill(0),
+    zapMaxActive: (params) => params.workers ?? PARAMS.workers.default,
     body: ({ kvm, vcpus, params, spawn }) => {
       kvm.memslots.push({
         id: 1,
@@ -110,9 +77,12 @@ function protocolScenario(name: string, kernel: string, era: string): Scenario {
       });
       const n = params.vcpus ?? PARAMS.vcpus.default;
       const rounds = params.rounds ?? PARAMS.rounds.default;
-      for (let i = 0; i < n; i++) spawn(`vcpu${i}`, vcpuRounds(vcpus[i], i, rounds));
+      for (let i = 0; i < n; i++) {
+        const gfns = Array.from({ length: rounds }, (_, r) => faultGfn(i, r));
+        spawn(`vcpu${i}`, vcpuRoundsTask(vcpus[i], gfns));
+      }
       const walkers = params.walkers ?? PARAMS.walkers.default;
-      for (let i = 0; i < walkers; i++) spawn(`walker${i}`, yieldingWalker(kvm));
+      for (let i = 0; i < walkers; i++) spawn(`walker${i}`, yieldingRootWalkTask(kvm));
       const zaps = params.fastZaps ?? PARAMS.fastZaps.default;
       for (let i = 0; i < zaps; i++) spawn(`memslot-delete${i}`, memslotDeleteTask(kvm, kvm.memslots[i]));
       spawn("destroy-vm", destroyVmTask(kvm));

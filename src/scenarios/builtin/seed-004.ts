@@ -1,4 +1,4 @@
-import { addToSingle, emptyRace, zapAll } from "../../mmu/rmap_scenarios.js";
+import { addToSingle, agingScenario, emptyRace, zapAll } from "../../mmu/rmap_scenarios.js";
 import { type RmapScenario, rmapProgram } from "../../mmu/rmap_testkit.js";
 import type { RunConfig, Scenario } from "../define.js";
 
@@ -19,6 +19,34 @@ function rmapScenario(name: string, description: string, s: RmapScenario): Scena
       }),
   };
 }
+
+/** Writers growing one rmap against lockless agers, sized by parameters. */
+export const rmapAging: Scenario = {
+  name: "rmap-aging",
+  description:
+    "Writers under the write mmu_lock each map one more SPTE into an rmap (empty, one entry, then a desc chain) " +
+    "while lockless agers (clear_young and test_young, alternately) walk it. Sizes are parameters (--set).",
+  exercises:
+    "seed 004 at scale: the KVM_RMAP_LOCKED bit between many writers and many agers; inv 19 and " +
+    "use-after-free on descs.",
+  defaultKernel: "v6.15",
+  params: {
+    writers: {
+      default: 2,
+      min: 1,
+      max: 3,
+      description: "writers, each mapping one SPTE under the write mmu_lock",
+    },
+    agers: { default: 2, min: 1, max: 3, description: "lockless agers (clear_young, test_young, ...)" },
+  },
+  build: (cfg: RunConfig) =>
+    rmapProgram({
+      ...agingScenario(cfg.params.writers ?? 2, cfg.params.agers ?? 2),
+      kernel: cfg.kernel,
+      features: cfg.features,
+      machine: cfg.machine,
+    }),
+};
 
 export const seed004EmptyRace = rmapScenario(
   "seed-004-empty-rmap",

@@ -29,6 +29,8 @@ export interface VmScenarioSpec {
   readonly vcpus: readonly number[] | ((params: Readonly<Record<string, number>>) => readonly number[]);
   /** Pages of memslot 0 = [0, memslotPages) (default: the whole guest). */
   readonly memslotPages?: number;
+  /** max_active of the zap workqueue (5.18–6.5), from the run's parameters (default 0: the kernel's). */
+  readonly zapMaxActive?: (params: Readonly<Record<string, number>>) => number;
   /**
    * Sequential set-up run by one "prologue" task before the concurrent tasks
    * start (they are spawned at its end), e.g. vCPUs loading roots. Keeps the
@@ -60,7 +62,7 @@ export function vmScenario(spec: VmScenarioSpec): Scenario {
         ptesPerTable: spec.ptesPerTable ?? 2,
         memslotPages: spec.memslotPages,
       });
-      kvm_mmu_init_tdp_mmu(kvm);
+      kvm_mmu_init_tdp_mmu(kvm, spec.zapMaxActive?.(cfg.params) ?? 0);
       registerInvariants(kvm);
       const smms = typeof spec.vcpus === "function" ? spec.vcpus(cfg.params) : spec.vcpus;
       const vcpus = smms.map((smm) => kvm_vcpu_create(kvm, smm));
