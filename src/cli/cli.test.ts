@@ -78,6 +78,86 @@ describe("tdplab CLI", () => {
     expect(TraceDoc.parse(JSON.parse(readFileSync(file, "utf8"))).replay).toBe(replay);
   });
 
+  it("a replay of a scenario file needs that file, unchanged; one that does not fit is exit 2", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tdplab-replay-"));
+    const f = join(dir, "mine.yaml");
+    const yaml = readFileSync("scenarios/examples/teardown-v6.4.yaml", "utf8");
+    writeFileSync(f, yaml);
+    const r = await run("check", f, "--variant", "uninit-invalidate-unprotected", "--strategy", "dpor");
+    expect(r.code).toBe(1);
+    const replay = /replay: (tdp1\.\S+)/.exec(r.stdout)![1];
+    // The string names the file by base name and hash, never by a path from this machine.
+    expect(Buffer.from(replay.split(".")[1], "base64url").toString()).not.toContain(dir);
+    const without = await run("replay", replay);
+    expect(without.code).toBe(2);
+    expect(without.stderr).toMatch(
+      /recorded on the scenario file 'mine\.yaml' \(sha256 [0-9a-f]{16}\).*--scenario FILE/,
+    );
+    expect((await run("replay", replay, "--scenario", f)).code).toBe(1);
+    writeFileSync(f, `${yaml}\n# edited\n`);
+    const edited = await run("replay", replay, "--scenario", f);
+    expect(edited.code).toBe(2);
+    expect(edited.stderr).toContain("is not the file this replay was recorded on");
+    // A built-in replay whose header is edited to another kernel does not fit: choices are left over.
+    const builtin = await run(
+      "check",
+      "seed-000-teardown",
+      "--kernel",
+      "v6.4",
+      "--variant",
+      "uninit-invalidate-unprotected",
+      "--strategy",
+      "dpor",
+    );
+    const token = /replay: (tdp1\.\S+)/.exec(builtin.stdout)![1];
+    const [, head, body] = token.split(".");
+    const h = JSON.parse(Buffer.from(head, "base64url").toString());
+    const other = `tdp1.${Buffer.from(JSON.stringify({ ...h, k: "v6.15" })).toString("base64url")}.${body}`;
+    const moved = await run("replay", other);
+    expect(moved.code).toBe(2);
+    expect(moved.stderr).toMatch(/does not fit/);
+  });
+
+  it("a checkpoint resumes only the run it belongs to; anything else is exit 2 naming the difference", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tdplab-ckpt-"));
+    const base = ["check", "seed-002-zap-worker", "--kernel", "v5.18", "--strategy", "dpor"];
+    const whole = JSON.parse((await run(...base, "--json")).stdout);
+    const cut = await run(...base, "--max-executions", "40", "--out", dir);
+    expect(cut.code).toBe(0);
+    const file = join(dir, "seed-002-zap-worker.checkpoint.json");
+    expect(cut.stderr).toContain(`--resume ${file}`);
+    const resumed = JSON.parse((await run(...base, "--resume", file, "--json")).stdout);
+    expect(resumed.complete).toBe(true);
+    expect(resumed.stats.executions).toBe(whole.stats.executions);
+    const other = await run(...base, "--variant", "zap-all-fast-without-flush", "--resume", file);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(
+      /checkpoint of another run:\n\s+variant: checkpoint none, this run zap-all-fast-without-flush/,
+    );
+    const kernel = await run(
+      "check",
+      "seed-002-zap-worker",
+      "--kernel",
+      "v6.4",
+      "--strategy",
+      "dpor",
+      "--resume",
+      file,
+    );
+    expect(kernel.code).toBe(2);
+    expect(kernel.stderr).toMatch(/kernel: checkpoint v5\.18, this run v6\.4/);
+    const forged = JSON.parse(readFileSync(file, "utf8"));
+    forged.checkpoint.executions = 1_000_000;
+    writeFileSync(file, JSON.stringify(forged));
+    const f = await run(...base, "--resume", file);
+    expect(f.code).toBe(2);
+    expect(f.stderr).toContain("changed after tdplab wrote it");
+    writeFileSync(file, '{"version":1}');
+    const g = await run(...base, "--resume", file);
+    expect(g.code).toBe(2);
+    expect(g.stderr).toContain("is not a tdplab checkpoint");
+  });
+
   it("check --json reports a complete safe exploration with exit 0", async () => {
     const r = await run("check", "seed-004-empty-rmap", "--json");
     expect(r.code).toBe(0);

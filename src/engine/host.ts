@@ -25,6 +25,8 @@ export interface Host {
   readonly env: Map<string, unknown>;
   /** Named-function overrides active for this run (mutations). */
   readonly overrides: ReadonlyMap<string, Function>;
+  /** An override was called (so a run can say which of a variant's overrides it exercised). */
+  overrideRan(name: string): void;
   /** Register a check run after every step (invariants). */
   addCheck(name: string, check: () => void): void;
   /** Note a timed cost for the simulator; the checker ignores it. */

@@ -28,6 +28,7 @@ export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A)
     const frames = h.current.frames;
     const ov = h.overrides.size === 0 ? undefined : (h.overrides.get(name) as Override<A, R> | undefined);
     frames.push(name);
+    if (ov !== undefined) h.overrideRan(name);
     try {
       return ov === undefined ? yield* impl(...args) : yield* ov(impl, ...args);
     } finally {

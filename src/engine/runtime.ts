@@ -32,6 +32,8 @@ export interface RunResult {
   readonly taskNames: readonly string[];
   readonly taskLanes: readonly string[];
   readonly objectNames: readonly string[];
+  /** Overrides (by kernel name) the run called. */
+  readonly overridesRan: readonly string[];
 }
 
 /** Hooks for explorers that need to see every step (DPOR, shrinking, tracing). */
@@ -115,6 +117,12 @@ export class Runtime implements Host {
   }
 
   private keep: ((invariant: string) => boolean) | null = null;
+  /** Overrides called in this run. */
+  readonly overridesRan = new Set<string>();
+
+  overrideRan(name: string): void {
+    this.overridesRan.add(name);
+  }
 
   filterReports(keep: (invariant: string) => boolean): void {
     const prev = this.keep;
@@ -448,6 +456,7 @@ export class Runtime implements Host {
       taskNames: this.tasks.map((t) => t.name),
       taskLanes: this.tasks.map((t) => t.lane),
       objectNames: this.objectNames.slice(),
+      overridesRan: [...this.overridesRan],
     };
   }
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { encodeReplayToken } from "../trace/replay-token.js";
 import { parseExplorerDoc } from "./doc.js";
 import { ExploreError } from "./errors.js";
-import { fileRefsOf, traceFromReplay } from "./replay-trace.js";
+import { traceFromReplay } from "./replay-trace.js";
 
 const header = { s: "seed-003-put-root", k: "v5.18", v: "put-root-dec-not-one-set-zero" };
 
@@ -20,18 +20,24 @@ describe("traceFromReplay", () => {
     await expect(traceFromReplay(unknown)).rejects.toThrow(/unknown scenario/);
   });
 
-  it("regenerates only built-in scenarios and variants, and the files it is told it may load", async () => {
+  it("never loads a file a replay string names: the user passes it, and its hash must match", async () => {
     const evil = encodeReplayToken({
+      header: { s: "seed-003-put-root", k: "v5.18", v: "evil.mjs", vh: "0123456789abcdef" },
+      choices: [],
+    });
+    await expect(traceFromReplay(evil)).rejects.toThrow(
+      /recorded on the variant file 'evil\.mjs' \(sha256 0123456789abcdef\); a replay string never loads files by itself/,
+    );
+    // Another file than the one recorded is refused before it is loaded.
+    await expect(traceFromReplay(evil, { variant: "package.json" })).rejects.toThrow(
+      /is not the file this replay was recorded on/,
+    );
+    // An old-style header naming a path is no different.
+    const path = encodeReplayToken({
       header: { s: "seed-003-put-root", k: "v5.18", v: "/tmp/evil.ts" },
       choices: [],
     });
-    await expect(traceFromReplay(evil, new Set())).rejects.toThrow(
-      /'\/tmp\/evil\.ts', which is not built in/,
-    );
-    // The same file, allowed, gets as far as loading it.
-    await expect(traceFromReplay(evil, new Set(["/tmp/evil.ts"]))).rejects.toThrow(/does not exist/);
-    expect(fileRefsOf({ s: "seed-003-put-root", k: "v5.18", v: "put-root-recursive" })).toEqual([]);
-    expect(fileRefsOf({ s: "my.yaml", k: "v5.18", v: "./v.ts" })).toEqual(["my.yaml", "./v.ts"]);
+    await expect(traceFromReplay(path)).rejects.toThrow(/pass it with --variant FILE/);
   });
 });
 

@@ -1,4 +1,4 @@
-import { resolve as resolvePath } from "node:path";
+import { basename, resolve as resolvePath } from "node:path";
 import { explore, exploreAsync } from "../engine/explore/explore.js";
 import { exploreParallel } from "../engine/explore/parallel.js";
 import { shrink } from "../engine/explore/shrink.js";
@@ -11,6 +11,7 @@ import { buildTraceDoc } from "../trace/build.js";
 import { recordRun } from "../trace/record.js";
 import { encodeReplayToken, type ReplayHeader } from "../trace/replay-token.js";
 import type { TraceDoc, TraceRunInfo } from "../trace/schema.js";
+import { contentHash, isBuiltinScenarioName, isBuiltinVariantName } from "./content-hash.js";
 import { overridesOf, type RunConfig, type Variant } from "./define.js";
 import { PROGRAM_FACTORY_MODULE } from "./program-factory.js";
 import type { ResolvedScenario } from "./resolve.js";
@@ -47,6 +48,17 @@ export interface CheckOutcome {
   readonly counterexample: Counterexample | null;
   /** Replay string of the last execution explored (what an interrupted run reports). */
   readonly lastReplay: string | null;
+  /** What the user should know about the verdict, e.g. overrides of the variant that never ran. */
+  readonly warnings: readonly string[];
+}
+
+/** A variant's overrides that no explored run called: the verdict says nothing about them. */
+function overrideWarnings(req: CheckRequest, result: ExploreResult): string[] {
+  const ran = new Set(result.stats.overridesRan);
+  const where = result.complete ? "in any execution" : "in the executions explored";
+  return Object.keys(req.variant?.overrides ?? {})
+    .filter((n) => !ran.has(n))
+    .map((n) => `the override of ${n} never ran ${where}: the verdict says nothing about it`);
 }
 
 /** The scenario's program for this configuration, with the variant's waived invariants set. */
@@ -68,13 +80,29 @@ export function replayHeaderFor(req: CheckRequest): ReplayHeader {
   const m: Record<string, string | number> = {};
   for (const [k, v] of Object.entries(req.machineFlags))
     if (typeof v === "string" || typeof v === "number") m[k] = v;
+  // Parameters that differ from the scenario's defaults: the run they describe needs them.
+  const p: Record<string, number> = {};
+  for (const [k, v] of Object.entries(req.config.params)) {
+    if (req.scenario.scenario.params?.[k]?.default !== v) p[k] = v;
+  }
+  // A file is named by its base name and identified by its content hash: the string does not
+  // depend on the working directory, and replaying it never loads a file the user did not pass.
+  const scenario = fileRef(req.scenario.ref, isBuiltinScenarioName(req.scenario.ref));
+  const variant = req.variantRef ? fileRef(req.variantRef, isBuiltinVariantName(req.variantRef)) : null;
   return {
-    s: req.scenario.ref,
+    s: scenario.name,
+    ...(scenario.hash ? { sh: scenario.hash } : {}),
     k: req.config.kernel,
     ...(req.featureFlags.length ? { f: req.featureFlags } : {}),
-    ...(req.variantRef ? { v: req.variantRef } : {}),
+    ...(variant ? { v: variant.name, ...(variant.hash ? { vh: variant.hash } : {}) } : {}),
     ...(Object.keys(m).length ? { m } : {}),
+    ...(Object.keys(p).length ? { p } : {}),
   };
+}
+
+function fileRef(ref: string, builtin: boolean): { name: string; hash?: string } {
+  if (builtin) return { name: ref };
+  return { name: basename(ref), hash: contentHash(ref) };
 }
 
 /**
@@ -86,7 +114,7 @@ export function recordTraceDoc(
   program: Program,
   choices: readonly number[],
   opts: { overrides: ReadonlyMap<string, Function>; maxSteps?: number; run: TraceRunInfo; replay: string },
-): { doc: TraceDoc; result: RunResult } {
+): { doc: TraceDoc; result: RunResult; leftover: number } {
   const rec = recordRun(program, choices, {
     overrides: opts.overrides,
     maxSteps: opts.maxSteps,
@@ -97,7 +125,7 @@ export function recordTraceDoc(
     initialState: rec.initialState,
     states: rec.states,
   });
-  return { doc, result: rec.result };
+  return { doc, result: rec.result, leftover: rec.leftover };
 }
 
 /** Explore; on a violation, shrink it and build the trace and replay token. Returns data only. */
@@ -169,12 +197,14 @@ function prepare(req: CheckRequest): Prepared {
 function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): CheckOutcome {
   const header = replayHeaderFor(req);
   const lastReplay = prep.last.choices ? encodeReplayToken({ header, choices: prep.last.choices }) : null;
+  const warnings = overrideWarnings(req, result);
   if (result.violation === null) {
     return {
       status: result.complete ? "ok" : "inconclusive",
       explore: result,
       counterexample: null,
       lastReplay,
+      warnings,
     };
   }
   let choices = result.violation.choices;
@@ -199,7 +229,13 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
     run: traceRunInfo(req),
     replay,
   }).doc;
-  return { status: "violation", explore: result, counterexample: { trace, replay, shrunk }, lastReplay };
+  return {
+    status: "violation",
+    explore: result,
+    counterexample: { trace, replay, shrunk },
+    lastReplay,
+    warnings,
+  };
 }
 
 export function traceRunInfo(

@@ -198,7 +198,10 @@ function getAt(v: Json, p: (string | number)[]): Json {
 function setAt(root: Json, p: (string | number)[], value: Json | undefined): void {
   const parent = getAt(root, p.slice(0, -1)) as Record<string | number, Json>;
   const k = p[p.length - 1];
-  if (value !== undefined) parent[k] = value;
+  // An own property even for a key such as "__proto__" (plain assignment would set the prototype
+  // and could make the document cyclic).
+  if (value !== undefined)
+    Object.defineProperty(parent, k, { value, enumerable: true, writable: true, configurable: true });
   else if (Array.isArray(parent)) parent.splice(k as number, 1);
   else delete parent[k];
 }
@@ -242,6 +245,9 @@ const editArb: fc.Arbitrary<Edit> = fc.record({
   num: fc.constantFrom(...OUT_OF_RANGE),
 });
 
+/** A deep copy that keeps a "__proto__" key as an own property (JSON.parse defines, not assigns). */
+const copy = (v: Json): Json => JSON.parse(JSON.stringify(v)) as Json;
+
 /** Structural mutations: delete a key, change a type, add an unknown key, out-of-range number, swap list/map. */
 function mutate(doc: Doc, edits: Edit[]): Json {
   let root: Json = structuredClone(doc);
@@ -257,13 +263,13 @@ function mutate(doc: Doc, edits: Edit[]): Json {
       case 0: // delete a key or list entry
         if (p.length > 0) setAt(root, p, undefined);
         break;
-      case 1: // change the value (and usually its type)
-        replace(p, e.value);
+      case 1: // change the value (and usually its type); a copy, so no edit can make the document cyclic
+        replace(p, copy(e.value));
         break;
       case 2: // add a key
         if (target !== null && typeof target === "object" && !Array.isArray(target)) {
           Object.defineProperty(target, e.key, {
-            value: e.value,
+            value: copy(e.value),
             enumerable: true,
             writable: true,
             configurable: true,

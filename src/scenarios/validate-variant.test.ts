@@ -46,6 +46,31 @@ describe("a variant names only what exists", () => {
   });
 });
 
+describe("overrides that never ran", () => {
+  it("are named in the outcome's warnings; overrides that ran are not", async () => {
+    const scenario = await resolveScenario("seed-003-put-root");
+    const variant = defineVariant({
+      name: "half-used",
+      description: "",
+      overrides: { kvm_tdp_mmu_put_root: noop, kvm_rmap_lock_readonly: noop },
+    });
+    const out = runCheck({
+      scenario,
+      variant,
+      variantRef: null,
+      config: runConfigFor(scenario, variant, { kernel: "v5.18" }),
+      featureFlags: [],
+      machineFlags: {},
+      explore: { strategy: "dpor", maxExecutions: 20 },
+      shrink: false,
+    });
+    expect(out.explore.stats.overridesRan).toEqual(["kvm_tdp_mmu_put_root"]);
+    expect(out.warnings).toEqual([
+      "the override of kvm_rmap_lock_readonly never ran in the executions explored: the verdict says nothing about it",
+    ]);
+  });
+});
+
 describe("a scenario file's check.invariants selects what is reported", () => {
   const text = (invariants: string) => `schemaVersion: 1
 name: sel

@@ -17,6 +17,8 @@ export interface RecordedRun<S> {
   readonly initialState?: S;
   /** states[i]: the state after step i (when a snapshot function was given). */
   readonly states?: readonly S[];
+  /** Recorded choices the run did not use: a replay of another program, or a truncated one. */
+  readonly leftover: number;
 }
 
 export interface RecordOptions<S> {
@@ -54,8 +56,9 @@ export function recordRun<S>(
       if (snap !== undefined && index > 0) states.push(snap(rt));
     },
   };
+  const sched = new ReplayScheduler(choices);
   const rt: Runtime = new Runtime({
-    scheduler: new ReplayScheduler(choices),
+    scheduler: sched,
     record: true,
     overrides: opts.overrides,
     maxSteps: opts.maxSteps,
@@ -66,9 +69,10 @@ export function recordRun<S>(
   const initialState = snap === undefined ? undefined : hosted(rt, snap);
   if (!rt.stopped) rt.runToEnd();
   const result = rt.result();
-  if (snap === undefined) return { result, spawns };
+  const leftover = choices.length - sched.consumed;
+  if (snap === undefined) return { result, spawns, leftover };
   if ((result.trace?.length ?? 0) > 0) states.push(hosted(rt, snap));
-  return { result, spawns, initialState, states };
+  return { result, spawns, initialState, states, leftover };
 }
 
 /** Run `f` with `rt` as the active host: a pending op's `enabled` test may consult it. */

@@ -24,6 +24,12 @@ export interface ReplayHeader {
   readonly v?: string | null;
   /** Machine overrides (preemption, needResched, needReschedBudget). */
   readonly m?: Readonly<Record<string, string | number>>;
+  /** Scenario parameters that differ from the scenario's defaults (--set). */
+  readonly p?: Readonly<Record<string, number>>;
+  /** When `s` is a file: the SHA-256 of its content (hex, first 16 digits); `s` is its base name. */
+  readonly sh?: string;
+  /** When `v` is a file: the same for the variant module. */
+  readonly vh?: string;
 }
 
 export interface ReplayToken {

@@ -1,10 +1,19 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
-import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
+import type { Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
-import { type CheckOutcome, type runCheck, runCheckAsync, runCheckParallel } from "../../scenarios/check.js";
+import {
+  type CheckOutcome,
+  type CheckRequest,
+  type runCheck,
+  runCheckAsync,
+  runCheckParallel,
+} from "../../scenarios/check.js";
+import { CheckpointError, readCheckpointFile, writeCheckpointFile } from "../../scenarios/checkpoint-file.js";
+import { isBuiltinScenarioName, isBuiltinVariantName } from "../../scenarios/content-hash.js";
 import { ScenarioError } from "../../scenarios/errors.js";
+import type { ReplayFiles } from "../../scenarios/replay.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
 import { writeChromeTrace } from "../../trace/perfetto-file.js";
 import type { TraceDoc } from "../../trace/schema.js";
@@ -84,14 +93,8 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
         seedFlag(o.seed) ?? (strategy === "portfolio" ? 0n : BigInt(Math.floor(Math.random() * 2 ** 52)));
       const machine = machineFlags(o);
       const timeLimit = intFlag("--time-limit", o.timeLimit);
-      let resumeFrom: Checkpoint | undefined;
-      if (o.resume) {
-        try {
-          resumeFrom = JSON.parse(readFileSync(o.resume, "utf8")) as Checkpoint;
-        } catch (e) {
-          throw new UsageError(`--resume: cannot read checkpoint '${o.resume}': ${(e as Error).message}`);
-        }
-      }
+      if (o.resume && targets.length > 1)
+        throw new UsageError("--resume continues one run: give one scenario");
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once("SIGINT", onSigint);
@@ -99,6 +102,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       const docs: unknown[] = [];
       let perfettoFrom: string | null = null;
       let exploreDoc: TraceDoc | null = null;
+      let exploreFiles: ReplayFiles = {};
       try {
         for (const target of targets) {
           let req: Parameters<typeof runCheck>[0];
@@ -130,7 +134,6 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 pctDepth: intFlag("--pct-depth", o.pctDepth, 1),
                 plainDependence: o.plainDependence === true,
                 signal: controller.signal,
-                resumeFrom,
                 onProgress: (p) => {
                   if (o.jsonl) out.data(JSON.stringify({ event: "progress", scenario: target, ...p }));
                   else
@@ -140,9 +143,12 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 },
               },
             };
+            if (o.resume)
+              req = { ...req, explore: { ...req.explore, resumeFrom: readCheckpointFile(o.resume, req) } };
           } catch (e) {
             if (e instanceof ScenarioError) throw new UsageError(e.report());
             if (e instanceof ResolveError) throw new UsageError(e.message);
+            if (e instanceof CheckpointError) throw new UsageError(e.message);
             throw e;
           }
           const jobs = intFlag("--jobs", o.jobs, 1) ?? 1;
@@ -156,7 +162,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           const code = exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
           worst = Math.max(worst, code);
           const doc = jsonDoc(target, req.config.kernel, o.feature, req.variantRef, strategy, seed, outcome);
-          if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome);
+          if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome, req);
           if (o.perfetto && outcome.counterexample) {
             // One file: the first counterexample found across the targets.
             if (perfettoFrom === null) {
@@ -168,10 +174,28 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 `--perfetto: ${target}'s counterexample not written (${o.perfetto} holds ${perfettoFrom}'s)`,
               );
           }
-          if (outcome.counterexample && exploreDoc === null) exploreDoc = outcome.counterexample.trace;
+          if (outcome.counterexample && exploreDoc === null) {
+            exploreDoc = outcome.counterexample.trace;
+            // The explorer may regenerate traces of these files (they are the user's own).
+            exploreFiles = {
+              scenario: isBuiltinScenarioName(target) ? undefined : target,
+              variant: req.variantRef && !isBuiltinVariantName(req.variantRef) ? req.variantRef : undefined,
+            };
+          }
           if (o.json) docs.push(doc);
           else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...doc }));
-          else printHuman(out, target, req.config.kernel, req.variantRef, seed, outcome, o.steps === true);
+          else
+            printHuman(
+              out,
+              target,
+              req.config.kernel,
+              req.variantRef,
+              seed,
+              outcome,
+              o.steps === true,
+              o.out,
+              req.scenario.scenario.name,
+            );
           if (controller.signal.aborted) break;
         }
       } finally {
@@ -181,7 +205,14 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       if (o.json)
         out.data(JSON.stringify(docs.length === 1 ? docs[0] : { schemaVersion: 1, results: docs }, null, 2));
       if (o.explore && exploreDoc)
-        await serveExplorer(out, { kind: "check", doc: exploreDoc }, undefined, "info");
+        await serveExplorer(
+          out,
+          { kind: "check", doc: exploreDoc },
+          undefined,
+          "info",
+          undefined,
+          exploreFiles,
+        );
       else if (o.explore) out.info("--explore: no counterexample to show");
       setExit(worst);
     });
@@ -232,6 +263,7 @@ function jsonDoc(
           trace: ce.trace,
         }
       : null,
+    warnings: o.warnings,
   };
 }
 
@@ -243,12 +275,12 @@ function writePerfetto(file: string, trace: Parameters<typeof writeChromeTrace>[
   }
 }
 
-function writeArtifacts(dir: string, name: string, o: CheckOutcome): void {
+function writeArtifacts(dir: string, name: string, o: CheckOutcome, req: CheckRequest): void {
   mkdirSync(dir, { recursive: true });
   if (o.counterexample)
     writeFileSync(join(dir, `${name}.trace.json`), `${JSON.stringify(o.counterexample.trace, null, 1)}\n`);
   if (o.explore.checkpoint)
-    writeFileSync(join(dir, `${name}.checkpoint.json`), `${JSON.stringify(o.explore.checkpoint)}\n`);
+    writeCheckpointFile(join(dir, `${name}.checkpoint.json`), req, o.explore.checkpoint);
 }
 
 function printHuman(
@@ -259,9 +291,12 @@ function printHuman(
   seed: bigint,
   o: CheckOutcome,
   steps: boolean,
+  outDir: string | undefined,
+  name: string,
 ): void {
   const label = `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
   out.data(formatExploreSummary(o, label));
+  for (const w of o.warnings) out.data(`warning: ${w}`);
   if (o.counterexample) {
     out.data(
       formatCounterexample(o.counterexample.trace, o.counterexample.replay, o.counterexample.shrunk, steps),
@@ -273,7 +308,9 @@ function printHuman(
   }
   if (o.explore.checkpoint && !o.explore.complete) {
     out.info(
-      "to resume: save the checkpoint with --out DIR, then pass DIR/<scenario>.checkpoint.json to --resume",
+      outDir === undefined
+        ? "to resume: save the checkpoint with --out DIR, then pass DIR/<scenario>.checkpoint.json to --resume"
+        : `to resume: the same command with --resume ${join(outDir, `${name}.checkpoint.json`)}`,
     );
   }
   out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces portfolio/pct/random runs)`);

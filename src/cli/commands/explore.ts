@@ -6,8 +6,9 @@ import type { ExplorerDoc } from "../../explore/doc.js";
 import { ExploreError } from "../../explore/errors.js";
 import { selfContainedHtml } from "../../explore/html.js";
 import { loadExplorerFile } from "../../explore/load.js";
-import { decodeReplay, fileRefsOf, traceFromReplay } from "../../explore/replay-trace.js";
+import { traceFromReplay } from "../../explore/replay-trace.js";
 import { startExploreServer } from "../../explore/server.js";
+import type { ReplayFiles } from "../../scenarios/replay.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import type { Out } from "../io.js";
@@ -39,7 +40,8 @@ export function untilInterrupted(signal?: AbortSignal): Promise<void> {
 
 /**
  * Serve `doc` on 127.0.0.1 until Ctrl-C. Links with another replay string are regenerated from
- * built-in scenarios and variants, and from the files this trace itself names.
+ * built-in scenarios and variants, and from the scenario file and variant module the server was
+ * given (their hashes must match what the string recorded).
  */
 export async function serveExplorer(
   out: Out,
@@ -47,15 +49,10 @@ export async function serveExplorer(
   port: number | undefined,
   stream: "data" | "info",
   signal?: AbortSignal,
+  files: ReplayFiles = {},
 ): Promise<void> {
-  let own: string[] = [];
-  try {
-    if (doc.kind === "check") own = fileRefsOf(decodeReplay(doc.doc.replay).header);
-  } catch {
-    // A trace whose replay string does not decode regenerates nothing from files.
-  }
   const server = await userErrors(() =>
-    startExploreServer({ doc, port, regenerate: (r) => traceFromReplay(r, new Set(own)) }),
+    startExploreServer({ doc, port, regenerate: (r) => traceFromReplay(r, files) }),
   );
   const url =
     doc.kind === "check" ? `${server.url}?replay=${encodeURIComponent(doc.doc.replay)}` : server.url;
@@ -73,6 +70,14 @@ export function registerExplore(program: Command, out: Out, setExit: SetExit): v
     .argument("<trace>", "trace.json from check --out / replay --json / simulate --trace, or a replay string")
     .option("--port <n>", "port to listen on (default 7357, or any free port if it is taken; 0: any)")
     .option("--html <file>", "write one self-contained HTML file with the trace embedded, and exit")
+    .option(
+      "--scenario <file>",
+      "the scenario file a replay string was recorded on (checked by content hash)",
+    )
+    .option(
+      "--variant <file>",
+      "the variant module a replay string was recorded on (checked by content hash)",
+    )
     .addHelpText(
       "after",
       `
@@ -89,7 +94,7 @@ Keys: ←/→ step, Home/End, n next step of the selected task (N previous), v t
       if (port !== undefined && port > 65535) throw new UsageError(`--port takes 0..65535, not '${o.port}'`);
       const doc: ExplorerDoc = await userErrors(async () =>
         arg.trim().startsWith("tdp1.")
-          ? { kind: "check", doc: await traceFromReplay(arg) }
+          ? { kind: "check", doc: await traceFromReplay(arg, { scenario: o.scenario, variant: o.variant }) }
           : loadExplorerFile(arg),
       );
       if (o.html) {
@@ -107,7 +112,7 @@ Keys: ←/→ step, Home/End, n next step of the selected task (N previous), v t
         setExit(EXIT.ok);
         return;
       }
-      await serveExplorer(out, doc, port, "data");
+      await serveExplorer(out, doc, port, "data", undefined, { scenario: o.scenario, variant: o.variant });
       setExit(EXIT.ok);
     });
 }

@@ -42,12 +42,14 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
     .option("--json", "print the trace document (JSON) on stdout")
     .option("--steps", "also print every step")
     .option("--perfetto <file>", "write the replayed run as Chrome Trace Event JSON (ui.perfetto.dev)")
+    .option("--scenario <file>", "the scenario file the string was recorded on (checked by content hash)")
+    .option("--variant <file>", "the variant module the string was recorded on (checked by content hash)")
     .action(async (arg, o) => {
       const replay = replayStringOf(arg);
       let recorded: Awaited<ReturnType<typeof recordReplay>>;
       try {
         // The document carries the model state after every step, for the explorer and the counters.
-        recorded = await recordReplay(replay);
+        recorded = await recordReplay(replay, { scenario: o.scenario, variant: o.variant });
       } catch (e) {
         if (e instanceof ReplayError) throw new UsageError(e.message);
         throw e;

@@ -77,6 +77,7 @@ export class DfsSearcher implements Searcher, Scheduler, RunObserver {
     if (interrupted) this.taken = [];
     return {
       violations: interrupted ? [] : r.violations,
+      overridesRan: r.overridesRan,
       choices: r.choices,
       steps: r.stats.steps,
       blocked: false,

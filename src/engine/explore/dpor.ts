@@ -305,6 +305,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     }
     return {
       violations: interrupted ? [] : r.violations,
+      overridesRan: r.overridesRan,
       choices: r.choices,
       steps: r.stats.steps,
       blocked: abort !== null && (abort.why === "sleep-blocked" || abort.why === "redundant"),

@@ -156,6 +156,7 @@ export class Driver {
     this.opts.onExecution?.(out);
     const st = this.stats;
     this.steps += out.steps;
+    for (const n of out.overridesRan ?? []) if (!st.overridesRan.includes(n)) st.overridesRan.push(n);
     if (out.sampled === true) {
       st.sampledRuns++;
       if (out.violations.length > 0 && this.violationChoices === null) {

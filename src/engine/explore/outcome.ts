@@ -15,6 +15,8 @@ export interface RunOutcome {
    * rolled back to its state before the run, so a resumed search re-runs it.
    */
   readonly interrupted: boolean;
+  /** Names of the overrides the run called. */
+  readonly overridesRan?: readonly string[];
   /** A run a portfolio sampled beside its exhaustive search: it adds counterexamples, not coverage. */
   readonly sampled?: boolean;
 }

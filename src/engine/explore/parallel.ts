@@ -97,6 +97,7 @@ export class Totals {
     a.maxWakeupNodes = Math.max(a.maxWakeupNodes, b.maxWakeupNodes);
     a.maxStack = Math.max(a.maxStack, b.maxStack);
     a.sampledRuns += b.sampledRuns;
+    for (const n of b.overridesRan ?? []) if (!a.overridesRan.includes(n)) a.overridesRan.push(n);
     for (const c of s.cutBy) if (c !== "first-violation") this.cut.add(c);
     if (this.violation === null && s.violationChoices !== null) this.violation = s.violationChoices;
   }

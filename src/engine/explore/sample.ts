@@ -56,6 +56,7 @@ abstract class SamplingSearcher implements Searcher, Scheduler, RunObserver {
     const interrupted = abort?.why === "interrupted";
     return {
       violations: interrupted ? [] : r.violations,
+      overridesRan: r.overridesRan,
       choices: r.choices,
       steps: r.stats.steps,
       blocked: false,

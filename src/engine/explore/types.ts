@@ -110,6 +110,8 @@ export interface ExploreStats {
   maxStack: number;
   /** Portfolio: random and PCT runs made beside DPOR (not counted as executions). */
   sampledRuns: number;
+  /** Overrides (by kernel name) that at least one run called. */
+  overridesRan: string[];
 }
 
 /** Plain-JSON exploration state; `explore(program, { resumeFrom })` continues from it. */
@@ -157,5 +159,6 @@ export function emptyStats(): ExploreStats {
     maxWakeupNodes: 0,
     maxStack: 0,
     sampledRuns: 0,
+    overridesRan: [],
   };
 }

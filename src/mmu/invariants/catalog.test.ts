@@ -36,3 +36,10 @@ describe("the invariant catalog", () => {
     expect(INVARIANT_NAMES.filter((n) => !all.includes(`"${n}"`))).toEqual([]);
   });
 });
+
+describe("docs/invariants.md", () => {
+  it("lists every invariant of the catalog", () => {
+    const doc = readFileSync("docs/invariants.md", "utf8");
+    expect(INVARIANT_NAMES.filter((n) => !doc.includes(`| \`${n}\` |`))).toEqual([]);
+  });
+});

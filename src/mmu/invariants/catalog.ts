@@ -20,7 +20,7 @@ export const INVARIANTS: readonly InvariantInfo[] = [
   {
     name: "inv3-list-membership",
     area: "roots",
-    meaning: "a root with a reference is on tdp_mmu_roots, and it is unlinked exactly once",
+    meaning: "a root with a reference is on tdp_mmu_roots, and no root is freed while still on it",
   },
   { name: "inv4-no-uaf-roots", area: "roots", meaning: "no access to a root after it was freed" },
   {

@@ -1,0 +1,17 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { BUILTIN_SCENARIOS } from "./builtin/index.js";
+import { BUILTIN_VARIANTS } from "./variants/index.js";
+
+/** SHA-256 of a file's content, hex, first 16 digits: what replay strings and checkpoints record. */
+export function contentHash(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex").slice(0, 16);
+}
+
+export function isBuiltinScenarioName(ref: string): boolean {
+  return BUILTIN_SCENARIOS.some((s) => s.name === ref);
+}
+
+export function isBuiltinVariantName(ref: string): boolean {
+  return BUILTIN_VARIANTS.some((v) => v.name === ref);
+}
