@@ -30,6 +30,11 @@ describe("tdplab CLI", () => {
       ["check", "seed-004-empty-rmap", "--variant", "no-such-variant"],
       ["check", "seed-004-empty-rmap", "--max-executions", "-3"],
       ["check", "seed-004-empty-rmap", "--seed", "0xZZ"],
+      ["check", "seed-004-empty-rmap", "--time-limit", "0"],
+      ["check", "seed-004-empty-rmap", "--json", "--jsonl"],
+      ["check", "seed-004-empty-rmap", "--preemptions", "2"],
+      ["check", "seed-004-empty-rmap", "--strategy", "dpor", "--pct-depth", "2"],
+      ["check", "seed-004-empty-rmap", "seed-000-teardown", "--resume", "x.json"],
       ["replay", "tdp1.!!!.AA"],
       ["replay", "v9.whatever"],
     ]) {

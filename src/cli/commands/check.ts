@@ -92,7 +92,12 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       const seed =
         seedFlag(o.seed) ?? (strategy === "portfolio" ? 0n : BigInt(Math.floor(Math.random() * 2 ** 52)));
       const machine = machineFlags(o);
-      const timeLimit = intFlag("--time-limit", o.timeLimit);
+      const timeLimit = intFlag("--time-limit", o.timeLimit, 1);
+      if (o.json && o.jsonl) throw new UsageError("--json and --jsonl both print the result: give one");
+      if (o.preemptions !== undefined && strategy !== "bounded")
+        throw new UsageError(`--preemptions bounds --strategy bounded, not ${strategy}`);
+      if (o.pctDepth !== undefined && strategy !== "pct" && strategy !== "portfolio")
+        throw new UsageError(`--pct-depth is for --strategy pct or portfolio, not ${strategy}`);
       if (o.resume && targets.length > 1)
         throw new UsageError("--resume continues one run: give one scenario");
       const controller = new AbortController();
@@ -313,7 +318,9 @@ function printHuman(
         : `to resume: the same command with --resume ${join(outDir, `${name}.checkpoint.json`)}`,
     );
   }
-  out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces portfolio/pct/random runs)`);
+  // Only the strategies that draw random numbers have a seed worth reprinting.
+  if (o.explore.strategy === "portfolio" || o.explore.strategy === "pct" || o.explore.strategy === "random")
+    out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces this run)`);
 }
 
 /** `--set name=value` pairs: integer scenario parameters. */
