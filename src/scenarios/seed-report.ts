@@ -1,4 +1,4 @@
-import { runCheck } from "./check.js";
+import { runCheckAsync } from "./check.js";
 import { resolveScenario, resolveVariant, runConfigFor } from "./resolve.js";
 import { SEED_DESIGNS, type SeedDesign } from "./seeds.js";
 
@@ -34,6 +34,8 @@ export interface SeedRunOptions {
   readonly maxExecutions?: number;
   readonly shrink?: boolean;
   readonly onRow?: (row: SeedRow, index: number, total: number) => void;
+  /** Ctrl-C: the design being checked stops (its row says interrupted) and no further one starts. */
+  readonly signal?: AbortSignal;
 }
 
 /** Check one seed design: DPOR to the first violation, or to exhaustion for a safe verdict. */
@@ -42,7 +44,7 @@ export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}):
   const variant = await resolveVariant(d.variant);
   const config = runConfigFor(scenario, variant, { kernel: d.kernel });
   const t0 = performance.now();
-  const out = runCheck({
+  const out = await runCheckAsync({
     scenario,
     variant,
     variantRef: d.variant,
@@ -54,6 +56,7 @@ export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}):
       stopOnFirstViolation: true,
       timeLimitMs: opts.timeLimitMs,
       maxExecutions: opts.maxExecutions,
+      signal: opts.signal,
     },
     shrink: opts.shrink ?? true,
     shrinkBudget: 300,
@@ -92,6 +95,9 @@ export async function runSeeds(opts: SeedRunOptions = {}): Promise<SeedRow[]> {
   const designs = SEED_DESIGNS.filter((d) => !opts.threads || opts.threads.includes(d.thread));
   const rows: SeedRow[] = [];
   for (const d of designs) {
+    // Let signal handlers run between designs: a short design finishes without ever yielding.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (opts.signal?.aborted) break;
     const row = await checkSeedDesign(d, opts);
     rows.push(row);
     opts.onRow?.(row, rows.length, designs.length);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkSeedDesign } from "./seed-report.js";
+import { checkSeedDesign, runSeeds } from "./seed-report.js";
 import { SEED_DESIGNS } from "./seeds.js";
 
 /**
@@ -26,4 +26,22 @@ describe("seed designs", () => {
       expect(row.matches).toBe(true);
     });
   }
+});
+
+describe("runSeeds and Ctrl-C", () => {
+  it("stops after the design during which the signal fired, keeping the rows already done", async () => {
+    const controller = new AbortController();
+    const rows = await runSeeds({
+      threads: ["004"],
+      signal: controller.signal,
+      onRow: (_r, i) => {
+        if (i === 2) controller.abort();
+      },
+    });
+    expect(rows.map((r) => r.variant)).toEqual(
+      SEED_DESIGNS.filter((d) => d.thread === "004")
+        .slice(0, 2)
+        .map((d) => d.variant ?? "as-merged"),
+    );
+  });
 });

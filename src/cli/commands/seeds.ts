@@ -45,23 +45,35 @@ export function registerSeeds(program: Command, out: Out, setExit: SetExit): voi
       if (threads?.some((t) => !/^00[0-4]$/.test(t)))
         throw new UsageError(`--thread takes ids 000..004, not '${o.thread}'`);
       const limit = intFlag("--time-limit", o.timeLimit, 1);
-      const rows = await runSeeds({
-        threads,
-        timeLimitMs: limit === undefined ? undefined : limit * 1000,
-        onRow: (r, i, n) => out.progress(`[${i}/${n}] ${r.thread} ${r.variant}: ${r.verdict}`),
-      });
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      let rows: SeedRow[];
+      try {
+        rows = await runSeeds({
+          threads,
+          timeLimitMs: limit === undefined ? undefined : limit * 1000,
+          signal: controller.signal,
+          onRow: (r, i, n) => out.progress(`[${i}/${n}] ${r.thread} ${r.variant}: ${r.verdict}`),
+        });
+      } finally {
+        process.removeListener("SIGINT", onSigint);
+      }
       out.endProgress();
+      const interrupted = controller.signal.aborted;
       if (o.json) out.data(JSON.stringify({ schemaVersion: SEEDS_SCHEMA_VERSION, seeds: rows }, null, 2));
       else {
         out.data(formatSeedTable(rows, o.markdown === true));
         const bad = rows.filter((r) => !r.matches);
         out.data("");
         out.data(
-          bad.length === 0
-            ? `all ${rows.length} verdicts match their expectations`
-            : `${bad.length} of ${rows.length} verdicts differ from their expectations: ${bad.map((r) => `${r.thread}/${r.variant}`).join(", ")}`,
+          interrupted
+            ? `interrupted: ${rows.length} designs checked (the last one cut short), the rest not started`
+            : bad.length === 0
+              ? `all ${rows.length} verdicts match their expectations`
+              : `${bad.length} of ${rows.length} verdicts differ from their expectations: ${bad.map((r) => `${r.thread}/${r.variant}`).join(", ")}`,
         );
       }
-      setExit(rows.every((r) => r.matches) ? EXIT.ok : EXIT.violation);
+      setExit(interrupted ? EXIT.interrupted : rows.every((r) => r.matches) ? EXIT.ok : EXIT.violation);
     });
 }
