@@ -1,3 +1,4 @@
+import { modelFnNames } from "../mmu/model-fns.js";
 import type { CheckOutcome } from "../scenarios/check.js";
 import { formatRaceDiagram, formatStepList } from "../trace/race-diagram.js";
 import type { TraceDoc } from "../trace/schema.js";
@@ -14,6 +15,17 @@ export function formatExploreSummary(o: CheckOutcome, label: string): string {
     o.status === "ok" ? "no violation" : o.status === "violation" ? "VIOLATION" : "inconclusive";
   const sampled = e.stats.sampledRuns > 0 ? ` (+${e.stats.sampledRuns} sampled runs)` : "";
   return `${label}: ${verdict}; ${e.strategy}, ${e.executions} executions${sampled}, ${e.steps} steps, ${Math.round(e.elapsedMs)} ms; ${completeness}`;
+}
+
+/** Per model function, how many executions reached it; and which model functions none reached. */
+export function formatCoverage(cov: Readonly<Record<string, number>>, executions: number): string {
+  const names = Object.keys(cov).sort();
+  const lines = [`coverage: ${names.length} model functions reached, over ${executions} executions`];
+  const w = Math.max(...names.map((n) => n.length), 8);
+  for (const n of names) lines.push(`  ${n.padEnd(w)} ${String(cov[n]).padStart(9)}`);
+  const never = modelFnNames().filter((n) => cov[n] === undefined);
+  lines.push(`  not reached: ${never.length} model functions (the JSON lists them)`);
+  return lines.join("\n");
 }
 
 /** The counterexample the way a kernel developer reads it: diagram, steps, invariant, replay. */

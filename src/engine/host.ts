@@ -27,6 +27,8 @@ export interface Host {
   readonly overrides: ReadonlyMap<string, Function>;
   /** An override was called (so a run can say which of a variant's overrides it exercised). */
   overrideRan(name: string): void;
+  /** When coverage is on: the model functions this run entered. */
+  readonly coverage: Set<string> | null;
   /** Register a check run after every step (invariants). */
   addCheck(name: string, check: () => void): void;
   /** Note a timed cost for the simulator; the checker ignores it. */

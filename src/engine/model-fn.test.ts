@@ -253,3 +253,39 @@ describe("modelFn overrides", () => {
     expect(seen!.size).toBe(0);
   });
 });
+
+describe("coverage", () => {
+  it("counts, per model function, the executions that entered it", async () => {
+    const { explore } = await import("./explore/explore.js");
+    const { host: h } = await import("./host.js");
+    const always = modelFn("cov_always", function* (o: number): Gen<void> {
+      yield { kind: "write", obj: o, fn: "cov_always", step: "w" };
+    });
+    const sometimes = modelFn("cov_sometimes", function* (): Gen<void> {});
+    let flag = false;
+    const r = explore(
+      ({ spawn }) => {
+        const o = h().newObject("o");
+        flag = false;
+        spawn(
+          "a",
+          (function* () {
+            yield* always(o);
+            flag = true;
+          })(),
+        );
+        spawn(
+          "b",
+          (function* () {
+            yield { kind: "read", obj: o, fn: "b", step: "r" };
+            if (flag) yield* sometimes();
+          })(),
+        );
+      },
+      { coverage: true, stopOnFirstViolation: false },
+    );
+    expect(r.executions).toBe(2);
+    expect(r.stats.coverage).toEqual({ cov_always: 2, cov_sometimes: 1 });
+    expect(explore(() => {}, {}).stats.coverage).toBeUndefined();
+  });
+});

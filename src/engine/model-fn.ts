@@ -29,6 +29,8 @@ export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A)
     const ov = h.overrides.size === 0 ? undefined : (h.overrides.get(name) as Override<A, R> | undefined);
     frames.push(name);
     if (ov !== undefined) h.overrideRan(name);
+    const cov = h.coverage;
+    if (cov !== null) cov.add(name);
     try {
       return ov === undefined ? yield* impl(...args) : yield* ov(impl, ...args);
     } finally {

@@ -34,6 +34,8 @@ export interface RunResult {
   readonly objectNames: readonly string[];
   /** Overrides (by kernel name) the run called. */
   readonly overridesRan: readonly string[];
+  /** Model functions the run entered, when coverage was on. */
+  readonly functionsRun?: readonly string[];
 }
 
 /** Hooks for explorers that need to see every step (DPOR, shrinking, tracing). */
@@ -52,6 +54,8 @@ export interface RunOptions {
   readonly stopOnViolation?: boolean;
   readonly overrides?: ReadonlyMap<string, Function>;
   readonly observer?: RunObserver;
+  /** Record which model functions the run enters (RunResult.functionsRun). */
+  readonly coverage?: boolean;
 }
 
 /** What a program's setup code gets: spawn the initial tasks, reach the host. */
@@ -103,7 +107,10 @@ export class Runtime implements Host {
     this.trace = opts.record ? [] : null;
     this.stopOnViolation = opts.stopOnViolation ?? true;
     this.maxSteps = opts.maxSteps ?? 100_000;
+    this.coverage = opts.coverage === true ? new Set() : null;
   }
+
+  readonly coverage: Set<string> | null;
 
   // ---- Host -------------------------------------------------------------
 
@@ -457,6 +464,7 @@ export class Runtime implements Host {
       taskLanes: this.tasks.map((t) => t.lane),
       objectNames: this.objectNames.slice(),
       overridesRan: [...this.overridesRan],
+      ...(this.coverage === null ? {} : { functionsRun: [...this.coverage] }),
     };
   }
 }

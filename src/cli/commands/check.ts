@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import type { Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
+import { modelFnNames } from "../../mmu/model-fns.js";
 import {
   type CheckOutcome,
   type CheckRequest,
@@ -19,7 +20,7 @@ import { writeChromeTrace } from "../../trace/perfetto-file.js";
 import type { TraceDoc } from "../../trace/schema.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
-import { formatCounterexample, formatExploreSummary } from "../format-check.js";
+import { formatCounterexample, formatCoverage, formatExploreSummary } from "../format-check.js";
 import type { Out } from "../io.js";
 import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
 import { serveExplorer } from "./explore.js";
@@ -77,6 +78,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       "split the exploration over n worker threads (built-in scenarios and files, no variant)",
     )
     .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
+    .option("--coverage", "count, per model function, the executions that reached it")
     .option(
       "--plain-dependence",
       "ignore the primitives' declared commutativity and completions (cross-check a verdict; slower)",
@@ -138,6 +140,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 preemptionBound: intFlag("--preemptions", o.preemptions),
                 pctDepth: intFlag("--pct-depth", o.pctDepth, 1),
                 plainDependence: o.plainDependence === true,
+                coverage: o.coverage === true,
                 signal: controller.signal,
                 onProgress: (p) => {
                   if (o.jsonl) out.data(JSON.stringify({ event: "progress", scenario: target, ...p }));
@@ -269,6 +272,9 @@ function jsonDoc(
         }
       : null,
     warnings: o.warnings,
+    ...(o.explore.stats.coverage === undefined
+      ? {}
+      : { coverageNotReached: modelFnNames().filter((n) => o.explore.stats.coverage?.[n] === undefined) }),
   };
 }
 
@@ -302,6 +308,8 @@ function printHuman(
   const label = `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
   out.data(formatExploreSummary(o, label));
   for (const w of o.warnings) out.data(`warning: ${w}`);
+  const cov = o.explore.stats.coverage;
+  if (cov !== undefined) out.data(formatCoverage(cov, o.explore.executions));
   if (o.counterexample) {
     out.data(
       formatCounterexample(o.counterexample.trace, o.counterexample.replay, o.counterexample.shrunk, steps),

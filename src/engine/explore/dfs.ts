@@ -11,6 +11,7 @@ export interface DfsConfig {
   readonly maxSteps: number;
   readonly overrides?: ReadonlyMap<string, Function>;
   readonly stopRunAtViolation?: boolean;
+  readonly coverage?: boolean;
   /** Preemption bound; Infinity for plain exhaustive enumeration. */
   readonly bound: number;
 }
@@ -78,6 +79,7 @@ export class DfsSearcher implements Searcher, Scheduler, RunObserver {
     return {
       violations: interrupted ? [] : r.violations,
       overridesRan: r.overridesRan,
+      functionsRun: r.functionsRun,
       choices: r.choices,
       steps: r.stats.steps,
       blocked: false,

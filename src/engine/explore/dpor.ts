@@ -162,6 +162,7 @@ export interface DporConfig {
    * the "before" of the reduction benchmarks.
    */
   readonly plainDependence?: boolean;
+  readonly coverage?: boolean;
 }
 
 /** Serialised event: names instead of interned ids. */
@@ -284,6 +285,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       maxSteps: this.cfg.maxSteps + 1,
       overrides: this.cfg.overrides,
       stopOnViolation: this.cfg.stopRunAtViolation ?? true,
+      coverage: this.cfg.coverage,
     });
     rt.onNewObject = (id, creator) => this.onNewObject(id, creator);
     this.rt = rt;
@@ -306,6 +308,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     return {
       violations: interrupted ? [] : r.violations,
       overridesRan: r.overridesRan,
+      functionsRun: r.functionsRun,
       choices: r.choices,
       steps: r.stats.steps,
       blocked: abort !== null && (abort.why === "sleep-blocked" || abort.why === "redundant"),

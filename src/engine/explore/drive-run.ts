@@ -7,6 +7,7 @@ export interface DriveConfig {
   readonly maxSteps: number;
   readonly overrides?: ReadonlyMap<string, Function>;
   readonly stopRunAtViolation?: boolean;
+  readonly coverage?: boolean;
 }
 
 /**
@@ -24,6 +25,7 @@ export function driveRun(
     maxSteps: cfg.maxSteps + 1,
     overrides: cfg.overrides,
     stopOnViolation: cfg.stopRunAtViolation ?? true,
+    coverage: cfg.coverage,
   });
   let abort: RunAbort | null = null;
   try {

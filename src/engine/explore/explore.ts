@@ -29,7 +29,13 @@ function isSampling(s: Strategy): boolean {
 export function makeSearcher(program: Program, strategy: Strategy, opts: ExploreOptions): Searcher {
   const maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
   const stopRunAtViolation = opts.stopRunAtViolation ?? opts.stopOnFirstViolation ?? true;
-  const base = { program, maxSteps, overrides: opts.overrides, stopRunAtViolation };
+  const base = {
+    program,
+    maxSteps,
+    overrides: opts.overrides,
+    stopRunAtViolation,
+    coverage: opts.coverage === true,
+  };
   const dporBase = { ...base, plainDependence: opts.plainDependence === true };
   const resume = opts.resumeFrom;
   switch (strategy) {
@@ -168,7 +174,13 @@ export class Driver {
       return;
     }
     if (out.blocked) this.blocked++;
-    else this.executions++;
+    else {
+      this.executions++;
+      if (out.functionsRun !== undefined) {
+        const cov = (st.coverage ??= {});
+        for (const f of out.functionsRun) cov[f] = (cov[f] ?? 0) + 1;
+      }
+    }
     if (out.steps > st.maxDepth) st.maxDepth = out.steps;
     if (out.depthCut) {
       st.depthCuts++;

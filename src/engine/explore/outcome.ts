@@ -17,6 +17,8 @@ export interface RunOutcome {
   readonly interrupted: boolean;
   /** Names of the overrides the run called. */
   readonly overridesRan?: readonly string[];
+  /** Model functions the run entered (coverage on). */
+  readonly functionsRun?: readonly string[];
   /** A run a portfolio sampled beside its exhaustive search: it adds counterexamples, not coverage. */
   readonly sampled?: boolean;
 }

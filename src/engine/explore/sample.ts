@@ -12,6 +12,7 @@ export interface SampleConfig {
   readonly maxSteps: number;
   readonly overrides?: ReadonlyMap<string, Function>;
   readonly stopRunAtViolation?: boolean;
+  readonly coverage?: boolean;
   readonly seed: bigint;
 }
 
@@ -57,6 +58,7 @@ abstract class SamplingSearcher implements Searcher, Scheduler, RunObserver {
     return {
       violations: interrupted ? [] : r.violations,
       overridesRan: r.overridesRan,
+      functionsRun: r.functionsRun,
       choices: r.choices,
       steps: r.stats.steps,
       blocked: false,

@@ -62,6 +62,8 @@ export interface ExploreOptions {
    * only some linearisation of the same trace reaches before the first one.
    */
   readonly stopRunAtViolation?: boolean;
+  /** Count, per model function, the executions that enter it (ExploreStats.coverage). */
+  readonly coverage?: boolean;
   /**
    * DPOR and portfolio: ignore declared commutativity classes and completions, so every access
    * depends on every other access of its objects (a cross-check; slower). Default false.
@@ -112,6 +114,8 @@ export interface ExploreStats {
   sampledRuns: number;
   /** Overrides (by kernel name) that at least one run called. */
   overridesRan: string[];
+  /** With coverage on: per model function, the executions (not sampled runs) that entered it. */
+  coverage?: Record<string, number>;
 }
 
 /** Plain-JSON exploration state; `explore(program, { resumeFrom })` continues from it. */
