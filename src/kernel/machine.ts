@@ -68,6 +68,8 @@ export interface KTask {
    * sections a reader opens after the grace period started are independent of it.
    */
   rcuSecObj: number;
+  /** The name every section object of this task gets (one string, however many sections). */
+  rcuSecName?: string;
   preemptCount: number;
   /** Set while running an RCU callback (softirq context: may not sleep). */
   inSoftirq: boolean;
