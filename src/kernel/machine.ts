@@ -73,6 +73,8 @@ export interface KTask {
   preemptCount: number;
   /** Set while running an RCU callback (softirq context: may not sleep). */
   inSoftirq: boolean;
+  /** The task that tears the VM down and drops the reference every other user's put leaves. */
+  isTeardown?: boolean;
   /** TIF_NEED_RESCHED: once set it stays set until the task schedules. */
   needResched: boolean;
   /** How many times need_resched() answered true by choice for this task. */

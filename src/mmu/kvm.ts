@@ -55,6 +55,7 @@ export function kvm_create_vm(cfg: VmConfig): Kvm {
     tdp_mmu_zap_wq: null,
     tdp_mmu_pages: new Atomic("tdp_mmu_pages", 0, kobj),
     users_count: new Atomic("users_count", 1, kobj),
+    teardownHolds: false,
     created_vcpus: 0,
     mmu_invalidate_seq: new Atomic("mmu_invalidate_seq", 0, kobj),
     mmu_invalidate_in_progress: new Atomic("mmu_invalidate_in_progress", 0, kobj),

@@ -1,7 +1,10 @@
+import { host } from "../engine/host.js";
 import { modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import { kfree } from "../kernel/alloc.js";
 import { atomic_fetch_add, atomic_fetch_sub } from "../kernel/atomic.js";
+import { ktask } from "../kernel/machine.js";
+import { commutingOp, touch } from "../kernel/shared.js";
 import { WARN_ON } from "../kernel/warn.js";
 import { check_teardown_clean } from "./invariants/roots.js";
 import { kvm_mmu_notifier_release } from "./mmu_notifier.js";
@@ -31,6 +34,23 @@ export function kvm_get_kvm_at_spawn(kvm: Kvm): void {
 
 /** kvm_put_kvm() (kvm_main.c): drop a reference; the last one destroys the VM. */
 export const kvm_put_kvm = modelFn("kvm_put_kvm", function* (kvm: Kvm): Gen<void> {
+  if (kvm.teardownHolds && ktask().isTeardown !== true) {
+    // A teardown task holds its reference until every other user is gone, so this put is not
+    // the last: refcount_dec_and_test() answers false whatever the order of the puts. The
+    // decrements commute (class "kvm-users-put"); whether one of them went down to the teardown's
+    // reference is the same in every order of a run of them, so the check below is exact.
+    yield commutingOp("rmw", kvm.users_count, "refcount_dec_and_test (not the last)", "kvm-users-put");
+    touch(kvm.users_count, "kvm_put_kvm");
+    const left = --kvm.users_count.v;
+    if (left < 1) {
+      host().report({
+        invariant: "refcount",
+        message: `kvm_put_kvm() in ${host().current.name} dropped users_count to ${left} while the teardown task still counts on its reference`,
+        details: { left },
+      });
+    }
+    return;
+  }
   const old = yield* atomic_fetch_sub(kvm.users_count, 1);
   WARN_ON(old <= 0, "refcount_dec_and_test(&kvm->users_count) underflow", { old });
   if (old === 1) yield* kvm_destroy_vm(kvm);

@@ -108,6 +108,11 @@ export interface Kvm extends Buggable {
   /** kvm->arch.tdp_mmu_pages: count of live non-root TDP pages. */
   readonly tdp_mmu_pages: Atomic;
   readonly users_count: Atomic;
+  /**
+   * A teardown task (destroyVmTask) holds a reference until every other user is gone, so no other
+   * kvm_put_kvm() can be the last one. Set in program setup; never changes afterwards.
+   */
+  teardownHolds: boolean;
   created_vcpus: number;
   readonly mmu_invalidate_seq: Atomic;
   readonly mmu_invalidate_in_progress: Atomic;

@@ -12,7 +12,7 @@ import {
   withBit,
   xchg,
 } from "../kernel/atomic.js";
-import { bootMachine, type MachineConfig } from "../kernel/machine.js";
+import { bootMachine, ktask, type MachineConfig } from "../kernel/machine.js";
 import { read_lock, read_unlock, write_lock, write_unlock } from "../kernel/rwlock.js";
 import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
 import type { Features } from "./features.js";
@@ -589,7 +589,15 @@ export interface DestroyVmOptions {
  * for the other users first (by default), checks L1, and drops the reference: kvm_put_kvm() ->
  * kvm_destroy_vm() in kernel-protocol 3.16 order, then the leak check (invariant 14).
  */
-export function* destroyVmTask(kvm: Kvm, opts: DestroyVmOptions = {}): Gen<void> {
+export function destroyVmTask(kvm: Kvm, opts: DestroyVmOptions = {}): Gen<void> {
+  // It holds a reference until every other user is gone (the wait below): their puts are never
+  // the last one. Known from setup on, which is where the task is created.
+  if (opts.waitForOthers ?? true) kvm.teardownHolds = true;
+  return destroy_vm_body(kvm, opts);
+}
+
+function* destroy_vm_body(kvm: Kvm, opts: DestroyVmOptions): Gen<void> {
+  ktask().isTeardown = true;
   if (opts.waitForOthers ?? true) {
     const users = kvm.users_count;
     yield {
