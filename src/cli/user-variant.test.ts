@@ -1,5 +1,7 @@
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 /**
@@ -40,4 +42,39 @@ describe("user variant module (docs/variants.md)", () => {
       expect(doc.violation.replay).toMatch(/^tdp1\./);
     },
   );
+
+  for (const [how, argv] of [
+    ["the built CLI", ["dist/cli/bin.js"]],
+    ["tdplab from source", ["--import", "tsx", "src/cli/bin.ts"]],
+  ] as const) {
+    it.runIf(how !== "the built CLI" || existsSync("dist/cli/bin.js"))(
+      `a variant module anywhere on disk imports "tdplab" (${how})`,
+      () => {
+        const dir = mkdtempSync(join(tmpdir(), "tdplab-outside-"));
+        for (const ext of ["mjs", "mts"]) {
+          const file = join(dir, `v.${ext}`);
+          copyFileSync("examples/put-root-dec-not-one.mjs", file);
+          const r = spawnSync(
+            process.execPath,
+            [
+              ...argv,
+              "check",
+              "seed-003-put-root",
+              "--kernel",
+              "v5.18",
+              "--variant",
+              file,
+              "--strategy",
+              "dpor",
+            ],
+            { encoding: "utf8" },
+          );
+          expect(r.stderr).not.toContain("Cannot find package");
+          expect(r.status, r.stderr).toBe(1);
+          expect(r.stdout).toContain("invariant: refcount");
+        }
+      },
+      60_000,
+    );
+  }
 });

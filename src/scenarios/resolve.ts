@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
-import { extname, resolve as resolvePath } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, extname, resolve as resolvePath } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { MachineConfig } from "../kernel/machine.js";
 import type { Features } from "../mmu/features.js";
 import { INVARIANT_NAMES } from "../mmu/invariants/catalog.js";
@@ -50,6 +50,23 @@ function isVariant(x: unknown): x is Variant {
 }
 
 let tsxRegistered = false;
+let selfRegistered = false;
+
+/**
+ * A user's module may live anywhere on disk and still `import … from "tdplab"`: a resolve hook maps
+ * that specifier to the public API of the running tdplab (dist/index.js, or src/index.ts when tdplab
+ * itself runs from source), whatever node_modules the module's directory has.
+ */
+async function enableSelfImport(): Promise<void> {
+  if (selfRegistered) return;
+  selfRegistered = true;
+  // Resolved as "./index.js" next to this module's directory, by the rest of the chain: plain Node
+  // finds dist/index.js, and tsx (tdplab run from source) maps it to src/index.ts.
+  const parent = pathToFileURL(resolvePath(dirname(fileURLToPath(import.meta.url)), "../tdplab.js")).href;
+  const hook = `export async function resolve(s, c, next) { return s === "tdplab" ? next("./index.js", { ...c, parentURL: ${JSON.stringify(parent)} }) : next(s, c); }`;
+  const { register } = await import("node:module");
+  register(`data:text/javascript,${encodeURIComponent(hook)}`);
+}
 
 /** Node 20 cannot load TypeScript; tsx's loader is installed the first time a .ts module is asked for. */
 async function enableTypeScript(): Promise<void> {
@@ -63,6 +80,7 @@ async function importModule(path: string, what: string): Promise<Record<string, 
   const abs = resolvePath(path);
   if (!existsSync(abs)) throw new ResolveError(`${what} file '${path}' does not exist`);
   if (/\.m?ts$/.test(abs)) await enableTypeScript();
+  await enableSelfImport();
   try {
     return (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
   } catch (e) {
