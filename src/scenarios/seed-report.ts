@@ -36,6 +36,8 @@ export interface SeedRunOptions {
   readonly onRow?: (row: SeedRow, index: number, total: number) => void;
   /** Ctrl-C: the design being checked stops (its row says interrupted) and no further one starts. */
   readonly signal?: AbortSignal;
+  /** Called for every check actually run (a check two threads share runs once). */
+  readonly onCheck?: (d: SeedDesign) => void;
 }
 
 /** Check one seed design: DPOR to the first violation, or to exhaustion for a safe verdict. */
@@ -70,7 +72,7 @@ export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}):
       : out.status === "ok"
         ? "safe"
         : "inconclusive";
-  const invariantOk = d.invariant === undefined || (v !== null && d.invariant.includes(v.invariant));
+  const invariantOk = invariantMatches(d, v?.invariant ?? null);
   return {
     thread: d.thread,
     design: d.design,
@@ -90,15 +92,36 @@ export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}):
   };
 }
 
+function invariantMatches(d: SeedDesign, invariant: string | null): boolean {
+  return d.invariant === undefined || (invariant !== null && d.invariant.includes(invariant));
+}
+
 /** Every seed design (or those of the given threads), in table order. */
 export async function runSeeds(opts: SeedRunOptions = {}): Promise<SeedRow[]> {
   const designs = SEED_DESIGNS.filter((d) => !opts.threads || opts.threads.includes(d.thread));
   const rows: SeedRow[] = [];
+  // Two threads may debate the same check (a control both use): it is run once.
+  const done = new Map<string, SeedRow>();
   for (const d of designs) {
     // Let signal handlers run between designs: a short design finishes without ever yielding.
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (opts.signal?.aborted) break;
-    const row = await checkSeedDesign(d, opts);
+    const key = `${d.scenario}|${d.kernel}|${d.variant ?? ""}`;
+    const same = done.get(key);
+    const row =
+      same === undefined
+        ? (opts.onCheck?.(d), await checkSeedDesign(d, opts))
+        : {
+            ...same,
+            thread: d.thread,
+            design: d.design,
+            expected: d.expected,
+            note: d.note,
+            matches:
+              same.verdict === d.expected &&
+              (same.verdict !== "unsafe" || invariantMatches(d, same.invariant)),
+          };
+    done.set(key, row);
     rows.push(row);
     opts.onRow?.(row, rows.length, designs.length);
   }

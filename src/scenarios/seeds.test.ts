@@ -28,6 +28,19 @@ describe("seed designs", () => {
   }
 });
 
+describe("runSeeds", () => {
+  it("runs a check two threads share once, and gives each thread its own row", async () => {
+    let checks = 0;
+    const designs = SEED_DESIGNS.filter((d) => d.thread === "002" || d.thread === "003");
+    const rows = await runSeeds({ threads: ["002", "003"], shrink: false, onCheck: () => checks++ });
+    expect(rows).toHaveLength(designs.length);
+    const keys = new Set(designs.map((d) => `${d.scenario}|${d.kernel}|${d.variant}`));
+    expect(keys.size).toBeLessThan(designs.length);
+    expect(checks).toBe(keys.size);
+    expect(rows.every((r) => r.matches)).toBe(true);
+  }, 120_000);
+});
+
 describe("runSeeds and Ctrl-C", () => {
   it("stops after the design during which the signal fired, keeping the rows already done", async () => {
     const controller = new AbortController();

@@ -10,10 +10,22 @@ export const SEEDS_SCHEMA_VERSION = 1;
 
 export function formatSeedTable(rows: readonly SeedRow[], markdown = false): string {
   return formatTable(
-    ["thread", "design", "kernel", "expected", "verdict", "invariant", "executions", "time", "replay"],
+    [
+      "thread",
+      "design",
+      "scenario",
+      "kernel",
+      "expected",
+      "verdict",
+      "invariant",
+      "executions",
+      "time",
+      "replay",
+    ],
     rows.map((r) => [
       r.thread,
       r.variant,
+      r.scenario,
       r.kernel,
       r.expected,
       `${r.verdict}${r.matches ? "" : " (!)"}`,
