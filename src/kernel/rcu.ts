@@ -24,7 +24,10 @@ export function* rcu_read_lock(): Gen<void> {
   // reader's later sections start is no race of theirs.
   // A nested entry changes nothing another task can see: it is a point on the task's own object.
   const outer = k.rcuDepth === 0;
-  if (outer) k.rcuSecObj = host().newObject((k.rcuSecName ??= `rcu_section:${host().current.name}`));
+  if (outer) {
+    if (k.rcuSecName === undefined) k.rcuSecName = `rcu_section:${host().current.name}`;
+    k.rcuSecObj = host().newObject(k.rcuSecName);
+  }
   const obj = outer ? k.rcuSecObj : k.rcuObj;
   yield { kind: "write", obj, objs: machine().rcuObjs, fn: currentFn(), step: "rcu_read_lock" };
   if (k.rcuDepth++ === 0) k.rcuSerial++;

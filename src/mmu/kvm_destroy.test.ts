@@ -30,7 +30,8 @@ function program(users: readonly number[], probe: { last: string }): Program {
         `user${i}`,
         (function* (): Gen<void> {
           yield { kind: "rmw", obj: shared, fn: "user", step: "work" };
-          seen.push((x = x * 3 + i + 1));
+          x = x * 3 + i + 1;
+          seen.push(x);
           for (let p = 0; p < puts; p++) yield* kvm_put_kvm(kvm);
         })(),
       );

@@ -108,9 +108,10 @@ export async function runSeeds(opts: SeedRunOptions = {}): Promise<SeedRow[]> {
     if (opts.signal?.aborted) break;
     const key = `${d.scenario}|${d.kernel}|${d.variant ?? ""}`;
     const same = done.get(key);
+    if (same === undefined) opts.onCheck?.(d);
     const row =
       same === undefined
-        ? (opts.onCheck?.(d), await checkSeedDesign(d, opts))
+        ? await checkSeedDesign(d, opts)
         : {
             ...same,
             thread: d.thread,

@@ -177,7 +177,8 @@ export class Driver {
     else {
       this.executions++;
       if (out.functionsRun !== undefined) {
-        const cov = (st.coverage ??= {});
+        if (st.coverage === undefined) st.coverage = {};
+        const cov = st.coverage;
         for (const f of out.functionsRun) cov[f] = (cov[f] ?? 0) + 1;
       }
     }
