@@ -40,7 +40,7 @@ export const kvm_tdp_mmu_age_spte = modelFn("kvm_tdp_mmu_age_spte", function* (i
  * root is walked inside its own RCU section, visiting every young leaf in
  * [start, end) (test-only visits them all too). Returns whether any was young.
  */
-const kvm_tdp_mmu_handle_gfn = modelFn(
+export const kvm_tdp_mmu_handle_gfn = modelFn(
   "kvm_tdp_mmu_handle_gfn",
   function* (kvm: Kvm, root: KvmMmuPage, start: number, end: number, test_only: boolean): Gen<boolean> {
     lockdep_assert_held_write(kvm.mmu_lock);
@@ -64,7 +64,7 @@ const kvm_tdp_mmu_handle_gfn = modelFn(
  * reachable from it alive. A failed update is ignored. Test-only stops at the
  * first young leaf, and the caller must then stop walking roots too.
  */
-const __kvm_tdp_mmu_age_gfn_range = modelFn(
+export const __kvm_tdp_mmu_age_gfn_range = modelFn(
   "__kvm_tdp_mmu_age_gfn_range",
   function* (kvm: Kvm, root: KvmMmuPage, start: number, end: number, test_only: boolean): Gen<boolean> {
     let ret = false;

@@ -187,7 +187,7 @@ function* invalidate_roots(kvm: Kvm, root_types: number): Gen<void> {
  * first) that is invalid and still referenced. It assumes every such root holds a reference gifted
  * by invalidate_all_roots: the "latent issue" of seed 002.
  */
-const next_invalidated_root = modelFn(
+export const next_invalidated_root = modelFn(
   "next_invalidated_root",
   function* (kvm: Kvm, prev: KvmMmuPage | null): Gen<KvmMmuPage | null> {
     const head = kvm.tdp_mmu_roots;

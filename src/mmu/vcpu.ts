@@ -146,7 +146,7 @@ function setSlot(vcpu: Vcpu, slot: number, root: KvmMmuPage | null): void {
  * INVALID_PAGE. For TDP pages the put asserts the read lock from 6.9 (576a15de8d29); before that
  * the caller held the write lock and the put asserted it (shared=false).
  */
-const mmu_free_root_page = modelFn(
+export const mmu_free_root_page = modelFn(
   "mmu_free_root_page",
   function* (kvm: Kvm, vcpu: Vcpu, slot: number): Gen<void> {
     const root = getSlot(vcpu, slot);
@@ -218,7 +218,7 @@ export const kvm_mmu_free_obsolete_roots = modelFn(
  * mmu_alloc_direct_roots() (mmu.c) for a TDP MMU: before 6.9, under the write mmu_lock,
  * kvm_tdp_mmu_get_vcpu_root_hpa(); from 6.9, kvm_tdp_mmu_alloc_root(), which takes the read lock.
  */
-const mmu_alloc_direct_roots = modelFn("mmu_alloc_direct_roots", function* (vcpu: Vcpu): Gen<void> {
+export const mmu_alloc_direct_roots = modelFn("mmu_alloc_direct_roots", function* (vcpu: Vcpu): Gen<void> {
   const kvm = vcpu.kvm;
   if (kvm.features.rootAllocUnderReadLock) {
     yield* kvm_tdp_mmu_alloc_root(vcpu);

@@ -280,14 +280,17 @@ export function* memslotDeleteTask(kvm: Kvm, slot: Memslot): Gen<void> {
 }
 
 /** The primary MMU moves the pages behind [start, end) to new frames (a migration). */
-const migrate_pages = modelFn("migrate_pages", function* (kvm: Kvm, start: number, end: number): Gen<void> {
-  const h = hostState(kvm);
-  yield* WRITE_ONCE(h.mm, h.mm.v + 1);
-  for (let gfn = start; gfn < end; gfn++) {
-    const old = kvm.hostPfn.get(gfn) ?? defaultHostPfn(gfn);
-    kvm.hostPfn.set(gfn, old + 0x100000);
-  }
-});
+export const migrate_pages = modelFn(
+  "migrate_pages",
+  function* (kvm: Kvm, start: number, end: number): Gen<void> {
+    const h = hostState(kvm);
+    yield* WRITE_ONCE(h.mm, h.mm.v + 1);
+    for (let gfn = start; gfn < end; gfn++) {
+      const old = kvm.hostPfn.get(gfn) ?? defaultHostPfn(gfn);
+      kvm.hostPfn.set(gfn, old + 0x100000);
+    }
+  },
+);
 
 /**
  * The range the primary MMU invalidates to change [start, end): the model's host maps a huge page
