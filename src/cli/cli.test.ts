@@ -163,6 +163,19 @@ describe("tdplab CLI", () => {
     expect(g.stderr).toContain("is not a tdplab checkpoint");
   });
 
+  it("a counterexample names its invariant once: the message does not repeat it", async () => {
+    const r = await run(
+      "check",
+      "protocol-v5.18",
+      "--variant",
+      "invalidate-requeues-invalid-roots",
+      "--no-shrink",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("invariant: L1-invalid-roots-freed\n  ");
+    expect(r.stdout).not.toContain("  L1-invalid-roots-freed: ");
+  });
+
   it("check --json reports a complete safe exploration with exit 0", async () => {
     const r = await run("check", "seed-004-empty-rmap", "--json");
     expect(r.code).toBe(0);

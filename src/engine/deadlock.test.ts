@@ -34,7 +34,7 @@ describe("deadlock", () => {
     const v = run.violations[0];
     expect(v.invariant).toBe("deadlock");
     expect(v.message).toBe(
-      "deadlock: vcpu0 waits in take_both (spin_lock) on mmu_unsync_pages_lock; " +
+      "vcpu0 waits in take_both (spin_lock) on mmu_unsync_pages_lock; " +
         "vcpu1 waits in take_both (spin_lock) on tdp_mmu_pages_lock",
     );
     expect(v.details.blocked).toEqual([
@@ -71,7 +71,7 @@ describe("deadlock", () => {
       { scheduler: new RoundRobinScheduler() },
     );
     expect(r.violations.map((v) => v.invariant)).toEqual(["deadlock"]);
-    expect(r.violations[0].message).toBe("deadlock: waiter waits in <task> (mutex_lock) on slots_lock");
+    expect(r.violations[0].message).toBe("waiter waits in <task> (mutex_lock) on slots_lock");
   });
 
   it("a run where every task finishes is not a deadlock", () => {

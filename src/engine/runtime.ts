@@ -427,7 +427,7 @@ export class Runtime implements Host {
     this.current = setupTask();
     this.report({
       invariant: "deadlock",
-      message: `deadlock: ${parts.map((p) => `${p.name} waits in ${p.fn} (${p.step}) on ${p.waitsOn}`).join("; ")}`,
+      message: `${parts.map((p) => `${p.name} waits in ${p.fn} (${p.step}) on ${p.waitsOn}`).join("; ")}`,
       details: { blocked: parts },
     });
   }

@@ -133,7 +133,7 @@ function waivedInvariants(): ReadonlySet<string> {
 /** Report a violation of a root invariant unless the design under test waives it. */
 function reportInvariant(name: RootInvariant, message: string, details: Record<string, unknown>): void {
   if (waivedInvariants().has(name)) return;
-  host().report({ invariant: name, message: `${name}: ${message}`, details });
+  host().report({ invariant: name, message, details });
 }
 
 /** Report a root invariant violation (once per root and invariant when `root` is given). */
@@ -152,7 +152,7 @@ export function reportRootViolation(
   }
   host().report({
     invariant: name,
-    message: `${name}: ${message}`,
+    message,
     details: root !== undefined ? { ...rootDetails(root), ...details } : details,
   });
 }
