@@ -176,6 +176,23 @@ describe("tdplab CLI", () => {
     expect(r.stdout).not.toContain("  L1-invalid-roots-freed: ");
   });
 
+  it("--steps shows what each step changed in the roots", async () => {
+    const r = await run(
+      "check",
+      "seed-003-put-root",
+      "--kernel",
+      "v5.18",
+      "--variant",
+      "put-root-dec-not-one-set-zero",
+      "--strategy",
+      "dpor",
+      "--steps",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/refcount_set \[root#1\.tdp_mmu_root_count\]\s+\{root#1 refcount \d→0\}/);
+    expect(r.stdout).toContain("{root#1 invalid 0→1}");
+  });
+
   it("check --json reports a complete safe exploration with exit 0", async () => {
     const r = await run("check", "seed-004-empty-rmap", "--json");
     expect(r.code).toBe(0);

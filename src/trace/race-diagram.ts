@@ -1,4 +1,5 @@
 import type { TraceDoc } from "./schema.js";
+import type { TraceState } from "./state-schema.js";
 
 type Step = TraceDoc["steps"][number];
 
@@ -118,10 +119,34 @@ export function formatStepList(doc: TraceDoc): string {
   const vStep = doc.violation?.step ?? -1;
   const w = String(doc.steps.length).length;
   return doc.steps
-    .map((s) => {
+    .map((s, k) => {
       const t = doc.tasks[s.task]?.name ?? `T${s.task}`;
       const mark = s.i === vStep ? ` <== ${doc.violation?.invariant ?? ""}` : "";
-      return `${String(s.i).padStart(w)}  ${t.padEnd(18)} ${s.kind.padEnd(7)} ${s.fn}: ${s.step} [${doc.objects[s.obj] ?? s.obj}]${mark}`;
+      const before = k === 0 ? doc.initialState : doc.states?.[k - 1];
+      const after = doc.states?.[k];
+      const changes = before && after ? rootChanges(before, after) : "";
+      return `${String(s.i).padStart(w)}  ${t.padEnd(18)} ${s.kind.padEnd(7)} ${s.fn}: ${s.step} [${doc.objects[s.obj] ?? s.obj}]${changes}${mark}`;
     })
     .join("\n");
+}
+
+/** What a step changed in the roots, as " {root#1 refcount 1→0, invalid 0→1}", or "". */
+function rootChanges(before: TraceState, after: TraceState): string {
+  const out: string[] = [];
+  const old = new Map(before.roots.map((r) => [r.name, r]));
+  const bit = (b: boolean) => (b ? "1" : "0");
+  for (const r of after.roots) {
+    const o = old.get(r.name);
+    if (o === undefined) {
+      out.push(`${r.name} new, refcount ${r.refcount}`);
+      continue;
+    }
+    const d: string[] = [];
+    if (o.refcount !== r.refcount) d.push(`refcount ${o.refcount}→${r.refcount}`);
+    if (o.invalid !== r.invalid) d.push(`invalid ${bit(o.invalid)}→${bit(r.invalid)}`);
+    if (o.onList !== r.onList) d.push(r.onList ? "on the list" : "off the list");
+    if (o.freed !== r.freed) d.push(r.freed ? "freed" : "allocated");
+    if (d.length > 0) out.push(`${r.name} ${d.join(", ")}`);
+  }
+  return out.length === 0 ? "" : `  {${out.join("; ")}}`;
 }
