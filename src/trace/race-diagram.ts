@@ -5,8 +5,24 @@ type Step = TraceDoc["steps"][number];
 
 const WRITES = new Set(["write", "rmw", "acquire", "release"]);
 
-function conflict(a: Step, b: Step): boolean {
-  return a.obj === b.obj && a.task !== b.task && (WRITES.has(a.kind) || WRITES.has(b.kind));
+/**
+ * Two steps of different tasks conflict when one writes what the other touches. An access to a
+ * field ("root#1.role") also touches the allocation that owns it ("root#1"): a kfree of the
+ * allocation conflicts with it, which is what puts the free into a use-after-free's diagram.
+ */
+function conflict(doc: TraceDoc, a: Step, b: Step): boolean {
+  if (a.task === b.task || !(WRITES.has(a.kind) || WRITES.has(b.kind))) return false;
+  if (a.obj === b.obj) return true;
+  const na = doc.objects[a.obj];
+  const nb = doc.objects[b.obj];
+  return na !== undefined && nb !== undefined && (na.startsWith(`${nb}.`) || nb.startsWith(`${na}.`));
+}
+
+/** Tasks a deadlock report names as blocked (details.blocked[].task). */
+function blockedTasks(doc: TraceDoc): number[] {
+  const b = doc.violation?.details?.blocked;
+  if (!Array.isArray(b)) return [];
+  return b.map((x) => (x as { task?: unknown }).task).filter((t): t is number => typeof t === "number");
 }
 
 /**
@@ -34,18 +50,22 @@ export function relevantSteps(doc: TraceDoc, limit = 40): Step[] {
   }
   const tasks = new Set<number>([steps[vStep].task]);
   if (doc.violation && doc.violation.task >= 0) tasks.add(doc.violation.task);
+  // Every party to a deadlock: the locks each blocked task took are what the others wait for.
+  const blocked = new Set(blockedTasks(doc));
+  for (const t of blocked) tasks.add(t);
   const included: Step[] = [steps[vStep]];
   for (let j = vStep - 1; j >= 0; j--) {
     const s = steps[j];
     let take = false;
     for (const k of included) {
-      if (conflict(s, k)) {
+      if (conflict(doc, s, k)) {
         take = true;
         break;
       }
     }
     if (!take && objs.has(s.obj) && (tasks.has(s.task) || named.length > 0) && WRITES.has(s.kind))
       take = true;
+    if (!take && blocked.has(s.task) && (s.kind === "acquire" || s.kind === "release")) take = true;
     if (take) {
       keep.add(j);
       included.push(s);
