@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { enumerateAll } from "../engine/enumerate.js";
 import { explore } from "../engine/explore/explore.js";
+import { bothWays } from "../engine/explore/testkit.js";
 import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
@@ -296,30 +296,14 @@ describe("declared commutativity of the kernel primitives, against brute force",
     fc.assert(
       fc.property(fc.array(taskArb, { minLength: 2, maxLength: 3 }), (tasks) => {
         const probe = { last: "" };
-        const p = program(tasks, probe);
-        const brute = new Set<string>();
-        const bruteInv = new Set<string>();
-        const b = enumerateAll(p, { maxExecutions: 15_000, stopOnViolation: false }, (r) => {
-          brute.add(probe.last);
-          for (const v of r.violations) bruteInv.add(`${v.invariant}|${v.message}`);
-        });
-        if (!b.complete) return; // too many schedules for an oracle: skip this program
-        const dpor = new Set<string>();
-        const dporInv = new Set<string>();
-        const r = explore(p, {
-          stopOnFirstViolation: false,
-          onExecution: (x) => {
-            if (x.blocked) return;
-            dpor.add(probe.last);
-            for (const v of x.violations) dporInv.add(`${v.invariant}|${v.message}`);
-          },
-        });
-        expect(r.complete).toBe(true);
-        expect([...dpor].sort()).toEqual([...brute].sort());
-        expect([...dporInv].sort()).toEqual([...bruteInv].sort());
+        const both = bothWays(program(tasks, probe), probe, 15_000, (v) => `${v.invariant}|${v.message}`);
+        if (both === null) return; // too many schedules for an oracle: skip this program
+        expect(both.dpor.complete).toBe(true);
+        expect(both.dpor.finals).toEqual(both.brute.finals);
+        expect(both.dpor.violations).toEqual(both.brute.violations);
         programs++;
-        schedules += b.executions;
-        executions += r.executions;
+        schedules += both.brute.executions;
+        executions += both.dpor.executions;
       }),
       { numRuns: 90, seed: 7 },
     );

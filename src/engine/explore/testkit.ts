@@ -4,6 +4,7 @@ import { host } from "../host.js";
 import type { AccessOp, Gen } from "../op.js";
 import type { Program, RunObserver } from "../runtime.js";
 import type { Task } from "../task.js";
+import { explore } from "./explore.js";
 
 /**
  * Small random concurrent programs and a brute-force oracle for them, used to
@@ -493,4 +494,54 @@ export function bruteForce(spec: ProgSpec, stopOnViolation = true, maxExecutions
   });
   if (!r.complete) throw new Error("brute force did not finish");
   return { executions: r.executions, traces, finals, invariants };
+}
+
+/** A program's final states (as its probe reports them) and violations, by brute force and by DPOR. */
+export interface BothWays {
+  readonly brute: { readonly finals: string[]; readonly violations: string[]; readonly executions: number };
+  readonly dpor: {
+    readonly finals: string[];
+    readonly violations: string[];
+    readonly executions: number;
+    readonly complete: boolean;
+  };
+}
+
+/**
+ * Run `program` under every schedule and under DPOR (runs go on past violations), collecting the
+ * final state the probe holds after each complete execution and each violation, keyed by `key`.
+ * Null when brute force needs more than `maxExecutions` schedules: too big for an oracle.
+ */
+export function bothWays(
+  program: Program,
+  probe: Probe,
+  maxExecutions: number,
+  key: (v: { invariant: string; message: string }) => string,
+): BothWays | null {
+  const bruteFinals = new Set<string>();
+  const bruteInv = new Set<string>();
+  const b = enumerateAll(program, { maxExecutions, stopOnViolation: false }, (r) => {
+    bruteFinals.add(probe.last);
+    for (const v of r.violations) bruteInv.add(key(v));
+  });
+  if (!b.complete) return null;
+  const finals = new Set<string>();
+  const inv = new Set<string>();
+  const r = explore(program, {
+    stopOnFirstViolation: false,
+    onExecution: (x) => {
+      if (x.blocked) return;
+      finals.add(probe.last);
+      for (const v of x.violations) inv.add(key(v));
+    },
+  });
+  return {
+    brute: { finals: [...bruteFinals].sort(), violations: [...bruteInv].sort(), executions: b.executions },
+    dpor: {
+      finals: [...finals].sort(),
+      violations: [...inv].sort(),
+      executions: r.executions,
+      complete: r.complete,
+    },
+  };
 }
