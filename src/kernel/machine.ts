@@ -68,6 +68,8 @@ export interface KTask {
    * sections a reader opens after the grace period started are independent of it.
    */
   rcuSecObj: number;
+  /** The object of the latest outermost section whose rcu_read_lock() has run (-1: none yet). */
+  rcuLastSec: number;
   /** The name every section object of this task gets (one string, however many sections). */
   rcuSecName?: string;
   preemptCount: number;
@@ -146,6 +148,7 @@ export function ktask(t: Task = host().current): KTask {
       rcuSerial: 0,
       rcuObj: host().newObject(`rcu_reader:${t.name}`),
       rcuSecObj: -1,
+      rcuLastSec: -1,
       preemptCount: 0,
       inSoftirq: false,
       needResched: false,

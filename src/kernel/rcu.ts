@@ -30,18 +30,22 @@ export function* rcu_read_lock(): Gen<void> {
   }
   const obj = outer ? k.rcuSecObj : k.rcuObj;
   yield { kind: "write", obj, objs: machine().rcuObjs, fn: currentFn(), step: "rcu_read_lock" };
-  if (k.rcuDepth++ === 0) k.rcuSerial++;
+  if (k.rcuDepth++ === 0) {
+    k.rcuSerial++;
+    k.rcuLastSec = k.rcuSecObj;
+  }
 }
 
 /** rcu_read_unlock(). */
 export function* rcu_read_unlock(): Gen<void> {
   const k = ktask();
-  // The outermost exit completes the section: grace periods waiting for it may end.
+  // The outermost exit completes the section: grace periods waiting for it may end. It touches
+  // nothing but the section: a grace period that starts (or a callback queued) before or after it
+  // waits for the section either way, finished or not (see snapshotReaders()).
   const outer = k.rcuDepth === 1;
   yield {
     kind: "write",
     obj: outer ? k.rcuSecObj : k.rcuObj,
-    objs: machine().rcuObjs,
     fn: currentFn(),
     step: "rcu_read_unlock",
     completes: outer,
@@ -96,13 +100,21 @@ interface GpSnapshot {
   readonly objs: readonly number[];
 }
 
+/**
+ * What a grace period starting now waits for: each task's latest read-side section, if it started
+ * one. A section that has already ended is included too, and costs nothing to wait for. That makes
+ * the snapshot depend only on which sections have *started* (rcu_read_lock() is ordered against
+ * the grace-period start, call_rcu() and synchronize_rcu()), not on which have ended, so a reader
+ * leaving its section never races with a grace period starting: in both orders the grace period
+ * ends after the section does.
+ */
 function snapshotReaders(): GpSnapshot {
   const readers: { k: KTask; serial: number }[] = [];
   const objs: number[] = [];
   for (const k of machine().ktasks) {
-    if (k.rcuDepth > 0) {
+    if (k.rcuLastSec >= 0) {
       readers.push({ k, serial: k.rcuSerial });
-      objs.push(k.rcuSecObj);
+      objs.push(k.rcuLastSec);
     }
   }
   return { readers, objs };

@@ -56,6 +56,8 @@ export function kvm_create_vm(cfg: VmConfig): Kvm {
     tdp_mmu_pages: new Atomic("tdp_mmu_pages", 0, kobj),
     users_count: new Atomic("users_count", 1, kobj),
     teardownHolds: false,
+    userRefs: new Map(),
+    liveUserRefs: new Set(),
     created_vcpus: 0,
     mmu_invalidate_seq: new Atomic("mmu_invalidate_seq", 0, kobj),
     mmu_invalidate_in_progress: new Atomic("mmu_invalidate_in_progress", 0, kobj),

@@ -1,5 +1,5 @@
 import { host } from "../engine/host.js";
-import { modelFn } from "../engine/model-fn.js";
+import { currentFn, modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import { kfree } from "../kernel/alloc.js";
 import { atomic_fetch_add, atomic_fetch_sub } from "../kernel/atomic.js";
@@ -26,20 +26,48 @@ export function* kvm_get_kvm(kvm: Kvm): Gen<void> {
 /**
  * A reference taken before any task runs, as the file descriptors of a VM's users (vCPUs, the
  * threads issuing ioctls) are opened before they do anything. Only for program setup and for the
- * prologue of a task being spawned, which runs atomically with the spawn.
+ * prologue of a task being spawned, which runs atomically with the spawn. Taken in a task's
+ * prologue, the reference gets an object of its own that the task's put completes (Kvm.userRefs).
  */
 export function kvm_get_kvm_at_spawn(kvm: Kvm): void {
   kvm.users_count.v++;
+  const t = host().current;
+  if (t.id < 0) return;
+  let refs = kvm.userRefs.get(t.id);
+  if (refs === undefined) {
+    refs = [];
+    kvm.userRefs.set(t.id, refs);
+  }
+  const ref = host().newObject(`${kvm.users_count.name}:${t.name}`);
+  refs.push(ref);
+  kvm.liveUserRefs.add(ref);
 }
 
 /** kvm_put_kvm() (kvm_main.c): drop a reference; the last one destroys the VM. */
 export const kvm_put_kvm = modelFn("kvm_put_kvm", function* (kvm: Kvm): Gen<void> {
   if (kvm.teardownHolds && ktask().isTeardown !== true) {
     // A teardown task holds its reference until every other user is gone, so this put is not
-    // the last: refcount_dec_and_test() answers false whatever the order of the puts. The
-    // decrements commute (class "kvm-users-put"); whether one of them went down to the teardown's
-    // reference is the same in every order of a run of them, so the check below is exact.
-    yield commutingOp("rmw", kvm.users_count, "refcount_dec_and_test (not the last)", "kvm-users-put");
+    // the last: refcount_dec_and_test() answers false whatever the order of the puts. A user that
+    // took its reference in its prologue completes that reference's own object, which nothing
+    // but the teardown's wait looks at; any other put is a decrement of class "kvm-users-put"
+    // (they commute). Whether some put went down to the teardown's reference is the same in every
+    // order of the puts, so the check below is exact.
+    const refs = kvm.userRefs.get(host().current.id);
+    const ref = refs?.at(-1);
+    if (ref !== undefined) {
+      yield {
+        kind: "write",
+        obj: ref,
+        objs: kvm.users_count.deps,
+        fn: currentFn(),
+        step: "refcount_dec_and_test (not the last)",
+        completes: true,
+      };
+      refs!.pop();
+      kvm.liveUserRefs.delete(ref);
+    } else {
+      yield commutingOp("rmw", kvm.users_count, "refcount_dec_and_test (not the last)", "kvm-users-put");
+    }
     touch(kvm.users_count, "kvm_put_kvm");
     const left = --kvm.users_count.v;
     if (left < 1) {
@@ -52,6 +80,10 @@ export const kvm_put_kvm = modelFn("kvm_put_kvm", function* (kvm: Kvm): Gen<void
     return;
   }
   const old = yield* atomic_fetch_sub(kvm.users_count, 1);
+  // No teardown task awaits this reference (none holds the VM, or this is the teardown itself):
+  // it simply goes.
+  const own = kvm.userRefs.get(host().current.id)?.pop();
+  if (own !== undefined) kvm.liveUserRefs.delete(own);
   WARN_ON(old <= 0, "refcount_dec_and_test(&kvm->users_count) underflow", { old });
   if (old === 1) yield* kvm_destroy_vm(kvm);
 });

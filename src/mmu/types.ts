@@ -113,6 +113,14 @@ export interface Kvm extends Buggable {
    * kvm_put_kvm() can be the last one. Set in program setup; never changes afterwards.
    */
   teardownHolds: boolean;
+  /**
+   * The references of users that took theirs in their own prologue (kvm_get_kvm_at_spawn() inside
+   * a task): per task id, one object per reference, which that task's kvm_put_kvm() completes. The
+   * teardown task awaits them, so it is never reordered before a put it has to wait for.
+   */
+  readonly userRefs: Map<number, number[]>;
+  /** Every object in userRefs: the references not yet put. */
+  readonly liveUserRefs: Set<number>;
   created_vcpus: number;
   readonly mmu_invalidate_seq: Atomic;
   readonly mmu_invalidate_in_progress: Atomic;

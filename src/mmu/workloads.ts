@@ -603,14 +603,23 @@ function* destroy_vm_body(kvm: Kvm, opts: DestroyVmOptions): Gen<void> {
   ktask().isTeardown = true;
   if (opts.waitForOthers ?? true) {
     const users = kvm.users_count;
-    yield {
-      kind: "wait",
-      obj: users.id,
-      objs: users.deps,
-      fn: currentFn(),
-      step: "wait for the VM's other users to close",
-      enabled: () => users.v <= 1,
-    };
+    // Wait for the puts of the references that exist now: each user's own reference object (which
+    // its put completes), and the count for references taken in setup (class "kvm-users-put"
+    // decrements). A user spawned meanwhile has a reference this wait does not cover: wait again.
+    for (;;) {
+      const refs = [...kvm.liveUserRefs];
+      const live = kvm.liveUserRefs;
+      yield {
+        kind: "wait",
+        obj: users.id,
+        objs: [...(users.deps ?? []), ...refs],
+        fn: currentFn(),
+        step: "wait for the VM's other users to close",
+        enabled: () => users.v - live.size <= 1 && refs.every((r) => !live.has(r)),
+        awaits: refs,
+      };
+      if (users.v <= 1) break;
+    }
   }
   if (opts.checkLiveness ?? true) check_invalid_roots_freed(kvm);
   yield* kvm_put_kvm(kvm);
