@@ -4,6 +4,8 @@ export const EXIT = {
   violation: 1,
   usage: 2,
   inconclusive: 3,
+  /** An exception in the user's own module (variant, scenario), or a misuse of the API there. */
+  userError: 4,
   internal: 70,
   interrupted: 130,
 } as const;

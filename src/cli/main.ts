@@ -14,7 +14,8 @@ Examples:
 
 Exit codes:
   0 no violation   1 violation   2 usage or input error
-  3 inconclusive (with --fail-on-incomplete)   70 internal error   130 interrupted`;
+  3 inconclusive (with --fail-on-incomplete)   4 error in your module (variant, scenario)
+  70 internal error   130 interrupted`;
 
 export async function main(argv: readonly string[], out: Out = processOut()): Promise<number> {
   const program = new Command()

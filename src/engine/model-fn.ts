@@ -1,5 +1,7 @@
 import { host } from "./host.js";
 import type { Gen } from "./op.js";
+import { describeValue, isGenerator } from "./user-frame.js";
+import { UserCodeError } from "./violation.js";
 
 /**
  * A named model function. Calling it pushes its name on the task's frame stack
@@ -13,6 +15,9 @@ export type ModelFn<A extends unknown[], R> = ((...args: A) => Gen<R>) & {
 };
 
 export type Override<A extends unknown[], R> = (original: (...args: A) => Gen<R>, ...args: A) => Gen<R>;
+
+/** On an exception: the innermost model function it was thrown in. */
+export const THROWN_IN = Symbol("tdplab.thrownIn");
 
 /** Names of every model function defined so far (the modules that define them register on load). */
 const REGISTERED = new Set<string>();
@@ -32,7 +37,18 @@ export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A)
     const cov = h.coverage;
     if (cov !== null) cov.add(name);
     try {
-      return ov === undefined ? yield* impl(...args) : yield* ov(impl, ...args);
+      if (ov === undefined) return yield* impl(...args);
+      const it = ov(impl, ...args);
+      if (!isGenerator(it)) {
+        throw new UserCodeError(
+          `the override of ${name} returned ${describeValue(it)}, not a generator: write it as a generator function (function* or *${name}(original, ...args) { ... })`,
+        );
+      }
+      return yield* it;
+    } catch (e) {
+      // The innermost model function an exception left: where a user's error is reported.
+      if (typeof e === "object" && e !== null && !(THROWN_IN in e)) Object.defineProperty(e, THROWN_IN, { value: name });
+      throw e;
     } finally {
       frames.pop();
     }

@@ -1,8 +1,10 @@
 import { type Host, setActiveHost } from "./host.js";
+import { THROWN_IN } from "./model-fn.js";
 import type { AccessKind, AccessOp, ChooseOp, Gen } from "./op.js";
 import { ReplayMismatch, type Scheduler } from "./scheduler.js";
 import { setupTask, type Task } from "./task.js";
-import { TaskAbort, type Violation, type ViolationInput } from "./violation.js";
+import { describeValue, errorOrigin, isGenerator } from "./user-frame.js";
+import { TaskAbort, UserCodeError, type Violation, type ViolationInput } from "./violation.js";
 
 /** One executed step, as recorded when tracing is on. */
 export interface StepRecord {
@@ -138,7 +140,8 @@ export class Runtime implements Host {
 
   report(v: ViolationInput): void {
     if (this.stopped && this.stopOnViolation) return;
-    if (this.keep !== null && v.invariant !== "model-error" && !this.keep(v.invariant)) return;
+    if (this.keep !== null && v.invariant !== "model-error" && v.invariant !== "user-error" && !this.keep(v.invariant))
+      return;
     const t = this.current;
     const f = t.frames;
     this.violations.push({
@@ -171,6 +174,10 @@ export class Runtime implements Host {
     this.hosting = true;
     try {
       program({ host: this, spawn: (name, body, lane) => this.spawn(name, body, lane ?? name, -1) });
+    } catch (e) {
+      // The user's setup code failed: their error, reported at step -1. Anything else is ours.
+      if (e instanceof ReplayMismatch || !errorOrigin(e).user) throw e;
+      this.reportError(e);
     } finally {
       this.hosting = wasHosting;
       setActiveHost(prev);
@@ -178,6 +185,11 @@ export class Runtime implements Host {
   }
 
   spawn(name: string, body: Gen<void>, lane: string, parent: number): number {
+    if (!isGenerator(body)) {
+      throw new UserCodeError(
+        `spawn("${name}", …): a task body must be a generator object, such as myTask(args), not ${describeValue(body)}`,
+      );
+    }
     const task: Task = {
       id: this.tasks.length,
       name,
@@ -349,17 +361,37 @@ export class Runtime implements Host {
       if (e instanceof TaskAbort) {
         this.report({ invariant: "BUG", message: e.message });
       } else {
-        const err = e instanceof Error ? e : new Error(String(e));
-        this.report({
-          invariant: "model-error",
-          message: `${err.name}: ${err.message}`,
-          details: { stack: (err.stack ?? "").split("\n").slice(1, 6).join("\n") },
-        });
-        this.stopped = true;
+        this.reportError(e);
       }
     } finally {
       this.current = prevTask;
     }
+  }
+
+  /**
+   * An exception escaped model code. Thrown in the user's code (or a UserCodeError): "user-error",
+   * located in their file. Otherwise "model-error": a bug in tdplab or in a model it ships.
+   */
+  private reportError(e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const origin = errorOrigin(err);
+    const stack = (err.stack ?? "").split("\n").slice(1, 6).join("\n");
+    if (origin.user) {
+      const at = origin.where === null ? "" : ` at ${origin.where}`;
+      // Report it in the model function it was thrown in (whose frame has been popped by now).
+      const fn = (err as { [THROWN_IN]?: string })[THROWN_IN];
+      const frames = this.current.frames;
+      if (fn !== undefined) frames.push(fn);
+      this.report({
+        invariant: "user-error",
+        message: `error in your module${at}: ${err.name}: ${err.message}`,
+        details: { where: origin.where, stack },
+      });
+      if (fn !== undefined) frames.pop();
+    } else {
+      this.report({ invariant: "model-error", message: `${err.name}: ${err.message}`, details: { stack } });
+    }
+    this.stopped = true;
   }
 
   private chooseValue(op: ChooseOp, task: Task): number {

@@ -24,3 +24,12 @@ export interface ViolationInput {
 export class TaskAbort extends Error {
   override name = "TaskAbort";
 }
+
+/**
+ * The code the engine was given (a scenario's setup, a task body, a model-function override)
+ * broke the engine's contract: a task body that is not a generator object, an override that does
+ * not return one. Reported as the user's error, never as the engine's.
+ */
+export class UserCodeError extends Error {
+  override name = "UserCodeError";
+}

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, extname, resolve as resolvePath } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { MachineConfig } from "../kernel/machine.js";
@@ -85,11 +85,31 @@ async function importModule(path: string, what: string): Promise<Record<string, 
     return (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
   } catch (e) {
     const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    // Node does not say where a module fails to parse (and a .ts file outside an ESM package
+    // fails for another reason first); esbuild, tsx's parser, does.
+    const at = await syntaxErrorAt(abs);
+    if (at !== null) throw new ResolveError(`cannot load ${what} module: ${at}`);
     const hint =
       extname(abs) === ".ts"
         ? ' (a .ts module must be ESM: name it .mts, or keep it in a package with "type": "module")'
         : "";
     throw new ResolveError(`cannot load ${what} module '${path}': ${msg}${hint}`);
+  }
+}
+
+/** Where `file` fails to parse, as "FILE:LINE:COL: message", or null if it parses. */
+async function syntaxErrorAt(file: string): Promise<string | null> {
+  const { transform } = await import("esbuild");
+  const loader = /\.m?ts$/.test(file) ? "ts" : "js";
+  try {
+    await transform(readFileSync(file, "utf8"), { loader, format: "esm", sourcefile: file });
+    return null;
+  } catch (e) {
+    const first = (e as { errors?: { text: string; location: { line: number; column: number } | null }[] })
+      .errors?.[0];
+    if (first === undefined) return null;
+    const loc = first.location;
+    return loc === null ? `${file}: ${first.text}` : `${file}:${loc.line}:${loc.column + 1}: ${first.text}`;
   }
 }
 

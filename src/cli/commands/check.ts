@@ -227,8 +227,9 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
 }
 
 function exitFor(o: CheckOutcome, failOnIncomplete: boolean, interrupted: boolean): number {
-  if (o.status === "violation" && o.counterexample?.trace.violation?.invariant === "model-error")
-    return EXIT.internal;
+  const inv = o.status === "violation" ? o.counterexample?.trace.violation?.invariant : undefined;
+  if (inv === "model-error") return EXIT.internal;
+  if (inv === "user-error") return EXIT.userError;
   if (o.status === "violation") return EXIT.violation;
   if (interrupted) return EXIT.interrupted;
   if (o.status === "inconclusive" && failOnIncomplete) return EXIT.inconclusive;

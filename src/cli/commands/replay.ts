@@ -70,6 +70,15 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
         );
         out.data(formatCounterexample(trace, replay, null, o.steps === true));
       }
-      setExit(result.status === "violation" ? EXIT.violation : EXIT.ok);
+      const inv = result.status === "violation" ? trace.violation?.invariant : undefined;
+      setExit(
+        inv === "user-error"
+          ? EXIT.userError
+          : inv === "model-error"
+            ? EXIT.internal
+            : inv !== undefined
+              ? EXIT.violation
+              : EXIT.ok,
+      );
     });
 }

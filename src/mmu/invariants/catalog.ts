@@ -184,7 +184,13 @@ export const INVARIANTS: readonly InvariantInfo[] = [
     name: "model-error",
     area: "tool",
     meaning:
-      "the model itself failed (an exception, or a broken promise to the engine): not a kernel finding",
+      "tdplab's model itself failed (an exception in its code, or a broken promise to the engine): not a kernel finding; exit 70",
+  },
+  {
+    name: "user-error",
+    area: "tool",
+    meaning:
+      "an exception in the user's own module (a variant's override, a scenario module), or a misuse of the API there: exit 4",
   },
 ];
 

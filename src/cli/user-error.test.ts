@@ -1,0 +1,122 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { EXIT } from "./exit-codes.js";
+
+/**
+ * An exception in the user's own module is the user's error (issue 13): exit 4, "error in your
+ * module at FILE:LINE:COL", the step and a replay string; never 70 with a race diagram. Through the
+ * built CLI, with the modules in a directory outside the checkout.
+ */
+const dir = mkdtempSync(join(tmpdir(), "tdplab-user-error-"));
+
+function write(name: string, body: string): string {
+  const f = join(dir, name);
+  writeFileSync(f, body);
+  return f;
+}
+
+function run(...args: string[]): { code: number; text: string } {
+  const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8" });
+  return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}` };
+}
+
+const variant = (name: string, override: string) =>
+  write(
+    `${name}.mjs`,
+    `import { defineVariant } from "tdplab";
+export default defineVariant({
+  name: "${name}",
+  description: "test",
+  overrides: {
+${override}
+  },
+});
+`,
+  );
+
+const scenario = (name: string, build: string) =>
+  write(
+    `${name}.mjs`,
+    `import { Atomic, bootMachine, defineScenario, READ_ONCE } from "tdplab";
+export default defineScenario({
+  name: "${name}",
+  description: "test",
+  build: () => ({ spawn }) => {
+    bootMachine();
+    const a = new Atomic("a", 0);
+${build}
+  },
+});
+`,
+  );
+
+describe.runIf(existsSync("dist/cli/bin.js"))("the user's errors are the user's", () => {
+  it("an exception in an override: its file:line:col, the model function, the step, a replay string", () => {
+    const f = variant(
+      "throws",
+      `    *kvm_tdp_mmu_put_root(original, kvm, root, shared = false) {
+      const x = undefined;
+      x.boom();
+      yield* original(kvm, root, shared);
+    },`,
+    );
+    const r = run("check", "seed-003-put-root", "--kernel", "v5.18", "--variant", f);
+    expect(r.code).toBe(EXIT.userError);
+    expect(r.text).toContain(`error in your module at ${f}:8:9: TypeError`);
+    expect(r.text).toMatch(/at step \d+, in task \S+, in kvm_tdp_mmu_put_root\(\)/);
+    expect(r.text).toMatch(/replay: tdp1\./);
+    expect(r.text).not.toContain("race diagram");
+  });
+
+  it("an override that is not a generator function", () => {
+    const f = variant("notgen", "    kvm_tdp_mmu_put_root(original, kvm, root) { return 1; },");
+    const r = run("check", "seed-003-put-root", "--kernel", "v5.18", "--variant", f);
+    expect(r.code).toBe(EXIT.userError);
+    expect(r.text).toContain("the override of kvm_tdp_mmu_put_root returned number 1, not a generator");
+    expect(r.text).not.toContain("is not iterable");
+  });
+
+  it("spawn() given a generator function instead of a generator object", () => {
+    const f = scenario("spawnfn", `    spawn("t", function* () { yield* READ_ONCE(a); });`);
+    const r = run("check", f);
+    expect(r.code).toBe(EXIT.userError);
+    expect(r.text).toContain(`error in your module at ${f}:8:`);
+    expect(r.text).toContain('spawn("t", …): a task body must be a generator object');
+    expect(r.text).toContain("in the scenario's setup");
+  });
+
+  it("a task of the user's scenario that throws, and its replay, which fails the same way", () => {
+    const f = scenario(
+      "taskthrow",
+      `    spawn("t", (function* () { if ((yield* READ_ONCE(a)) === 0) throw new RangeError("bad value"); })());`,
+    );
+    const r = run("check", f, "--json");
+    expect(r.code).toBe(EXIT.userError);
+    const doc = JSON.parse(r.text.slice(0, r.text.lastIndexOf("}") + 1));
+    expect(doc.violation.invariant).toBe("user-error");
+    const replay = run("replay", doc.violation.replay, "--scenario", f);
+    expect(replay.code).toBe(EXIT.userError);
+    expect(replay.text).toContain(`error in your module at ${f}:8:`);
+  });
+
+  for (const ext of ["mjs", "ts"]) {
+    it(`a syntax error in a .${ext} variant: its file:line:col, exit 2`, () => {
+      const f = write(
+        `syntax.${ext}`,
+        `import { defineVariant } from "tdplab";
+export default defineVariant({
+  name: "syntax",
+  description: "test",
+  overrides: { *kvm_tdp_mmu_put_root(original, kvm, root) { yield* original(kvm, root; } },
+});
+`,
+      );
+      const r = run("check", "seed-003-put-root", "--variant", f);
+      expect(r.code).toBe(EXIT.usage);
+      expect(r.text).toContain(`cannot load variant module: ${f}:5:86: Expected ")" but found ";"`);
+    });
+  }
+});
