@@ -39,7 +39,8 @@ export function formatCounterexample(
   const parts: string[] = [];
   if (v?.invariant === "user-error") {
     // The user's own code threw: where, and the schedule that gets there; no race to show.
-    const at = v.step < 0 ? "in the scenario's setup" : `at step ${v.step}, in task ${v.taskName}, in ${v.fn}()`;
+    const at =
+      v.step < 0 ? "in the scenario's setup" : `at step ${v.step}, in task ${v.taskName}, in ${v.fn}()`;
     parts.push(v.message, `  ${at}`);
     if (typeof v.details.stack === "string") parts.push("", "stack:", v.details.stack);
     if (full) parts.push("", "steps:", formatStepList(trace));

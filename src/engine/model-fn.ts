@@ -47,7 +47,8 @@ export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A)
       return yield* it;
     } catch (e) {
       // The innermost model function an exception left: where a user's error is reported.
-      if (typeof e === "object" && e !== null && !(THROWN_IN in e)) Object.defineProperty(e, THROWN_IN, { value: name });
+      if (typeof e === "object" && e !== null && !(THROWN_IN in e))
+        Object.defineProperty(e, THROWN_IN, { value: name });
       throw e;
     } finally {
       frames.pop();

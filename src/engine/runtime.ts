@@ -140,7 +140,12 @@ export class Runtime implements Host {
 
   report(v: ViolationInput): void {
     if (this.stopped && this.stopOnViolation) return;
-    if (this.keep !== null && v.invariant !== "model-error" && v.invariant !== "user-error" && !this.keep(v.invariant))
+    if (
+      this.keep !== null &&
+      v.invariant !== "model-error" &&
+      v.invariant !== "user-error" &&
+      !this.keep(v.invariant)
+    )
       return;
     const t = this.current;
     const f = t.frames;
