@@ -232,6 +232,12 @@ describe("tdplab CLI", () => {
     expect(doc.stats.executions).toBe(one.stats.executions);
   });
 
+  it("--jobs beyond 4 x the machine's CPUs is refused before any thread starts", async () => {
+    const r = await run("check", "seed-003-put-root", "--jobs", "100000");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--jobs 100000: at most \d+ \(4 x the \d+ CPUs this machine has\)/);
+  });
+
   it("seeds --json prints one row per design with the documented fields, exit 0 when all match", async () => {
     const r = await run("seeds", "--thread", "004", "--json");
     expect(r.code).toBe(0);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 import type { Checkpoint } from "../engine/explore/types.js";
 import { MODEL_VERSION, TOOL_VERSION } from "../version.js";
@@ -89,7 +89,10 @@ export function writeCheckpointFile(path: string, req: CheckRequest, checkpoint:
     identity: identityOf(req),
     checkpoint,
   };
-  writeFileSync(path, `${JSON.stringify({ ...body, digest: digestOf(body) })}\n`);
+  // Written beside and renamed over: a kill in the middle of the write leaves the previous one.
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ ...body, digest: digestOf(body) })}\n`);
+  renameSync(tmp, path);
 }
 
 function show(v: unknown): string {

@@ -1,5 +1,6 @@
 import type { Gen } from "../engine/op.js";
 import { bootMachine } from "../kernel/machine.js";
+import { register_page_table_checks } from "../mmu/invariants/pages.js";
 import { registerInvariants } from "../mmu/invariants/roots.js";
 import { kvm_create_vm, kvm_vcpu_create } from "../mmu/kvm.js";
 import { vcpuRoundsTask, yieldingRootWalkTask } from "../mmu/protocol_tasks.js";
@@ -115,6 +116,7 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
       });
       kvm_mmu_init_tdp_mmu(kvm, doc.vm.zapMaxActive ?? 0);
       registerInvariants(kvm);
+      register_page_table_checks(kvm);
       const vcpus = (doc.vcpus ?? []).map((v) => kvm_vcpu_create(kvm, v.smm ?? 0));
       doc.tasks.forEach((t, i) => {
         spawnTask((n, b) => ctx.spawn(n, b), kvm, vcpus, t, i);

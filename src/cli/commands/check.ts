@@ -1,7 +1,8 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, constants as osConstants, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
-import type { Strategy } from "../../engine/explore/types.js";
+import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
 import { modelFnNames } from "../../mmu/model-fns.js";
 import {
@@ -74,6 +75,11 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     .option("--perfetto <file>", "write the counterexample as Chrome Trace Event JSON (ui.perfetto.dev)")
     .option("--resume <file>", "continue an interrupted exhaustive run from its checkpoint")
     .option(
+      "--checkpoint-every <s>",
+      "write a checkpoint every s seconds (0: never), into --out DIR or the temp directory; one is also written on SIGINT, SIGTERM and SIGHUP",
+      "60",
+    )
+    .option(
       "--jobs <n>",
       "split the exploration over n worker threads (built-in scenarios and files, no variant)",
     )
@@ -102,9 +108,15 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
         throw new UsageError(`--pct-depth is for --strategy pct or portfolio, not ${strategy}`);
       if (o.resume && targets.length > 1)
         throw new UsageError("--resume continues one run: give one scenario");
+      const checkpointEvery = intFlag("--checkpoint-every", o.checkpointEvery, 0) ?? 60;
       const controller = new AbortController();
-      const onSigint = () => controller.abort();
-      process.once("SIGINT", onSigint);
+      // Ctrl-C, a kill or a closed terminal all stop the search cleanly, with a checkpoint.
+      let stopSignal: NodeJS.Signals | null = null;
+      const onSignal = (sig: NodeJS.Signals) => {
+        stopSignal ??= sig;
+        controller.abort();
+      };
+      for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
       let worst: number = EXIT.ok;
       const docs: unknown[] = [];
       let perfettoFrom: string | null = null;
@@ -113,6 +125,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       try {
         for (const target of targets) {
           let req: Parameters<typeof runCheck>[0];
+          let checkpoint: { file: string; written: boolean } = { file: "", written: false };
           try {
             const scenario = await resolveScenario(target);
             const variantRef = o.variant ?? scenario.variant ?? null;
@@ -153,6 +166,23 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             };
             if (o.resume)
               req = { ...req, explore: { ...req.explore, resumeFrom: readCheckpointFile(o.resume, req) } };
+            const base = req;
+            const file = checkpointPath(o.out, req.scenario.scenario.name);
+            checkpoint = { file, written: false };
+            const cp = checkpoint;
+            if (checkpointEvery > 0)
+              req = {
+                ...req,
+                explore: {
+                  ...req.explore,
+                  checkpointEveryMs: checkpointEvery * 1000,
+                  onCheckpoint: (c) => {
+                    writeCheckpointAt(file, base, c);
+                    if (!cp.written) out.info(`checkpoint: ${file} (every ${checkpointEvery} s)`);
+                    cp.written = true;
+                  },
+                },
+              };
           } catch (e) {
             if (e instanceof ScenarioError) throw new UsageError(e.report());
             if (e instanceof ResolveError) throw new UsageError(e.message);
@@ -160,6 +190,11 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             throw e;
           }
           const jobs = intFlag("--jobs", o.jobs, 1) ?? 1;
+          const maxJobs = 4 * availableParallelism();
+          if (jobs > maxJobs)
+            throw new UsageError(
+              `--jobs ${jobs}: at most ${maxJobs} (4 x the ${availableParallelism()} CPUs this machine has)`,
+            );
           if (jobs > 1 && (req.variant !== null || /\.(m?[jt]s)$/.test(target) || o.resume)) {
             throw new UsageError(
               "--jobs > 1 takes built-in scenarios and scenario files, without --variant or --resume",
@@ -167,10 +202,23 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           }
           const outcome = jobs > 1 ? await runCheckParallel(req, jobs) : await runCheckAsync(req);
           out.endProgress();
-          const code = exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
+          // The final checkpoint goes where the periodic ones went (or where --out or a signal asks);
+          // a finished search leaves none behind.
+          const finalCp = outcome.explore.complete ? undefined : outcome.explore.checkpoint;
+          if (finalCp && (checkpoint.written || o.out || stopSignal)) {
+            writeCheckpointAt(checkpoint.file, req, finalCp);
+            checkpoint.written = true;
+          } else if (checkpoint.written || (o.out && !finalCp)) {
+            // Nothing left to resume: a checkpoint at this run's path would only be stale.
+            rmSync(checkpoint.file, { force: true });
+            checkpoint.written = false;
+          }
+          const code = stopSignal
+            ? signalExit(stopSignal)
+            : exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
           worst = Math.max(worst, code);
           const doc = jsonDoc(target, req.config.kernel, o.feature, req.variantRef, strategy, seed, outcome);
-          if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome, req);
+          if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome);
           if (o.perfetto && outcome.counterexample) {
             // One file: the first counterexample found across the targets.
             if (perfettoFrom === null) {
@@ -201,13 +249,12 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
               seed,
               outcome,
               o.steps === true,
-              o.out,
-              req.scenario.scenario.name,
+              checkpoint.written ? checkpoint.file : null,
             );
           if (controller.signal.aborted) break;
         }
       } finally {
-        process.removeListener("SIGINT", onSigint);
+        for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
       }
       if (o.perfetto && perfettoFrom === null) out.info(`no counterexample: ${o.perfetto} not written`);
       if (o.json)
@@ -287,12 +334,29 @@ function writePerfetto(file: string, trace: Parameters<typeof writeChromeTrace>[
   }
 }
 
-function writeArtifacts(dir: string, name: string, o: CheckOutcome, req: CheckRequest): void {
+function writeArtifacts(dir: string, name: string, o: CheckOutcome): void {
   mkdirSync(dir, { recursive: true });
   if (o.counterexample)
     writeFileSync(join(dir, `${name}.trace.json`), `${JSON.stringify(o.counterexample.trace, null, 1)}\n`);
-  if (o.explore.checkpoint)
-    writeCheckpointFile(join(dir, `${name}.checkpoint.json`), req, o.explore.checkpoint);
+}
+
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/** Exit status after a stop signal: 130 for Ctrl-C, as documented; 128 + n for the others. */
+function signalExit(sig: NodeJS.Signals): number {
+  return sig === "SIGINT" ? EXIT.interrupted : 128 + (osConstants.signals[sig] ?? 0);
+}
+
+/** Where a run's checkpoints go: --out DIR, or a file of this process in the temp directory. */
+function checkpointPath(outDir: string | undefined, name: string): string {
+  return outDir === undefined
+    ? join(tmpdir(), "tdplab", `${name}.${process.pid}.checkpoint.json`)
+    : join(outDir, `${name}.checkpoint.json`);
+}
+
+function writeCheckpointAt(file: string, req: CheckRequest, c: Checkpoint): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeCheckpointFile(file, req, c);
 }
 
 function printHuman(
@@ -303,8 +367,7 @@ function printHuman(
   seed: bigint,
   o: CheckOutcome,
   steps: boolean,
-  outDir: string | undefined,
-  name: string,
+  checkpointFile: string | null,
 ): void {
   const label = `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
   out.data(formatExploreSummary(o, label));
@@ -322,9 +385,9 @@ function printHuman(
   }
   if (o.explore.checkpoint && !o.explore.complete) {
     out.info(
-      outDir === undefined
+      checkpointFile === null
         ? "to resume: save the checkpoint with --out DIR, then pass DIR/<scenario>.checkpoint.json to --resume"
-        : `to resume: the same command with --resume ${join(outDir, `${name}.checkpoint.json`)}`,
+        : `to resume: the same command with --resume ${checkpointFile}`,
     );
   }
   // Only the strategies that draw random numbers have a seed worth reprinting.

@@ -136,6 +136,32 @@ describe("checkpoint and resume", () => {
     expect(rest.executions).toBe(whole.executions);
   });
 
+  for (const strategy of ["dpor", "portfolio"] as const) {
+    it(`${strategy}: periodic checkpoints taken while it runs each resume to the uninterrupted counts`, async () => {
+      const p = longRuns(400);
+      const whole = explore(p, { strategy, stopOnFirstViolation: false });
+      const taken: Checkpoint[] = [];
+      const r = await exploreAsync(p, {
+        strategy,
+        stopOnFirstViolation: false,
+        checkpointEveryMs: 0,
+        onCheckpoint: (c) => taken.push(json(c)),
+      });
+      expect(r.executions).toBe(whole.executions);
+      // One per slice of the search: several, taken at different points.
+      expect(taken.length).toBeGreaterThan(1);
+      const mid = taken[Math.floor(taken.length / 2)];
+      expect(mid.executions).toBeGreaterThan(0);
+      expect(mid.executions).toBeLessThan(whole.executions);
+      for (const c of [taken[0], mid]) {
+        const rest = explore(p, { strategy, stopOnFirstViolation: false, resumeFrom: c });
+        expect(rest.complete).toBe(true);
+        expect(rest.executions).toBe(whole.executions);
+        expect(rest.steps).toBe(whole.steps);
+      }
+    });
+  }
+
   it("sampling runs carry no checkpoint", () => {
     const r = explore(longRuns(2), { strategy: "random", maxExecutions: 3 });
     expect(r.checkpoint).toBeUndefined();

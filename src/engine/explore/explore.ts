@@ -227,6 +227,30 @@ export class Driver {
     if (m.wakeupNodes > this.stats.maxWakeupNodes) this.stats.maxWakeupNodes = m.wakeupNodes;
   }
 
+  /**
+   * The run so far as a checkpoint, or undefined when there is nothing left to explore. Valid
+   * between two executions: at the end, or when work() has returned false.
+   */
+  checkpoint(
+    cutBy: readonly CutReason[] = [...this.cut],
+    elapsedMs = performance.now() - this.t0,
+  ): Checkpoint | undefined {
+    const state = this.exhausted ? null : this.searcher.checkpointState();
+    if (state === null) return undefined;
+    Object.assign(this.stats, this.searcher.counters);
+    return {
+      version: 1,
+      strategy: this.strategy,
+      executions: this.executions,
+      blockedExecutions: this.blocked,
+      steps: this.steps,
+      elapsedMs,
+      cutBy: [...cutBy],
+      stats: structuredClone(this.stats),
+      state: structuredClone(state),
+    };
+  }
+
   /** Raw counters without re-running the violation (for workers of a parallel exploration). */
   summary(): DriverSummary {
     this.gauge();
@@ -264,21 +288,7 @@ export class Driver {
       violation = { result, choices, replay: encodeChoices(choices) };
     }
     const complete = this.exhausted && cutBy.length === 0;
-    let checkpoint: Checkpoint | undefined;
-    const state = this.exhausted ? null : this.searcher.checkpointState();
-    if (state !== null) {
-      checkpoint = {
-        version: 1,
-        strategy: this.strategy,
-        executions: this.executions,
-        blockedExecutions: this.blocked,
-        steps: this.steps,
-        elapsedMs,
-        cutBy,
-        stats: structuredClone(st),
-        state: structuredClone(state),
-      };
-    }
+    const checkpoint = this.checkpoint(cutBy, elapsedMs);
     return {
       strategy: this.strategy,
       complete,
@@ -322,7 +332,14 @@ export function explore(program: Program, opts: ExploreOptions = {}): ExploreRes
 /** As explore(), yielding to the event loop every ~50 ms (so AbortSignal and onProgress consumers run). */
 export async function exploreAsync(program: Program, opts: ExploreOptions = {}): Promise<ExploreResult> {
   const d = new Driver(program, opts);
+  const every = opts.onCheckpoint === undefined ? undefined : opts.checkpointEveryMs;
+  let lastCheckpoint = performance.now();
   while (!d.work(YIELD_EVERY_MS)) {
+    if (every !== undefined && performance.now() - lastCheckpoint >= every) {
+      const c = d.checkpoint();
+      if (c !== undefined) opts.onCheckpoint!(c);
+      lastCheckpoint = performance.now();
+    }
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return d.result();

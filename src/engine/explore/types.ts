@@ -81,6 +81,13 @@ export interface ExploreOptions {
   readonly onExecution?: (run: RunSummary) => void;
   /** Continue an exhaustive (dpor/exhaustive/bounded) run from the checkpoint of an earlier result. */
   readonly resumeFrom?: Checkpoint;
+  /**
+   * exploreAsync() only: every `checkpointEveryMs` (between two executions), hand `onCheckpoint` a
+   * checkpoint of the run so far, from which resumeFrom continues exactly as the run itself does.
+   * A crash or kill then loses at most that much work.
+   */
+  readonly checkpointEveryMs?: number;
+  readonly onCheckpoint?: (c: Checkpoint) => void;
 }
 
 export interface ExploreViolation {

@@ -1,6 +1,7 @@
 import type { Gen } from "../../engine/op.js";
 import type { ProgramContext } from "../../engine/runtime.js";
 import { bootMachine, type MachineConfig } from "../../kernel/machine.js";
+import { register_page_table_checks } from "../../mmu/invariants/pages.js";
 import { registerInvariants } from "../../mmu/invariants/roots.js";
 import { kvm_create_vm, kvm_vcpu_create } from "../../mmu/kvm.js";
 import { kvm_mmu_init_tdp_mmu } from "../../mmu/tdp_mmu_invalidate.js";
@@ -64,6 +65,7 @@ export function vmScenario(spec: VmScenarioSpec): Scenario {
       });
       kvm_mmu_init_tdp_mmu(kvm, spec.zapMaxActive?.(cfg.params) ?? 0);
       registerInvariants(kvm);
+      register_page_table_checks(kvm);
       const smms = typeof spec.vcpus === "function" ? spec.vcpus(cfg.params) : spec.vcpus;
       const vcpus = smms.map((smm) => kvm_vcpu_create(kvm, smm));
       const prologue = spec.prologue;
