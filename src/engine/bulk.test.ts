@@ -15,6 +15,7 @@ const plainView: SimKernelView = {
   switchedOut() {},
   sleepsWhenBlocked: () => false,
   isGracePeriodWait: () => false,
+  queuedCallbacks: () => 0,
 };
 
 /** A block touching one object per iteration: a read and an rmw, plus a charged cost. */

@@ -66,6 +66,9 @@ export const kernelView: SimKernelView = {
     // they wait, which is how the kernel builds them).
     return op.kind === "acquire" && op.step === "mutex_lock";
   },
+  queuedCallbacks(t) {
+    return ktaskOf(t)?.rcuBatch.length ?? 0;
+  },
   isGracePeriodWait(op) {
     return op.kind === "wait" && (op.step === "synchronize_rcu: wait GP" || op.step.startsWith("GP for "));
   },

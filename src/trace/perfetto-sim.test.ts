@@ -68,12 +68,14 @@ function result(
       needReschedTrue: 0,
       gracePeriods: 0,
       switchNs: 0,
+      rcuForcedResched: 0,
       bulkSteps: 0,
       strayWakes: 0,
     },
     violations: [],
     unfinished: [],
     timeline: { steps, waits },
+    rcuStalls: [],
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
+import type { RcuStall } from "../../engine/sim/simulator.js";
 import { plotFormatOf, writeLinePlot } from "../../plot/index.js";
 import { fixedSettings, simPlotSpec } from "../../plot/sim-plot.js";
 import {
@@ -108,6 +109,8 @@ export interface SimulateDoc {
     readonly params: Readonly<Record<string, unknown>>;
     readonly costs: Readonly<Record<string, unknown>>;
     readonly metrics: Readonly<Record<string, number | null>>;
+    /** RCU CPU stall warnings of the run's simulations (virtual times in ns). */
+    readonly rcuStalls: readonly RcuStall[];
   }[];
 }
 
@@ -129,6 +132,7 @@ export function simulateDoc(plan: SimPlan, outcome: PlanOutcome, seed: number | 
       params: r.run.params,
       costs: plan.points[r.point].costs,
       metrics: r.run.metrics,
+      rcuStalls: (r.run.results ?? []).flatMap((x) => x.rcuStalls),
     })),
   };
 }

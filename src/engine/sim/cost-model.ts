@@ -104,6 +104,20 @@ export interface CostModel {
    * tens of ms" of E3's "Use" column is taken as 3–30 ms.
    */
   readonly rcuGracePeriodNs: { readonly min: number; readonly max: number };
+  /**
+   * Non-preemptible kernels (PREEMPT_NONE/VOLUNTARY): how long a grace period may wait for a CPU
+   * that has not passed a quiescent state before RCU's force-quiescent-state scan sets that CPU's
+   * rcu_urgent_qs, after which its next tick sets TIF_NEED_RESCHED (rcu_implicit_dynticks_qs() and
+   * rcu_sched_clock_irq() in kernel/rcu/tree.c). The kernel derives it from
+   * jiffies_till_first_fqs + 2 * jiffies_till_next_fqs (jiffies_to_sched_qs), which grows with HZ
+   * and the CPU count; 100 ms is an assumption of that order. 0 turns the forcing off.
+   */
+  readonly rcuUrgentQsNs: number;
+  /**
+   * A grace period held up this long by one CPU is an RCU CPU stall warning
+   * (CONFIG_RCU_CPU_STALL_TIMEOUT, 21 s by default).
+   */
+  readonly rcuStallNs: number;
   /** Scheduler tick (CONFIG_HZ=1000). Assumption: a common distribution config. */
   readonly tickNs: number;
   /**
@@ -144,6 +158,8 @@ export const DEFAULT_COSTS: CostModel = {
   contextSwitchNs: 2_000,
   wakeupNs: 5_000,
   rcuGracePeriodNs: { min: 3_000_000, max: 30_000_000 },
+  rcuUrgentQsNs: 100_000_000,
+  rcuStallNs: 21_000_000_000,
   tickNs: 1_000_000,
   sliceNs: 3_000_000,
   userWorkNs: 100_000,

@@ -112,6 +112,8 @@ export interface SimStats {
   gracePeriods: number;
   /** CPU time spent switching tasks on involuntary switches (schedule() is charged to its caller). */
   switchNs: number;
+  /** need_resched() answers that were true only because RCU wanted a quiescent state (rcu_urgent_qs). */
+  rcuForcedResched: number;
   /** Bulk accesses executed (each stands for a recorded block of steps). */
   bulkSteps: number;
   /**
@@ -137,6 +139,23 @@ export interface SimResult {
   readonly unfinished: readonly string[];
   /** Present when SimOptions.timeline was set. */
   readonly timeline?: SimTimeline;
+  /** RCU CPU stall warnings: a grace period held up by a CPU for CostModel.rcuStallNs. */
+  readonly rcuStalls: readonly RcuStall[];
+}
+
+/** An RCU CPU stall warning, as the kernel prints it: which CPUs held up a grace period since when. */
+export interface RcuStall {
+  readonly atNs: number;
+  readonly gpStartNs: number;
+  readonly cpus: readonly number[];
+}
+
+/** A grace-period wait that a CPU without a quiescent state since `start` is holding up. */
+interface HeldGp {
+  readonly task: Task;
+  readonly start: number;
+  /** When the grace period would end without the holdout. */
+  readonly end: number;
 }
 
 interface TState {
@@ -219,6 +238,7 @@ class Simulator {
     needReschedTrue: 0,
     gracePeriods: 0,
     switchNs: 0,
+    rcuForcedResched: 0,
     bulkSteps: 0,
     strayWakes: 0,
   };
@@ -227,6 +247,20 @@ class Simulator {
   private readonly cpus: Cpu[] = [];
   private readonly heap = new EventHeap();
   private readonly rcu: RcuClock;
+  /**
+   * Non-preemptible RCU (PREEMPT_NONE/VOLUNTARY): a CPU running kernel code is a reader until it
+   * passes a quiescent state (a context switch, schedule(), idle), so it can hold a grace period up;
+   * RCU then forces one through need_resched. With full preemption, readers are the explicit
+   * read-side sections the model already waits for.
+   */
+  private readonly cpuHoldouts: boolean;
+  /** Per CPU: when it last passed a quiescent state. */
+  private readonly lastQs: number[] = [];
+  private readonly heldGps: HeldGp[] = [];
+  /** Per task: since when it has had callbacks queued in its read-side section (a grace period is wanted). */
+  private readonly cbDemand = new Map<number, number>();
+  private readonly rcuStalls: RcuStall[] = [];
+  private readonly stallsReported = new Set<number>();
   private now = 0;
   /** Cost charged through hooks during the step being executed. */
   private charged = 0;
@@ -257,7 +291,9 @@ class Simulator {
     this.timeline = opts.timeline ? { steps: [], waits: [] } : null;
     for (let i = 0; i < opts.cpus; i++) {
       this.cpus.push({ curr: null, freeAt: 0, switchedInAt: 0, wakeAt: Number.POSITIVE_INFINITY });
+      this.lastQs.push(0);
     }
+    this.cpuHoldouts = opts.preemption !== "full";
   }
   private readonly maxEvents: number;
 
@@ -278,9 +314,89 @@ class Simulator {
   answerNeedResched(task: Task): boolean {
     this.stats.needReschedAsked++;
     const st = this.ts[task.id];
-    const v = st !== undefined && st.cpu >= 0 && this.reschedDue(st.cpu, task);
+    this.checkStall();
+    let v = st !== undefined && st.cpu >= 0 && this.reschedDue(st.cpu, task);
+    if (!v && st !== undefined && st.cpu >= 0 && this.rcuUrgentQs(st.cpu)) {
+      v = true;
+      this.stats.rcuForcedResched++;
+    }
     if (v) this.stats.needReschedTrue++;
     return v;
+  }
+
+  // ---- RCU quiescent states (non-preemptible kernels) ------------------------------------------
+
+  /**
+   * rcu_urgent_qs: a grace period has been wanted since D, this CPU has passed no quiescent state
+   * since, and the first tick after D + rcuUrgentQsNs has come: that tick sets TIF_NEED_RESCHED.
+   */
+  private rcuUrgentQs(c: number): boolean {
+    const urgent = this.costs.rcuUrgentQsNs;
+    if (!this.cpuHoldouts || urgent === 0) return false;
+    const since = this.gpWantedSince();
+    if (since === null || this.lastQs[c] >= since) return false;
+    const tick = this.costs.tickNs;
+    return this.now >= Math.ceil((since + urgent) / tick) * tick;
+  }
+
+  /** The start of the oldest grace period still wanted, or null. */
+  private gpWantedSince(): number | null {
+    let since: number | null = null;
+    for (const d of this.cbDemand.values()) if (since === null || d < since) since = d;
+    for (const g of this.heldGps) if (since === null || g.start < since) since = g.start;
+    return since;
+  }
+
+  /** CPUs running a task (other than `except`) with no quiescent state since `start`. */
+  private holdouts(start: number, except: Task | null): number[] {
+    const out: number[] = [];
+    for (let c = 0; c < this.cpus.length; c++) {
+      const cur = this.cpus[c].curr;
+      if (cur !== null && cur !== except && !cur.done && this.lastQs[c] < start) out.push(c);
+    }
+    return out;
+  }
+
+  /** CPU c passed a quiescent state now: release the grace periods only it was holding up. */
+  private quiescent(c: number): void {
+    if (!this.cpuHoldouts) return;
+    this.lastQs[c] = this.now;
+    this.releaseHeld();
+  }
+
+  /** Let the held grace periods that no CPU holds up any more end. */
+  private releaseHeld(): void {
+    this.checkStall();
+    for (let i = this.heldGps.length - 1; i >= 0; i--) {
+      const g = this.heldGps[i];
+      if (this.holdouts(g.start, g.task).length > 0) continue;
+      this.heldGps.splice(i, 1);
+      const st = this.ts[g.task.id];
+      st.readyAt = Math.max(g.end, this.now);
+      if (st.cpu >= 0) this.wake(st.cpu, Math.max(st.readyAt, this.cpus[st.cpu].freeAt));
+      else this.wakeIdleFor(g.task, st.readyAt);
+    }
+  }
+
+  /**
+   * The stall warning of the oldest grace period still wanted, once it has been held up by a CPU for
+   * rcuStallNs: recorded once per grace period, at the time the kernel would print it.
+   */
+  private checkStall(): void {
+    if (!this.cpuHoldouts) return;
+    const since = this.gpWantedSince();
+    if (since === null || this.now < since + this.costs.rcuStallNs || this.stallsReported.has(since)) return;
+    const cpus = this.holdouts(since, null);
+    if (cpus.length === 0) return;
+    this.stallsReported.add(since);
+    this.rcuStalls.push({ atNs: since + this.costs.rcuStallNs, gpStartNs: since, cpus });
+  }
+
+  /** After `t`'s step: callbacks it queued in a read-side section want a grace period from now. */
+  private noteCallbacks(t: Task): void {
+    if (!this.cpuHoldouts) return;
+    if (t.done || this.view.queuedCallbacks(t) === 0) this.cbDemand.delete(t.id);
+    else if (!this.cbDemand.has(t.id)) this.cbDemand.set(t.id, this.now);
   }
 
   private reschedDue(c: number, cur: Task): boolean {
@@ -431,8 +547,15 @@ class Simulator {
     if (op === null || !this.view.isGracePeriodWait(op)) return;
     const st = this.ts[t.id];
     const before = this.rcu.started;
+    const start = st.readyAt;
     st.readyAt = Math.max(st.readyAt, this.rcu.doneAt(st.readyAt));
     this.stats.gracePeriods += this.rcu.started - before;
+    // A CPU still running kernel code it entered before the grace period began holds it up until it
+    // passes a quiescent state (the waiter's own CPU is about to: it sleeps).
+    if (this.cpuHoldouts && this.holdouts(start, t).length > 0) {
+      this.heldGps.push({ task: t, start, end: st.readyAt });
+      st.readyAt = Number.POSITIVE_INFINITY;
+    }
   }
 
   private switchOut(c: number, t: Task, reason: "yield" | "preempt" | "sleep"): void {
@@ -441,6 +564,7 @@ class Simulator {
     st.cpu = -1;
     st.runnableSince = this.now;
     cpu.curr = null;
+    this.quiescent(c);
     this.view.switchedOut(t);
     this.openWait(t, reason === "sleep" ? "sleep" : "runqueue", this.now, -1);
     this.stats.contextSwitches++;
@@ -495,6 +619,7 @@ class Simulator {
       cpu.curr = null;
       this.ts[cur.id].cpu = -1;
       cur = null;
+      this.quiescent(c);
     }
     if (cur !== null) {
       const st = this.ts[cur.id];
@@ -502,7 +627,9 @@ class Simulator {
       const ready = st.readyAt <= this.now && enabledNow(op);
       if (st.yieldReq) {
         st.yieldReq = false;
+        // __schedule() notes a quiescent state whether or not it picks another task.
         if (this.hasWaiter(c, cur)) this.switchOut(c, cur, "yield");
+        else this.quiescent(c);
       } else if (this.opts.preemption === "full" && this.view.preemptible(cur) && this.reschedDue(c, cur)) {
         this.switchOut(c, cur, "preempt");
       } else if (!ready && (st.readyAt > this.now || this.view.sleepsWhenBlocked(op))) {
@@ -516,6 +643,8 @@ class Simulator {
     if (cpu.curr === null) {
       const next = this.pickNext(c);
       if (next === null) {
+        // An idle CPU is quiescent.
+        if (this.heldGps.length > 0 && this.lastQs[c] < this.now) this.quiescent(c);
         const t = this.nextReady(c);
         if (t < Number.POSITIVE_INFINITY) this.wake(c, t);
         return;
@@ -523,6 +652,7 @@ class Simulator {
       cpu.curr = next;
       cpu.switchedInAt = this.now;
       this.ts[next.id].cpu = c;
+      this.quiescent(c);
     }
     const t = cpu.curr!;
     if (this.ts[t.id].readyAt <= this.now && enabledNow(t.pending!)) {
@@ -582,6 +712,7 @@ class Simulator {
       st.doneNs = end;
       this.liveStale = true;
     } else this.arrive(t);
+    this.noteCallbacks(t);
     for (let i = before; i < this.rt.tasks.length; i++) {
       this.addTask(this.rt.tasks[i], end + this.costs.wakeupNs);
     }
@@ -620,6 +751,10 @@ class Simulator {
     while (!rt.stopped) {
       let ev = this.heap.pop();
       if (ev === undefined) {
+        this.releaseHeld();
+        ev = this.heap.pop();
+      }
+      if (ev === undefined) {
         if (!this.strandedTask()) break;
         this.stats.strayWakes++;
         for (let c = 0; c < this.cpus.length; c++) this.wake(c, Math.max(this.now, this.cpus[c].freeAt));
@@ -636,6 +771,7 @@ class Simulator {
       this.now = ev.time;
       this.decide(ev.cpu);
     }
+    this.checkStall();
     const unfinished = rt.tasks.filter((t) => !t.done).map((t) => t.name);
     for (const t of rt.tasks) if (!t.done) this.closeWait(t, this.now);
     if (rt.violations.length > 0) status = "violation";
@@ -667,6 +803,7 @@ class Simulator {
       violations: rt.violations.slice(),
       unfinished,
       ...(this.timeline === null ? {} : { timeline: this.timeline }),
+      rcuStalls: this.rcuStalls.slice(),
     };
   }
 }

@@ -22,4 +22,10 @@ export interface SimKernelView {
   sleepsWhenBlocked(op: AccessOp): boolean;
   /** Whether `op` waits for an RCU grace period (its end is priced by the grace-period clock). */
   isGracePeriodWait(op: AccessOp): boolean;
+  /**
+   * RCU callbacks `t` has queued that still wait for a grace period to be asked for (call_rcu()
+   * inside a read-side section, handed over when the section ends). The kernel starts that grace
+   * period at once, so the simulator counts it as wanted from then on.
+   */
+  queuedCallbacks(t: Task): number;
 }

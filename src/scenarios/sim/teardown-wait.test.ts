@@ -11,9 +11,29 @@ describe("teardown-wait (seed 000, Q1)", () => {
   // What the worker spends on one 1 GiB region, the unit between two of its yield points.
   const region = defunctRootZap({ kernel: "v5.18", guestSize: GiB }).metrics.workerZapMs!;
 
-  it("PREEMPT_NONE with an idle worker CPU: teardown waits for (nearly) the whole zap", () => {
+  it("PREEMPT_NONE with an idle worker CPU: RCU's forced quiescent state makes the worker yield", () => {
+    // The worker's call_rcu()s want a grace period its own CPU holds up. After rcuUrgentQsNs the
+    // tick sets need_resched(), and the worker drops mmu_lock at its next yield point.
     const m = by("none/idle");
-    expect(m.teardownWaitMs!).toBeGreaterThan(0.5 * m.workerZapMs!);
+    expect(m.rcuForcedResched!).toBeGreaterThan(0);
+    const bound = (DEFAULT_COSTS.rcuUrgentQsNs + 2 * DEFAULT_COSTS.tickNs) / 1e6 + region;
+    expect(m.teardownWaitMs!).toBeLessThan(bound);
+    expect(m.rcuStalls).toBe(0);
+  });
+
+  it("without the forced quiescent state, teardown waits for (nearly) the whole zap and RCU stalls", () => {
+    const off = teardownWait(
+      { guestSize: 16 * GiB, preemption: "none" },
+      { rcuUrgentQsNs: 0, rcuStallNs: 50e6 },
+    );
+    expect(off.teardownWaitNs).toBeGreaterThan(0.5 * off.workerZapNs);
+    expect(off.result.stats.rcuForcedResched).toBe(0);
+    expect(off.result.rcuStalls.length).toBeGreaterThan(0);
+    expect(off.result.rcuStalls[0].cpus).toEqual([1]); // the worker's CPU
+  });
+
+  it("the forced quiescent state is not needed when the kernel is preemptible", () => {
+    expect(by("full/idle").rcuForcedResched).toBe(0);
   });
 
   it("full preemption: rwlock_needbreak() makes the worker yield after the 1 GiB region it is in", () => {
@@ -28,10 +48,13 @@ describe("teardown-wait (seed 000, Q1)", () => {
     expect(by("full/busy").teardownWaitMs!).toBeLessThan(limit);
   });
 
-  it("the PREEMPT_NONE idle wait grows with the root; the preemptible one does not", () => {
-    const small = teardownWait({ guestSize: 4 * GiB, preemption: "none" });
-    const big = teardownWait({ guestSize: 16 * GiB, preemption: "none" });
+  it("the PREEMPT_NONE idle wait grows with the root only when nothing forces a quiescent state", () => {
+    const off = { rcuUrgentQsNs: 0 };
+    const small = teardownWait({ guestSize: 4 * GiB, preemption: "none" }, off);
+    const big = teardownWait({ guestSize: 16 * GiB, preemption: "none" }, off);
     expect(big.teardownWaitNs).toBeGreaterThan(3 * small.teardownWaitNs);
+    const on = teardownWait({ guestSize: 64 * GiB, preemption: "none" });
+    expect(on.teardownWaitNs).toBeLessThan(2 * big.teardownWaitNs);
     const fs = teardownWait({ guestSize: 4 * GiB, preemption: "full" });
     const fb = teardownWait({ guestSize: 16 * GiB, preemption: "full" });
     expect(fb.teardownWaitNs).toBeLessThan(2 * fs.teardownWaitNs + 1e6);
