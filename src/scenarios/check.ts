@@ -1,5 +1,5 @@
 import { basename, resolve as resolvePath } from "node:path";
-import { explore, exploreAsync } from "../engine/explore/explore.js";
+import { DEFAULT_MAX_STEPS, explore, exploreAsync } from "../engine/explore/explore.js";
 import { exploreParallel } from "../engine/explore/parallel.js";
 import { shrink } from "../engine/explore/shrink.js";
 import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
@@ -48,6 +48,11 @@ export interface CheckOutcome {
   readonly counterexample: Counterexample | null;
   /** Replay string of the last execution explored (what an interrupted run reports). */
   readonly lastReplay: string | null;
+  /**
+   * Replay string of the first execution the depth bound cut (a possible livelock: a loop that
+   * never ends, or a bound too small for the scenario), or null if none was cut.
+   */
+  readonly depthCutReplay: string | null;
   /** What the user should know about the verdict, e.g. overrides of the variant that never ran. */
   readonly warnings: readonly string[];
 }
@@ -174,6 +179,7 @@ interface Prepared {
   readonly maxSteps: number | undefined;
   readonly options: ExploreOptions;
   readonly last: { choices: readonly number[] | null };
+  readonly firstCut: { choices: readonly number[] | null };
 }
 
 function prepare(req: CheckRequest): Prepared {
@@ -181,6 +187,7 @@ function prepare(req: CheckRequest): Prepared {
   const overrides = overridesOf(req.variant);
   const maxSteps = req.explore.maxSteps ?? req.scenario.scenario.maxSteps;
   const last: { choices: readonly number[] | null } = { choices: null };
+  const firstCut: { choices: readonly number[] | null } = { choices: null };
   const user = req.explore.onExecution;
   const options: ExploreOptions = {
     ...req.explore,
@@ -188,15 +195,22 @@ function prepare(req: CheckRequest): Prepared {
     maxSteps,
     onExecution: (run) => {
       last.choices = run.choices;
+      if (run.depthCut && firstCut.choices === null) firstCut.choices = run.choices.slice();
       user?.(run);
     },
   };
-  return { program, overrides, maxSteps, options, last };
+  return { program, overrides, maxSteps, options, last, firstCut };
 }
 
 function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): CheckOutcome {
   const header = replayHeaderFor(req);
   const lastReplay = prep.last.choices ? encodeReplayToken({ header, choices: prep.last.choices }) : null;
+  const depthCutReplay = prep.firstCut.choices
+    ? encodeReplayToken({
+        header: { ...header, d: prep.maxSteps ?? DEFAULT_MAX_STEPS },
+        choices: prep.firstCut.choices,
+      })
+    : null;
   const warnings = overrideWarnings(req, result);
   if (result.violation === null) {
     return {
@@ -204,6 +218,7 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
       explore: result,
       counterexample: null,
       lastReplay,
+      depthCutReplay,
       warnings,
     };
   }
@@ -234,6 +249,7 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
     explore: result,
     counterexample: { trace, replay, shrunk },
     lastReplay,
+    depthCutReplay,
     warnings,
   };
 }

@@ -56,7 +56,7 @@ export async function recordReplay(
   try {
     rec = recordTraceDoc(programFor(req), token.choices, {
       overrides: overridesOf(req.variant),
-      maxSteps: req.scenario.scenario.maxSteps,
+      maxSteps: h.d ?? req.scenario.scenario.maxSteps,
       run: {
         scenario: req.scenario.scenario.name,
         kernel: req.config.kernel,

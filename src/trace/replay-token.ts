@@ -30,6 +30,8 @@ export interface ReplayHeader {
   readonly sh?: string;
   /** When `v` is a file: the same for the variant module. */
   readonly vh?: string;
+  /** The depth bound (steps) that cut this run: a replay of a possible livelock stops there too. */
+  readonly d?: number;
 }
 
 export interface ReplayToken {
@@ -71,6 +73,9 @@ export function decodeReplayToken(text: string): ReplayToken {
     typeof header.k !== "string"
   ) {
     throw new ReplayFormatError("replay string header lacks the scenario or the kernel");
+  }
+  if (header.d !== undefined && !(Number.isInteger(header.d) && header.d >= 1)) {
+    throw new ReplayFormatError("replay string header has a depth bound that is not a positive integer");
   }
   const choices = decodeChoices(`v1.${rest.slice(dot + 1)}`);
   return { header, choices };

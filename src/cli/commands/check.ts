@@ -319,6 +319,7 @@ function jsonDoc(
           trace: ce.trace,
         }
       : null,
+    depthCutReplay: o.depthCutReplay,
     warnings: o.warnings,
     ...(o.explore.stats.coverage === undefined
       ? {}
@@ -372,6 +373,12 @@ function printHuman(
   const label = `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
   out.data(formatExploreSummary(o, label));
   for (const w of o.warnings) out.data(`warning: ${w}`);
+  if (o.depthCutReplay !== null) {
+    const n = o.explore.stats.depthCuts;
+    out.data(
+      `depth bound: ${n} execution${n === 1 ? "" : "s"} reached ${o.explore.stats.maxDepth} steps without finishing (a loop that never ends, or raise --depth); the first: tdplab replay '${o.depthCutReplay}'`,
+    );
+  }
   const cov = o.explore.stats.coverage;
   if (cov !== undefined) out.data(formatCoverage(cov, o.explore.executions));
   if (o.counterexample) {
