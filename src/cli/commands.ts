@@ -2,6 +2,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { registerCheck } from "./commands/check.js";
 import { registerExplore } from "./commands/explore.js";
 import { registerList } from "./commands/list.js";
+import { registerLitmus } from "./commands/litmus.js";
 import { registerReplay } from "./commands/replay.js";
 import { registerSeeds } from "./commands/seeds.js";
 import { registerSimulate } from "./commands/simulate.js";
@@ -18,4 +19,5 @@ export function registerCommands(program: Command, out: Out, setExit: SetExit): 
   registerList(program, out, setExit);
   registerSimulate(program, out, setExit);
   registerExplore(program, out, setExit);
+  registerLitmus(program, out, setExit);
 }

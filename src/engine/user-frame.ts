@@ -1,4 +1,3 @@
-import { fileURLToPath } from "node:url";
 import { UserCodeError } from "./violation.js";
 
 /**
@@ -6,10 +5,17 @@ import { UserCodeError } from "./violation.js";
  * under this package's src/, dist/ or web/ (or a dependency, or Node itself); every other file (a
  * variant module, a scenario module, anything they import) is the user's.
  */
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// Neither node:url nor new URL(…, import.meta.url) here: the browser explorer's bundle reaches this
+// module, and the bundler would take the latter for an asset to emit.
+const ROOT = pathOf(import.meta.url).replace(/[^/]+\/[^/]+\/[^/]+$/, "");
 const OWN = ["src/", "dist/", "web/", "node_modules/"].map((d) => ROOT + d);
 
 const FRAME = /\(?((?:file:\/\/)?\/[^()\s]+?):(\d+):(\d+)\)?\s*$/;
+
+/** The path of a file: URL (POSIX). */
+function pathOf(url: string): string {
+  return decodeURIComponent(new URL(url).pathname);
+}
 
 interface Frame {
   readonly file: string;
@@ -23,7 +29,7 @@ function frames(stack: string): Frame[] {
     if (!/^\s*at /.test(line)) continue;
     const m = FRAME.exec(line);
     if (m === null) continue;
-    const file = m[1].startsWith("file://") ? fileURLToPath(m[1]) : m[1];
+    const file = m[1].startsWith("file://") ? pathOf(m[1]) : m[1];
     out.push({ file, line: Number(m[2]), col: Number(m[3]) });
   }
   return out;

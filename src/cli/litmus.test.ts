@@ -1,0 +1,54 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { memoryOut } from "./io.js";
+import { main } from "./main.js";
+
+async function run(...argv: string[]) {
+  const out = memoryOut();
+  const code = await main(argv, out);
+  return { code, stdout: out.stdout.join("\n"), stderr: out.stderr.join("\n") };
+}
+
+describe("tdplab litmus", () => {
+  it("store buffering: Never under sc, Sometimes under tso, herd7's Observation line", async () => {
+    const sc = await run("litmus", "litmus/SB.litmus");
+    expect(sc.code).toBe(0);
+    expect(sc.stdout).toContain("Observation SB Never 0 3");
+    const tso = await run("litmus", "litmus/SB.litmus", "--model", "tso");
+    expect(tso.stdout).toContain("Observation SB Sometimes 1 3");
+    expect(tso.stdout).toContain("0:r0=0; 1:r0=0;  <- satisfies the condition");
+  });
+
+  it("--json: one document per file, or a list", async () => {
+    const one = JSON.parse((await run("litmus", "litmus/MP.litmus", "--model", "tso", "--json")).stdout);
+    expect(one).toMatchObject({
+      schemaVersion: 1,
+      name: "MP",
+      model: "tso",
+      observation: "Never",
+      ok: false,
+      complete: true,
+    });
+    const two = JSON.parse((await run("litmus", "litmus/MP.litmus", "litmus/LB.litmus", "--json")).stdout);
+    expect(two.results.map((r: { name: string }) => r.name)).toEqual(["MP", "LB"]);
+  });
+
+  it("lkmm is refused as not implemented, an unknown model as a usage error", async () => {
+    const lkmm = await run("litmus", "litmus/SB.litmus", "--model", "lkmm");
+    expect(lkmm.code).toBe(2);
+    expect(lkmm.stderr).toMatch(/not implemented yet/);
+    expect((await run("litmus", "litmus/SB.litmus", "--model", "arm")).code).toBe(2);
+  });
+
+  it("a bad file: FILE:LINE:COL and exit 2, no stack trace", async () => {
+    const f = join(mkdtempSync(join(tmpdir(), "tdplab-litmus-")), "bad.litmus");
+    writeFileSync(f, "C bad\n{}\nP0(int *x)\n{\n\tspin_lock(x);\n}\nexists (x=1)\n");
+    const r = await run("litmus", f);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${f}:5:2: 'spin_lock' is not supported`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect((await run("litmus", "/nonexistent.litmus")).code).toBe(2);
+  });
+});

@@ -1,0 +1,344 @@
+import { explore } from "../engine/explore/explore.js";
+import { host } from "../engine/host.js";
+import type { Gen } from "../engine/op.js";
+import type { Program } from "../engine/runtime.js";
+import { type LitmusExpr, type LitmusStmt, type LitmusTest, type Operand, returnsOld } from "./parse.js";
+
+/**
+ * Running a litmus test: every execution of its threads under a memory model, explored by the same
+ * engine (DPOR) that checks the MMU model, and the set of final states it reaches.
+ *
+ * - sc: sequential consistency. Every access is visible to all threads when it runs.
+ * - tso: x86-TSO, operationally (Owens, Sarkar, Sewell, "A better x86 memory model: x86-TSO",
+ *   TPHOLs 2009). Each thread has a FIFO store buffer: a store enters it, a store-buffer task drains
+ *   the oldest entry to memory at any later point, and a load takes the youngest buffered store to
+ *   its location, else memory. smp_mb() and every locked RMW (xchg, cmpxchg, the atomic_*() RMWs)
+ *   wait until the thread's buffer is empty; the RMW then acts on memory. smp_rmb(), smp_wmb(),
+ *   smp_mb__before_atomic()/after_atomic() and barrier() are compiler barriers on x86, and
+ *   acquire/release accesses are plain ones, which is what x86 gives them.
+ *
+ * A drain is two steps, the write to memory and the removal from the buffer. Between them the
+ * buffer and memory hold the same value for that entry, and the only reader of the buffer's entries
+ * is its own thread, which forwards the youngest one, so no thread can tell the two steps from one.
+ */
+export type MemoryModel = "sc" | "tso";
+
+export const MEMORY_MODELS: readonly MemoryModel[] = ["sc", "tso"];
+
+export interface LitmusState {
+  /** The observed values: the registers and locations the condition names ("0:r0", "x"). */
+  readonly values: Readonly<Record<string, number>>;
+  /** The condition's proposition (without its quantifier) holds in this state. */
+  readonly satisfies: boolean;
+}
+
+export interface LitmusResult {
+  readonly name: string;
+  readonly model: MemoryModel;
+  readonly quantifier: LitmusTest["quantifier"];
+  readonly condition: string;
+  /** Distinct final states over the observed values, sorted. */
+  readonly states: readonly LitmusState[];
+  readonly positive: number;
+  readonly negative: number;
+  /** How often the proposition holds: Never, Sometimes or Always (herd7's Observation). */
+  readonly observation: "Never" | "Sometimes" | "Always";
+  /** The quantified condition is true of this model (herd7's Ok / No). */
+  readonly ok: boolean;
+  readonly executions: number;
+  /** Every execution was explored; otherwise the states are a subset and the verdict is not final. */
+  readonly complete: boolean;
+}
+
+interface Buffered {
+  readonly loc: string;
+  readonly v: number;
+}
+
+/** The engine program of `test` under `model`; `sink.values` holds the final state of the last run. */
+export function litmusProgram(
+  test: LitmusTest,
+  model: MemoryModel,
+  sink: { values: Record<string, number> | null },
+): Program {
+  return ({ spawn }) => {
+    const h = host();
+    sink.values = null;
+    const mem = new Map<string, { readonly obj: number; v: number }>();
+    for (const [loc, v] of test.init) mem.set(loc, { obj: h.newObject(loc), v });
+    const regsOf: Map<string, number>[] = [];
+    // Every thread (and, under TSO, its store-buffer task) ends by calling finish(); counted up front,
+    // as a thread with no access finishes while it is being spawned.
+    let live = test.threads.length * (model === "tso" ? 2 : 1);
+    const finish = () => {
+      if (--live > 0) return;
+      const values: Record<string, number> = {};
+      regsOf.forEach((regs, i) => {
+        for (const [r, v] of regs) values[`${i}:${r}`] = v;
+      });
+      for (const [loc, m] of mem) values[loc] = m.v;
+      sink.values = values;
+    };
+    for (const th of test.threads) {
+      const regs = new Map<string, number>(th.regs.map((r) => [r, 0]));
+      regsOf.push(regs);
+      const tso = model === "tso";
+      const buf: Buffered[] = [];
+      const bufObj = tso ? h.newObject(`P${th.index}.store_buffer`) : -1;
+      const state = { done: false };
+      const val = (o: Operand): number => ("const" in o ? o.const : (regs.get(o.reg) ?? 0));
+      const drained = () => buf.length === 0;
+      function* thread(): Gen<void> {
+        for (const s of th.stmts) yield* step(s);
+        if (tso) {
+          // The thread's end is what lets its store-buffer task finish once the buffer is empty.
+          yield { kind: "write", obj: bufObj, fn: `P${th.index}`, step: "exit" };
+          state.done = true;
+        }
+        finish();
+      }
+      function* fence(fn: string): Gen<void> {
+        yield { kind: "wait", obj: bufObj, fn, step: "wait for the store buffer to drain", enabled: drained };
+      }
+      function* step(s: LitmusStmt): Gen<void> {
+        switch (s.op) {
+          case "set":
+            regs.set(s.reg, val(s.value));
+            return;
+          case "store": {
+            const v = val(s.value);
+            const m = mem.get(s.loc)!;
+            if (tso) {
+              yield {
+                kind: "write",
+                obj: bufObj,
+                fn: s.kind,
+                step: `${s.kind}(${s.loc}, ${v}) into the store buffer`,
+              };
+              buf.push({ loc: s.loc, v });
+            } else {
+              yield { kind: "write", obj: m.obj, fn: s.kind, step: `${s.kind}(${s.loc}, ${v})` };
+              m.v = v;
+            }
+            return;
+          }
+          case "load": {
+            const m = mem.get(s.loc)!;
+            yield {
+              kind: "read",
+              obj: m.obj,
+              objs: tso ? [bufObj] : undefined,
+              fn: s.kind,
+              step: `${s.kind}(${s.loc})`,
+            };
+            let v = m.v;
+            for (let i = buf.length - 1; i >= 0; i--) {
+              if (buf[i].loc === s.loc) {
+                v = buf[i].v;
+                break;
+              }
+            }
+            regs.set(s.reg, v);
+            return;
+          }
+          case "fence":
+            if (tso && s.kind === "smp_mb") yield* fence(s.kind);
+            return;
+          case "rmw": {
+            if (tso) yield* fence(s.kind);
+            const m = mem.get(s.loc)!;
+            yield {
+              kind: "rmw",
+              obj: m.obj,
+              objs: tso ? [bufObj] : undefined,
+              fn: s.kind,
+              step: `${s.kind}(${s.loc})`,
+            };
+            const old = m.v;
+            const operand = val(s.value);
+            let next = old;
+            switch (s.kind) {
+              case "xchg":
+                next = operand;
+                break;
+              case "cmpxchg":
+                next = old === val(s.expected!) ? operand : old;
+                break;
+              default:
+                next = /sub|dec/.test(s.kind) ? old - operand : old + operand;
+            }
+            m.v = next;
+            if (s.reg !== undefined) regs.set(s.reg, returnsOld(s.kind) ? old : next);
+            return;
+          }
+        }
+      }
+      spawn(`P${th.index}`, thread());
+      if (tso) {
+        spawn(
+          `P${th.index}.store_buffer`,
+          (function* drainer(): Gen<void> {
+            for (;;) {
+              yield {
+                kind: "wait",
+                obj: bufObj,
+                fn: "store buffer",
+                step: "wait for a store",
+                enabled: () => buf.length > 0 || state.done,
+              };
+              if (buf.length === 0) break;
+              const head = buf[0];
+              const m = mem.get(head.loc)!;
+              yield {
+                kind: "write",
+                obj: m.obj,
+                objs: [bufObj],
+                fn: "store buffer",
+                step: `drain ${head.loc} = ${head.v} to memory`,
+              };
+              m.v = head.v;
+              yield { kind: "write", obj: bufObj, fn: "store buffer", step: "remove the drained store" };
+              buf.shift();
+            }
+            finish();
+          })(),
+        );
+      }
+    }
+  };
+}
+
+/** Whether `e` holds in the final state `values`. */
+export function holds(e: LitmusExpr, values: Readonly<Record<string, number>>): boolean {
+  switch (e.op) {
+    case "and":
+      return holds(e.left, values) && holds(e.right, values);
+    case "or":
+      return holds(e.left, values) || holds(e.right, values);
+    case "not":
+      return !holds(e.arg, values);
+    case "reg":
+      return values[`${e.thread}:${e.reg}`] === e.value;
+    case "loc":
+      return values[e.loc] === e.value;
+    case "true":
+      return true;
+  }
+}
+
+function observedKeys(e: LitmusExpr, out: Set<string>): void {
+  switch (e.op) {
+    case "and":
+    case "or":
+      observedKeys(e.left, out);
+      observedKeys(e.right, out);
+      return;
+    case "not":
+      observedKeys(e.arg, out);
+      return;
+    case "reg":
+      out.add(`${e.thread}:${e.reg}`);
+      return;
+    case "loc":
+      out.add(e.loc);
+      return;
+    case "true":
+      return;
+  }
+}
+
+export interface LitmusOptions {
+  /** Stop after this many executions (the result then says complete: false). */
+  readonly maxExecutions?: number;
+  /** "dpor" (default) or "exhaustive" (every schedule: the brute force DPOR is checked against). */
+  readonly strategy?: "dpor" | "exhaustive";
+}
+
+/**
+ * Every final state the engine reaches for `test` under `model`: all registers ("N:reg") and
+ * locations, as JSON with sorted keys.
+ */
+export function finalStates(
+  test: LitmusTest,
+  model: MemoryModel,
+  opts: LitmusOptions = {},
+): { readonly states: ReadonlySet<string>; readonly executions: number; readonly complete: boolean } {
+  const sink: { values: Record<string, number> | null } = { values: null };
+  const states = new Set<string>();
+  const r = explore(litmusProgram(test, model, sink), {
+    strategy: opts.strategy ?? "dpor",
+    stopOnFirstViolation: false,
+    maxExecutions: opts.maxExecutions,
+    onExecution: (run) => {
+      if (run.blocked || sink.values === null) return;
+      states.add(JSON.stringify(Object.fromEntries(Object.entries(sink.values).sort())));
+    },
+  });
+  return { states, executions: r.executions, complete: r.complete };
+}
+
+/** Explore every execution of `test` under `model` and collect its final states. */
+export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOptions = {}): LitmusResult {
+  const keys = new Set<string>();
+  observedKeys(test.condition, keys);
+  const all = finalStates(test, model, opts);
+  const finals = new Map<string, Record<string, number>>();
+  for (const text of all.states) {
+    const values = JSON.parse(text) as Record<string, number>;
+    const shown = keys.size === 0 ? Object.keys(values) : [...keys].sort();
+    const observed: Record<string, number> = {};
+    for (const k of shown) observed[k] = values[k];
+    // Two final states with the same observed values may differ in whether an unobserved part
+    // satisfies the condition only if the condition reads it, which it then observes: one suffices.
+    finals.set(JSON.stringify(observed), values);
+  }
+  const states = [...finals.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, values]) => ({
+      values: JSON.parse(k) as Record<string, number>,
+      satisfies: holds(test.condition, values),
+    }));
+  const positive = states.filter((s) => s.satisfies).length;
+  const negative = states.length - positive;
+  const observation = positive === 0 ? "Never" : negative === 0 ? "Always" : "Sometimes";
+  const ok =
+    test.quantifier === "exists"
+      ? positive > 0
+      : test.quantifier === "~exists"
+        ? positive === 0
+        : negative === 0;
+  return {
+    name: test.name,
+    model,
+    quantifier: test.quantifier,
+    condition: test.conditionText,
+    states,
+    positive,
+    negative,
+    observation,
+    ok,
+    executions: all.executions,
+    complete: all.complete,
+  };
+}
+
+/** The result as herd7 users read it: the states, then Ok/No, witnesses and the observation. */
+export function formatLitmus(r: LitmusResult): string {
+  const lines = [
+    `Test ${r.name} (${r.model})${r.complete ? "" : " INCOMPLETE"}`,
+    `States ${r.states.length}`,
+  ];
+  for (const s of r.states) {
+    const cells = Object.entries(s.values).map(([k, v]) => `${k}=${v};`);
+    lines.push(`${cells.join(" ")}${s.satisfies ? "  <- satisfies the condition" : ""}`);
+  }
+  lines.push(
+    r.ok ? "Ok" : "No",
+    `Witnesses`,
+    `Positive: ${r.positive} Negative: ${r.negative}`,
+    `Condition ${r.condition}`,
+    `Observation ${r.name} ${r.observation} ${r.positive} ${r.negative}`,
+    `(${r.executions} executions${r.complete ? ", every one explored" : "; cut before the end: not a verdict"})`,
+  );
+  return lines.join("\n");
+}
