@@ -76,6 +76,7 @@ function result(
     unfinished: [],
     timeline: { steps, waits },
     rcuStalls: [],
+    overridesRan: [],
   };
 }
 

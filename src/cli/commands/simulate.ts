@@ -2,6 +2,8 @@ import type { Command } from "@commander-js/extra-typings";
 import type { RcuStall } from "../../engine/sim/simulator.js";
 import { plotFormatOf, writeLinePlot } from "../../plot/index.js";
 import { fixedSettings, simPlotSpec } from "../../plot/sim-plot.js";
+import { overridesOf, type Variant } from "../../scenarios/define.js";
+import { ResolveError, resolveVariant } from "../../scenarios/resolve.js";
 import {
   COST_KEYS,
   formatSetting,
@@ -13,6 +15,7 @@ import {
 import { findSimScenario, SIM_SCENARIOS } from "../../scenarios/sim/registry.js";
 import { type PlanOutcome, runPlan, type SimRecord } from "../../scenarios/sim/run-plan.js";
 import type { SimParamSpec, SimScenario } from "../../scenarios/sim/types.js";
+import { variantProblems } from "../../scenarios/validate-variant.js";
 import { TOOL_VERSION } from "../../version.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
@@ -153,6 +156,30 @@ function timelineRuns(plan: SimPlan, records: readonly SimRecord[]): TimelineRun
   });
 }
 
+/**
+ * The variant `simulate --variant` names: its overrides apply in every run. Features are chosen by
+ * each timed scenario's own kernel parameter, so a variant that also sets features is refused
+ * rather than run without them.
+ */
+async function variantFor(ref: string | undefined): Promise<Variant | null> {
+  if (ref === undefined) return null;
+  let v: Variant | null;
+  try {
+    v = await resolveVariant(ref);
+  } catch (e) {
+    if (e instanceof ResolveError) throw new UsageError(e.message);
+    throw e;
+  }
+  const problems = v === null ? [] : variantProblems(v);
+  if (problems.length > 0) throw new UsageError(`--variant ${ref}: ${problems.join("; ")}`);
+  const features = Object.keys(v?.features ?? {});
+  if (features.length > 0)
+    throw new UsageError(
+      `--variant ${ref} also sets features (${features.join(", ")}); simulate applies a variant's overrides only (the kernel parameter of the scenario chooses features)`,
+    );
+  return v;
+}
+
 function seedNumber(text: string | undefined): number | null {
   const s = seedFlag(text);
   if (s === undefined) return null;
@@ -177,6 +204,10 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
     )
     .option("--sweep <key=a,b,c>", "run once per value of one key", collect, [] as string[])
     .option("--seed <n>", "seed of the simulator's random draws (decimal or 0x-hex)")
+    .option(
+      "--variant <name|path>",
+      "design under test: a built-in variant or a module, as for check (its overrides, in every run)",
+    )
     .option("--json", "print one JSON document on stdout")
     .option("--plot <file>", "draw the headline metric against the swept key (.svg or .png)")
     .option("--plot-metric <key>", "the metric --plot draws")
@@ -201,6 +232,7 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
         throw e;
       }
       const seed = seedNumber(o.seed);
+      const variant = await variantFor(o.variant);
       if (o.plot !== undefined && plotFormatOf(o.plot) === null) {
         throw new UsageError(`--plot: '${o.plot}' must end in .svg or .png`);
       }
@@ -223,6 +255,7 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
         outcome = await runPlan(plan, {
           seed: seed ?? undefined,
           timeline: o.perfetto !== undefined || o.trace !== undefined,
+          overrides: variant === null ? undefined : overridesOf(variant),
           stop: () => sigint,
           onPoint: (i) => {
             if (total > 1) {
@@ -246,6 +279,16 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
       } else if (total > 1)
         out.info(`simulate: ${total} points, ${outcome.records.length} runs in ${secs} s`);
 
+      if (variant !== null) {
+        const ran = new Set(
+          outcome.records.flatMap((r) => (r.run.results ?? []).flatMap((x) => x.overridesRan)),
+        );
+        for (const fn of Object.keys(variant.overrides ?? {}))
+          if (!ran.has(fn))
+            out.info(
+              `warning: the override of ${fn} never ran in these simulations: the numbers say nothing about it`,
+            );
+      }
       if (o.json) out.data(JSON.stringify(simulateDoc(plan, outcome, seed), null, 2));
       else {
         const fixed = fixedSettings(plan);

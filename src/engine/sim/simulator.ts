@@ -141,6 +141,8 @@ export interface SimResult {
   readonly timeline?: SimTimeline;
   /** RCU CPU stall warnings: a grace period held up by a CPU for CostModel.rcuStallNs. */
   readonly rcuStalls: readonly RcuStall[];
+  /** Overrides (SimOptions.overrides) that were called in this run. */
+  readonly overridesRan: readonly string[];
 }
 
 /** An RCU CPU stall warning, as the kernel prints it: which CPUs held up a grace period since when. */
@@ -804,6 +806,7 @@ class Simulator {
       unfinished,
       ...(this.timeline === null ? {} : { timeline: this.timeline }),
       rcuStalls: this.rcuStalls.slice(),
+      overridesRan: [...rt.overridesRan].sort(),
     };
   }
 }

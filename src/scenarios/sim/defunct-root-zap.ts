@@ -93,6 +93,7 @@ export function defunctRootZap(
       preemption: p.preemption,
       binding: (n) => (n === "vcpu0" ? 0 : null),
       seed: opts.seed ?? 2,
+      overrides: opts.overrides,
       timeline: opts.timeline,
     },
   );

@@ -298,6 +298,7 @@ export function runDirtyLog(
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : N),
     costs,
     seed: opts.seed ?? 1,
+    overrides: opts.overrides,
     timeline: opts.timeline,
   });
   const ms = (phase: string) => phaseMs(result, phase);

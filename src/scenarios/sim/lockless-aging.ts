@@ -148,6 +148,7 @@ export function runLocklessAging(
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : N),
     costs,
     seed: opts.seed ?? 1,
+    overrides: opts.overrides,
     // The fault latencies come from the timeline, so it is always recorded; it is kept in the result
     // only when asked for.
     timeline: true,

@@ -348,6 +348,7 @@ export function runMmuStress(
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : n.startsWith(`${HOST_THREAD}:`) ? N : N + 1),
     costs,
     seed: opts.seed ?? 1,
+    overrides: opts.overrides,
     timeline: opts.timeline,
   });
   const ms = (phase: string) => phaseMs(result, phase);

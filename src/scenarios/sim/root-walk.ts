@@ -267,8 +267,19 @@ export function runRootWalk(
     setupRoots: [],
   };
   const variant = DESIGN_VARIANT[design];
-  const overrides = new Map<string, Function>(Object.entries(variant?.overrides ?? {}));
-  overrides.set("tdp_mmu_next_root", countingNextRoot(variant?.overrides?.tdp_mmu_next_root, log));
+  // A user's variant (simulate --variant) first; the design this run stands for wins where both
+  // override a function, and the walk counter wraps whichever tdp_mmu_next_root() is in force.
+  const overrides = new Map<string, Function>([
+    ...(opts.overrides ?? []),
+    ...Object.entries(variant?.overrides ?? {}),
+  ]);
+  overrides.set(
+    "tdp_mmu_next_root",
+    countingNextRoot(
+      (variant?.overrides?.tdp_mmu_next_root ?? opts.overrides?.get("tdp_mmu_next_root")) as never,
+      log,
+    ),
+  );
   const R = c.roots;
   const result = simulate(program(c, log), {
     kernel: kernelView,

@@ -10,6 +10,8 @@ export interface SimRecord {
 export interface RunPlanOptions {
   readonly seed?: number;
   readonly timeline?: boolean;
+  /** A variant's overrides, applied in every run. */
+  readonly overrides?: ReadonlyMap<string, Function>;
   /** Called before point `i` starts (for a progress line). */
   readonly onPoint?: (i: number) => void;
   /** Asked before each point; true stops the sweep there (e.g. after SIGINT). */
@@ -39,7 +41,11 @@ export async function runPlan(plan: SimPlan, o: RunPlanOptions = {}): Promise<Pl
     const point = plan.points[i];
     let runs: SimScenarioRun[];
     try {
-      runs = plan.scenario.run(point.params, point.costs, { seed: o.seed, timeline: o.timeline });
+      runs = plan.scenario.run(point.params, point.costs, {
+        seed: o.seed,
+        timeline: o.timeline,
+        overrides: o.overrides,
+      });
     } catch (e) {
       if (e instanceof RangeError) {
         throw new SimParamError(

@@ -139,6 +139,7 @@ export function teardownWait(
       binding: (n) =>
         n.startsWith("kworker") || n === "user-task" ? 1 : n === "teardown" || n === "invalidator" ? 2 : null,
       seed: opts.seed ?? 0,
+      overrides: opts.overrides,
       timeline: opts.timeline,
       onStep,
     },

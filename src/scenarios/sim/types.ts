@@ -48,6 +48,8 @@ export interface SimRunOptions {
   readonly seed?: number;
   /** Record a timeline for --perfetto (costs memory; off by default). */
   readonly timeline?: boolean;
+  /** A variant's model-function overrides (simulate --variant), applied in every run. */
+  readonly overrides?: ReadonlyMap<string, Function>;
 }
 
 export interface SimScenario {

@@ -1,0 +1,95 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { SimulateDoc } from "./commands/simulate.js";
+import { memoryOut } from "./io.js";
+import { main } from "./main.js";
+
+/** `simulate` on the real timed scenarios (simulate.test.ts uses fixtures). */
+async function json(...argv: string[]): Promise<SimulateDoc> {
+  const out = memoryOut();
+  const code = await main([...argv, "--json"], out);
+  expect(out.stderr.join("\n")).not.toMatch(/error/);
+  expect(code).toBe(0);
+  return JSON.parse(out.stdout.join("\n")) as SimulateDoc;
+}
+
+describe("tdplab simulate --json: RCU", () => {
+  it("RCU CPU stall warnings are in each run's rcuStalls: the worker's CPU, once forcing is off", async () => {
+    // Forced every ~100 ms, no grace period is held up for 200 ms.
+    const on = await json(
+      "simulate",
+      "teardown-wait",
+      "--set",
+      "guestSize=16GiB",
+      "--set",
+      "rcuStallNs=200ms",
+    );
+    expect(on.runs.every((r) => r.rcuStalls.length === 0)).toBe(true);
+    const off = await json(
+      "simulate",
+      "teardown-wait",
+      "--set",
+      "guestSize=16GiB",
+      "--set",
+      "rcuStallNs=50ms",
+      "--set",
+      "rcuUrgentQsNs=0",
+    );
+    const idle = off.runs.find((r) => r.label === "none/idle")!;
+    expect(idle.rcuStalls[0]).toMatchObject({ cpus: [1] });
+    expect(idle.rcuStalls[0].atNs - idle.rcuStalls[0].gpStartNs).toBe(50e6);
+    expect(off.runs.find((r) => r.label === "full/idle")!.rcuStalls).toEqual([]);
+  });
+});
+
+/** The built CLI: a variant module outside the checkout imports "tdplab", which the CLI resolves. */
+function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8" });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.runIf(existsSync("dist/cli/bin.js"))("tdplab simulate --variant", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tdplab-sim-variant-"));
+  const variant = (name: string, body: string) => {
+    const f = join(dir, `${name}.mjs`);
+    writeFileSync(
+      f,
+      `import { defineVariant } from "tdplab";\nexport default defineVariant({ name: "${name}", description: "test", ${body} });\n`,
+    );
+    return f;
+  };
+  const doc = (...args: string[]): SimulateDoc => {
+    const r = cli("simulate", ...args, "--json");
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as SimulateDoc;
+  };
+
+  it("a worker that never yields: even full preemption waits for the whole zap", () => {
+    const f = variant(
+      "never-yields",
+      "overrides: { *tdp_mmu_iter_cond_resched(_original, _kvm, _iter, _flush, _shared) { return false; } }",
+    );
+    const merged = doc("teardown-wait", "--set", "guestSize=16GiB");
+    const bad = doc("teardown-wait", "--set", "guestSize=16GiB", "--variant", f);
+    const m = (d: SimulateDoc, l: string) => d.runs.find((r) => r.label === l)!.metrics;
+    expect(m(merged, "full/idle").teardownWaitMs!).toBeLessThan(50);
+    expect(m(bad, "full/idle").teardownWaitMs!).toBeGreaterThan(0.5 * m(bad, "full/idle").workerZapMs!);
+  });
+
+  it("a variant that also sets features is refused; an override no run calls is a warning", () => {
+    const withFeatures = variant("feat", "features: { asyncZapWorker: false }, overrides: {}");
+    const refused = cli("simulate", "teardown-wait", "--variant", withFeatures);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/also sets features \(asyncZapWorker\)/);
+    const unused = variant(
+      "unused",
+      "overrides: { *kvm_rmap_lock(original, ...a) { return yield* original(...a); } }",
+    );
+    const warned = cli("simulate", "teardown-wait", "--set", "guestSize=1GiB", "--variant", unused);
+    expect(warned.code).toBe(0);
+    expect(warned.stderr).toMatch(/the override of kvm_rmap_lock never ran/);
+  });
+});
