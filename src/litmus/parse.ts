@@ -32,7 +32,8 @@ export type LitmusStmt =
       /** Register that receives the old (xchg, cmpxchg, fetch_*) or new (*_return) value, if any. */
       readonly reg?: string;
     }
-  | { readonly op: "set"; readonly reg: string; readonly value: Operand };
+  | { readonly op: "set"; readonly reg: string; readonly value: Operand }
+  | { readonly op: "lock" | "unlock"; readonly loc: string };
 
 export type StoreKind = "WRITE_ONCE" | "smp_store_release" | "atomic_set";
 export type LoadKind = "READ_ONCE" | "smp_load_acquire" | "atomic_read";
@@ -126,8 +127,10 @@ const RMWS: readonly RmwKind[] = [
 /** Ordering suffixes of value-returning atomics: the model treats them by what TSO/SC give. */
 const ORDER_SUFFIXES = ["_relaxed", "_acquire", "_release"] as const;
 
+const LOCKS = ["spin_lock", "spin_unlock"];
+
 /** Every primitive a litmus body may call. */
-export const LITMUS_PRIMITIVES: readonly string[] = [...STORES, ...LOADS, ...FENCES, ...RMWS];
+export const LITMUS_PRIMITIVES: readonly string[] = [...STORES, ...LOADS, ...FENCES, ...RMWS, ...LOCKS];
 
 /** Whether a value-returning RMW returns the old value (else the new one). */
 export function returnsOld(kind: RmwKind): boolean {
@@ -411,7 +414,10 @@ function parseCall(
   };
   const comma = () => p.expect(",");
   let stmt: LitmusStmt;
-  if ((FENCES as readonly string[]).includes(name)) {
+  if (LOCKS.includes(name)) {
+    if (reg !== undefined) p.fail(`${name}() returns no value`, nameTok);
+    stmt = { op: name === "spin_lock" ? "lock" : "unlock", loc: loc() };
+  } else if ((FENCES as readonly string[]).includes(name)) {
     stmt = { op: "fence", kind: name as FenceKind };
   } else if ((STORES as readonly string[]).includes(name)) {
     const l = loc();

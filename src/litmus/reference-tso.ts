@@ -53,7 +53,9 @@ export function referenceFinalStates(test: LitmusTest, model: "sc" | "tso"): Set
         moved = true;
       }
     });
-    if (!moved) {
+    const finished =
+      m.pcs.every((pc, i) => pc >= test.threads[i].stmts.length) && m.bufs.every((b) => b.length === 0);
+    if (!moved && finished) {
       const values: Record<string, number> = {};
       m.regs.forEach((regs, i) => {
         for (const [r, v] of Object.entries(regs)) values[`${i}:${r}`] = v;
@@ -84,6 +86,14 @@ export function referenceFinalStates(test: LitmusTest, model: "sc" | "tso"): Set
       }
       case "fence":
         return !(tso && s.kind === "smp_mb" && n.bufs[i].length > 0);
+      case "lock":
+        if ((tso && n.bufs[i].length > 0) || n.mem[s.loc] !== 0) return false;
+        n.mem[s.loc] = 1;
+        return true;
+      case "unlock":
+        if (tso) n.bufs[i].push([s.loc, 0]);
+        else n.mem[s.loc] = 0;
+        return true;
       case "rmw": {
         if (tso && n.bufs[i].length > 0) return false;
         const old = n.mem[s.loc];

@@ -15,7 +15,8 @@ import { type LitmusExpr, type LitmusStmt, type LitmusTest, type Operand, return
  *   its location, else memory. smp_mb() and every locked RMW (xchg, cmpxchg, the atomic_*() RMWs)
  *   wait until the thread's buffer is empty; the RMW then acts on memory. smp_rmb(), smp_wmb(),
  *   smp_mb__before_atomic()/after_atomic() and barrier() are compiler barriers on x86, and
- *   acquire/release accesses are plain ones, which is what x86 gives them.
+ *   acquire/release accesses are plain ones, which is what x86 gives them. spin_lock() is a
+ *   locked RMW taken when the lock word is 0, spin_unlock() a release store of 0.
  *
  * A drain is two steps, the write to memory and the removal from the buffer. Between them the
  * buffer and memory hold the same value for that entry, and the only reader of the buffer's entries
@@ -143,6 +144,25 @@ export function litmusProgram(
           }
           case "fence":
             if (tso && s.kind === "smp_mb") yield* fence(s.kind);
+            return;
+          case "lock": {
+            // spin_lock(): a locked RMW on x86 (it drains the buffer), taken when the lock word is 0.
+            if (tso) yield* fence("spin_lock");
+            const m = mem.get(s.loc)!;
+            yield {
+              kind: "acquire",
+              obj: m.obj,
+              objs: tso ? [bufObj] : undefined,
+              fn: "spin_lock",
+              step: `spin_lock(${s.loc})`,
+              enabled: () => m.v === 0,
+            };
+            m.v = 1;
+            return;
+          }
+          case "unlock":
+            // spin_unlock(): a release store of 0, which on x86 is a plain (buffered) store.
+            yield* step({ op: "store", kind: "smp_store_release", loc: s.loc, value: { const: 0 } });
             return;
           case "rmw": {
             if (tso) yield* fence(s.kind);
