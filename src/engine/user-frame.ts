@@ -8,7 +8,7 @@ import { UserCodeError } from "./violation.js";
 // Neither node:url nor new URL(…, import.meta.url) here: the browser explorer's bundle reaches this
 // module, and the bundler would take the latter for an asset to emit.
 const ROOT = pathOf(import.meta.url).replace(/[^/]+\/[^/]+\/[^/]+$/, "");
-const OWN = ["src/", "dist/", "web/", "node_modules/"].map((d) => ROOT + d);
+const OWN = ["src/", "dist/", "web/"].map((d) => ROOT + d);
 
 const FRAME = /\(?((?:file:\/\/)?\/[^()\s]+?):(\d+):(\d+)\)?\s*$/;
 

@@ -146,6 +146,7 @@ interface Tok {
 /** Split `src` into tokens, dropping comments (C block and line comments; (* *) in the header). */
 function tokenize(src: string): Tok[] {
   const out: Tok[] = [];
+  let headerDone = false;
   let i = 0;
   let line = 1;
   let col = 1;
@@ -170,7 +171,6 @@ function tokenize(src: string): Tok[] {
     }
     // OCaml-style (* *) comments are the doc comment of the header, before the initial state: in a
     // body, "(*" is a call taking a dereference, WRITE_ONCE(*x, 1).
-    const headerDone = out.some((t) => t.t === "{");
     const close = src.startsWith("/*", i) ? "*/" : !headerDone && src.startsWith("(*", i) ? "*)" : null;
     if (close !== null) {
       const end = src.indexOf(close, i + 2);
@@ -192,6 +192,7 @@ function tokenize(src: string): Tok[] {
       continue;
     }
     if ('{}()[];,=*:~&+-"'.includes(c)) {
+      if (c === "{") headerDone = true;
       out.push({ t: c, ...start });
       adv(1);
       continue;
@@ -327,7 +328,9 @@ export function parseLitmus(src: string): LitmusTest {
   }
   const condition = parseExpr(p, init, threads.length);
   if (!p.done()) p.fail(`unexpected '${p.peek()!.t}' after the condition`);
-  for (const [t, r] of regAtoms(condition)) {
+  for (const a of conditionAtoms(condition)) {
+    if (a.op !== "reg") continue;
+    const [t, r] = [a.thread, a.reg];
     if (!threads[t].regs.includes(r))
       throw new LitmusError(
         condStart.line,
@@ -516,16 +519,18 @@ function parseUnary(p: Parser, init: Map<string, number>, nThreads: number): Lit
   return { op: "loc", loc: first.t, value: p.int("a value") };
 }
 
-function regAtoms(e: LitmusExpr): [number, string][] {
+/** The atoms of a condition (N:reg=v and loc=v), left to right. */
+export function conditionAtoms(e: LitmusExpr): Extract<LitmusExpr, { op: "reg" | "loc" }>[] {
   switch (e.op) {
     case "and":
     case "or":
-      return [...regAtoms(e.left), ...regAtoms(e.right)];
+      return [...conditionAtoms(e.left), ...conditionAtoms(e.right)];
     case "not":
-      return regAtoms(e.arg);
+      return conditionAtoms(e.arg);
     case "reg":
-      return [[e.thread, e.reg]];
-    default:
+    case "loc":
+      return [e];
+    case "true":
       return [];
   }
 }

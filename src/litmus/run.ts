@@ -2,7 +2,14 @@ import { explore } from "../engine/explore/explore.js";
 import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
-import { type LitmusExpr, type LitmusStmt, type LitmusTest, type Operand, returnsOld } from "./parse.js";
+import {
+  conditionAtoms,
+  type LitmusExpr,
+  type LitmusStmt,
+  type LitmusTest,
+  type Operand,
+  returnsOld,
+} from "./parse.js";
 
 /**
  * Running a litmus test: every execution of its threads under a memory model, explored by the same
@@ -246,27 +253,6 @@ export function holds(e: LitmusExpr, values: Readonly<Record<string, number>>): 
   }
 }
 
-function observedKeys(e: LitmusExpr, out: Set<string>): void {
-  switch (e.op) {
-    case "and":
-    case "or":
-      observedKeys(e.left, out);
-      observedKeys(e.right, out);
-      return;
-    case "not":
-      observedKeys(e.arg, out);
-      return;
-    case "reg":
-      out.add(`${e.thread}:${e.reg}`);
-      return;
-    case "loc":
-      out.add(e.loc);
-      return;
-    case "true":
-      return;
-  }
-}
-
 export interface LitmusOptions {
   /** Stop after this many executions (the result then says complete: false). */
   readonly maxExecutions?: number;
@@ -299,8 +285,9 @@ export function finalStates(
 
 /** Explore every execution of `test` under `model` and collect its final states. */
 export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOptions = {}): LitmusResult {
-  const keys = new Set<string>();
-  observedKeys(test.condition, keys);
+  const keys = new Set(
+    conditionAtoms(test.condition).map((a) => (a.op === "reg" ? `${a.thread}:${a.reg}` : a.loc)),
+  );
   const all = finalStates(test, model, opts);
   const finals = new Map<string, Record<string, number>>();
   for (const text of all.states) {

@@ -125,7 +125,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       try {
         for (const target of targets) {
           let req: Parameters<typeof runCheck>[0];
-          let checkpoint: { file: string; written: boolean } = { file: "", written: false };
+          const checkpoint = { file: "", written: false };
           try {
             const scenario = await resolveScenario(target);
             const variantRef = o.variant ?? scenario.variant ?? null;
@@ -168,8 +168,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
               req = { ...req, explore: { ...req.explore, resumeFrom: readCheckpointFile(o.resume, req) } };
             const base = req;
             const file = checkpointPath(o.out, req.scenario.scenario.name);
-            checkpoint = { file, written: false };
-            const cp = checkpoint;
+            checkpoint.file = file;
             if (checkpointEvery > 0)
               req = {
                 ...req,
@@ -178,8 +177,8 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                   checkpointEveryMs: checkpointEvery * 1000,
                   onCheckpoint: (c) => {
                     writeCheckpointAt(file, base, c);
-                    if (!cp.written) out.info(`checkpoint: ${file} (every ${checkpointEvery} s)`);
-                    cp.written = true;
+                    if (!checkpoint.written) out.info(`checkpoint: ${file} (every ${checkpointEvery} s)`);
+                    checkpoint.written = true;
                   },
                 },
               };

@@ -15,7 +15,6 @@ import {
 import { findSimScenario, SIM_SCENARIOS } from "../../scenarios/sim/registry.js";
 import { type PlanOutcome, runPlan, type SimRecord } from "../../scenarios/sim/run-plan.js";
 import type { SimParamSpec, SimScenario } from "../../scenarios/sim/types.js";
-import { variantProblems } from "../../scenarios/validate-variant.js";
 import { TOOL_VERSION } from "../../version.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
@@ -170,8 +169,7 @@ async function variantFor(ref: string | undefined): Promise<Variant | null> {
     if (e instanceof ResolveError) throw new UsageError(e.message);
     throw e;
   }
-  const problems = v === null ? [] : variantProblems(v);
-  if (problems.length > 0) throw new UsageError(`--variant ${ref}: ${problems.join("; ")}`);
+  // resolveVariant() has refused unknown overrides, features and invariants already.
   const features = Object.keys(v?.features ?? {});
   if (features.length > 0)
     throw new UsageError(
