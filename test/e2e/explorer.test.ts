@@ -260,7 +260,8 @@ describe.skipIf(!HAS_CHROMIUM)("the trace explorer in Chromium", () => {
     );
     servers.push(run);
     const url = await urlOf(run);
-    expect(run.stderr()).toContain("Ctrl-C");
+    // The URL comes on stdout, the hint on stderr: two pipes, read in either order.
+    await expect.poll(() => run.stderr()).toContain("Ctrl-C");
     const page = await open(url);
     await expect
       .poll(() => page.getByTestId("violation").textContent())
