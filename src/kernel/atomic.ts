@@ -59,6 +59,8 @@ export class BitField {
 /** A machine word accessed atomically (atomic_t, atomic64_t, atomic_long_t, or a word read with READ_ONCE). */
 export class Atomic extends Shared {
   v: number;
+  /** Ghost: the value the latest WRITE_ONCE() replaced. Only invariant checks read it, never the model. */
+  overwritten = 0;
   constructor(name: string, init = 0, owner: KObject | null = null) {
     super(name, owner);
     this.v = init;
@@ -76,6 +78,7 @@ export function* READ_ONCE(a: Atomic): Gen<number> {
 export function* WRITE_ONCE(a: Atomic, v: number): Gen<void> {
   yield op("write", a, "WRITE_ONCE");
   touch(a, "WRITE_ONCE");
+  a.overwritten = a.v;
   a.v = v;
 }
 

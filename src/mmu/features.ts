@@ -9,6 +9,13 @@ export interface Features {
    * callers filter invalid roots. Off: get_root also fails on an invalid root.
    */
   readonly getRootIgnoresInvalid: boolean;
+  /**
+   * ba3a6120a4e7 (5.18-rc): a present leaf SPTE with volatile bits (Accessed, or Dirty on a
+   * writable SPTE, which the CPU sets without mmu_lock) is written with XCHG even under the write
+   * mmu_lock, so the bits the CPU set meanwhile come back to KVM. Off (5.10-5.17): a plain store,
+   * which can clobber a Dirty bit (spte-lost-dirty).
+   */
+  readonly volatileSpteXchg: boolean;
   /** a955cad84cda (5.16-rc): a fault whose root became invalid is stale and retried. */
   readonly faultChecksInvalidRoot: boolean;
   /** d62007edf01f (5.16-rc): the mmu_notifier unmap also zaps invalid roots. */
@@ -65,6 +72,7 @@ export type FeatureName = keyof Features;
 
 export const FEATURE_NAMES: readonly FeatureName[] = [
   "getRootIgnoresInvalid",
+  "volatileSpteXchg",
   "faultChecksInvalidRoot",
   "unmapZapsInvalidRoots",
   "asyncZapWorker",

@@ -1,10 +1,12 @@
 import { host } from "../engine/host.js";
+import type { Gen } from "../engine/op.js";
 import { kzalloc } from "../kernel/alloc.js";
 import { Atomic } from "../kernel/atomic.js";
 import { RcuHead } from "../kernel/rcu.js";
 import { ListHead } from "../kernel/rculist.js";
 import { Refcount } from "../kernel/refcount.js";
 import { RwLock } from "../kernel/rwlock.js";
+import { op, Shared } from "../kernel/shared.js";
 import { Mutex, Spinlock } from "../kernel/spinlock.js";
 import { WorkStruct } from "../kernel/workqueue.js";
 import type { Features } from "./features.js";
@@ -80,6 +82,7 @@ export function kvm_create_vm(cfg: VmConfig): Kvm {
     mmu_invalidate_range_start: new Atomic("mmu_invalidate_range_start", -1, kobj),
     mmu_invalidate_range_end: new Atomic("mmu_invalidate_range_end", -1, kobj),
     tlb: new Atomic("tlb", 0, kobj),
+    rootFrames: { pool: null, free: [], next: 0 },
   };
   const env = host().env;
   env.set("mmu.kvm", kvm);
@@ -97,6 +100,7 @@ export function kvm_vcpu_create(kvm: Kvm, smm = 0): Vcpu {
     requests: new Atomic(`vcpu${id}.requests`, 0, kvm.kobj),
     smm,
     inGuest: false,
+    tlb: { byHpa: new Map() },
   };
   kvm.vcpus.push(v);
   kvm.created_vcpus++;
@@ -177,10 +181,52 @@ function init_sp(
       isRoot && kvm.features.asyncZapWorker ? new WorkStruct("tdp_mmu_async_work", kobj) : null,
     tdp_mmu_scheduled_root_to_zap: false,
     nx_huge_page_disallowed: false,
+    hpa: isRoot ? allocRootFrame(kvm) : -1,
   };
   (sp as { link: ListHead<KvmMmuPage> }).link = new ListHead<KvmMmuPage>("link", sp, kobj);
   kvm.pages.set(pageId, sp);
   return sp;
+}
+
+/**
+ * Reuse freed root frames from now on (the TLB model needs it: translations are tagged by frame).
+ * Called in setup, when a vCPU that runs on the modelled CPU is spawned.
+ */
+export function reuse_root_frames(kvm: Kvm): void {
+  if (kvm.rootFrames.pool === null) kvm.rootFrames.pool = new Shared("root_frames", kvm.kobj);
+}
+
+/** The lowest free root frame (the page allocator reuses freed pages; lowest first keeps runs deterministic). */
+function allocRootFrame(kvm: Kvm): number {
+  const f = kvm.rootFrames;
+  if (f.free.length === 0) return f.next++;
+  return f.free.shift()!;
+}
+
+/** Give a freed root's frame back, when frames are reused: a later root may get the same hpa. */
+export function freeRootFrame(kvm: Kvm, sp: KvmMmuPage): void {
+  if (sp.hpa < 0 || kvm.rootFrames.pool === null) return;
+  const f = kvm.rootFrames.free;
+  let i = 0;
+  while (i < f.length && f[i] < sp.hpa) i++;
+  f.splice(i, 0, sp.hpa);
+}
+
+/**
+ * The page allocator's side of allocating a root (alloc_page() in tdp_mmu_alloc_sp()): with frame
+ * reuse on, an access of the frame pool, so the root allocated next is ordered against root frees.
+ */
+export function* alloc_root_frame(kvm: Kvm): Gen<void> {
+  const pool = kvm.rootFrames.pool;
+  if (pool !== null) yield op("rmw", pool, "alloc_page (root)");
+}
+
+/** free_page() of a root's frame in tdp_mmu_free_sp(): an access of the frame pool when frames are reused. */
+export function* free_root_frame(kvm: Kvm, sp: KvmMmuPage): Gen<void> {
+  const pool = kvm.rootFrames.pool;
+  if (!sp.isRoot || pool === null) return;
+  yield op("rmw", pool, "free_page (root)");
+  freeRootFrame(kvm, sp);
 }
 
 /** spte_to_child_sp(): the page a non-leaf SPTE points at. */

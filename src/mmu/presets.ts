@@ -10,6 +10,7 @@ export interface Preset {
 
 const v5_17: Features = {
   getRootIgnoresInvalid: true,
+  volatileSpteXchg: false,
   faultChecksInvalidRoot: true,
   unmapZapsInvalidRoots: true,
   asyncZapWorker: false,
@@ -25,7 +26,13 @@ const v5_17: Features = {
   locklessAging: false,
   teardownInvalidateUnderRcu: false,
 };
-const v5_18: Features = { ...v5_17, asyncZapWorker: true, defunctRoots: true, zapPasses: "two-pass" };
+const v5_18: Features = {
+  ...v5_17,
+  volatileSpteXchg: true,
+  asyncZapWorker: true,
+  defunctRoots: true,
+  zapPasses: "two-pass",
+};
 const v6_4: Features = {
   ...v5_18,
   defunctRoots: false,

@@ -18,7 +18,7 @@ import {
   ghost_work_started,
   ghost_worker_put,
 } from "./invariants/roots.js";
-import { tdp_mmu_alloc_sp } from "./kvm.js";
+import { alloc_root_frame, tdp_mmu_alloc_sp } from "./kvm.js";
 import { ROLE, roleAsId, tdpRootRole } from "./role.js";
 import { for_each_tdp_mmu_root, for_each_valid_tdp_mmu_root_yield_safe } from "./tdp_mmu_iter_roots.js";
 import { kvm_lockdep_assert_mmu_lock_held, tdp_mmu_free_sp_rcu_callback } from "./tdp_mmu_spte.js";
@@ -204,8 +204,9 @@ export function vcpu_root_role(vcpu: Vcpu): number {
   return tdpRootRole(vcpu.kvm.geometry.rootLevel, vcpu.smm);
 }
 
-/** Allocate a root page for `role` with `count` references (not yet visible to anyone). */
-function alloc_root(kvm: Kvm, role: number): KvmMmuPage {
+/** Allocate a root page for `role` (not yet visible to anyone). */
+function* alloc_root(kvm: Kvm, role: number): Gen<KvmMmuPage> {
+  yield* alloc_root_frame(kvm);
   const root = tdp_mmu_alloc_sp(kvm, role, 0, null, true);
   rootOwner.set(root, kvm);
   return root;
@@ -242,7 +243,7 @@ export const kvm_tdp_mmu_get_vcpu_root_hpa = modelFn(
     });
     if (found !== null) return found;
 
-    const root = alloc_root(kvm, role);
+    const root = yield* alloc_root(kvm, role);
     yield* refcount_set(root.tdp_mmu_root_count, kvm.features.persistentRoots ? 2 : 1);
     yield* publish_root(kvm, root, true);
     return root;
@@ -278,7 +279,7 @@ export const kvm_tdp_mmu_alloc_root = modelFn(
       // A plain walk: the standard iterators assume tdp_mmu_pages_lock is not held.
       root = yield* find_root_locked(kvm, role);
       if (root === null) {
-        root = alloc_root(kvm, role);
+        root = yield* alloc_root(kvm, role);
         yield* refcount_set(root.tdp_mmu_root_count, 2);
         yield* publish_root(kvm, root, false);
       }

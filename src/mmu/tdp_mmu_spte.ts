@@ -1,5 +1,5 @@
 import { host } from "../engine/host.js";
-import { modelFn } from "../engine/model-fn.js";
+import { currentFn, modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import { kfree } from "../kernel/alloc.js";
 import {
@@ -27,7 +27,7 @@ import {
   ghost_spte_frozen,
   ghost_spte_zapped,
 } from "./invariants/pages.js";
-import { pagesPerHpage, tdp_mmu_alloc_sp } from "./kvm.js";
+import { free_root_frame, pagesPerHpage, tdp_mmu_alloc_sp } from "./kvm.js";
 import { ROLE, roleAsId } from "./role.js";
 import {
   FROZEN_SPTE,
@@ -118,11 +118,37 @@ export function* kvm_tdp_mmu_write_spte(
   new_spte: number,
   level: number,
 ): Gen<number> {
-  if (kvm_tdp_mmu_spte_need_atomic_write(old_spte, level)) {
+  if (currentKvm().features.volatileSpteXchg && kvm_tdp_mmu_spte_need_atomic_write(old_spte, level)) {
     return yield* kvm_tdp_mmu_write_spte_atomic(sptep, new_spte);
   }
   yield* __kvm_tdp_mmu_write_spte(sptep, new_spte);
+  check_no_lost_dirty(sptep, old_spte, new_spte);
   return old_spte;
+}
+
+/**
+ * spte-lost-dirty, after a plain store over an SPTE: the store replaced a Dirty bit that the
+ * writer's idea of the old value did not have (the CPU set it in between), and the new value does
+ * not carry it either. KVM will never see that the guest wrote the page (ba3a6120a4e7).
+ */
+export function check_no_lost_dirty(sptep: Atomic, old_spte: number, new_spte: number): void {
+  const was = sptep.overwritten;
+  if (
+    !is_shadow_present_pte(was) ||
+    !is_dirty_spte(was) ||
+    is_dirty_spte(old_spte) ||
+    is_dirty_spte(new_spte)
+  )
+    return;
+  host().report({
+    invariant: "spte-lost-dirty",
+    message: `${currentFn()} stored over ${sptep.name} with a plain write, taking it for ${hex(old_spte)}; the Dirty bit the CPU had set (${hex(was)}) is lost`,
+    details: { sptep: sptep.name, believed: old_spte, overwritten: was, stored: new_spte },
+  });
+}
+
+function hex(v: number): string {
+  return `0x${v.toString(16)}`;
 }
 
 /**
@@ -134,7 +160,9 @@ export const tdp_mmu_clear_spte_bits = modelFn(
   function* (sptep: Atomic, old_spte: number, mask: number, level: number): Gen<number> {
     rcu_dereference_check(`sptep ${sptep.name}`);
     if (kvm_tdp_mmu_spte_need_atomic_write(old_spte, level)) return yield* atomic_fetch_andnot(sptep, mask);
-    yield* WRITE_ONCE(sptep, old_spte - andMask(old_spte, mask));
+    const new_spte = old_spte - andMask(old_spte, mask);
+    yield* WRITE_ONCE(sptep, new_spte);
+    check_no_lost_dirty(sptep, old_spte, new_spte);
     return old_spte;
   },
 );
@@ -424,8 +452,10 @@ export const tdp_mmu_free_sp = modelFn(
     if (kvm.pages.get(sp.pageId) === sp) {
       kvm.pages.delete(sp.pageId);
       remember_freed_sp(kvm, sp);
-      if (sp.isRoot) kvm.stats.rootsFreed++;
-      else kvm.stats.pagesFreed++;
+      if (sp.isRoot) {
+        kvm.stats.rootsFreed++;
+        yield* free_root_frame(kvm, sp);
+      } else kvm.stats.pagesFreed++;
     }
   },
 );

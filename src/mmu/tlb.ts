@@ -6,6 +6,7 @@ import { machine } from "../kernel/machine.js";
 import { ghost_tlb_flushed } from "./invariants/pages.js";
 import { pagesPerHpage } from "./kvm.js";
 import type { Kvm } from "./types.js";
+import { tlbFlushRange } from "./vcpu_tlb.js";
 
 /**
  * Remote TLB flushes. The model has no TLBs of its own: what matters is *when*
@@ -22,6 +23,7 @@ function* flush(kvm: Kvm, start: number, end: number): Gen<void> {
   kvm.stats.remoteTlbFlushes++;
   machine().tlbFlushes++;
   ghost_tlb_flushed(kvm, start, end);
+  tlbFlushRange(kvm, start, end);
 }
 
 /** vCPUs in guest mode now (a pricing input, read without an access: it decides no protocol step). */

@@ -4,6 +4,7 @@ import type { RcuHead } from "../kernel/rcu.js";
 import type { ListHead } from "../kernel/rculist.js";
 import type { Refcount } from "../kernel/refcount.js";
 import type { RwLock } from "../kernel/rwlock.js";
+import type { Shared } from "../kernel/shared.js";
 import type { Mutex, Spinlock } from "../kernel/spinlock.js";
 import type { Buggable } from "../kernel/warn.js";
 import type { Workqueue, WorkStruct } from "../kernel/workqueue.js";
@@ -50,6 +51,49 @@ export interface KvmMmuPage {
   /** E5+: tdp_mmu_scheduled_root_to_zap, protected by slots_lock. */
   tdp_mmu_scheduled_root_to_zap: boolean;
   nx_huge_page_disallowed: boolean;
+  /**
+   * The root's host page frame (root->spt's physical address, roots only; -1 otherwise): what
+   * vcpu->arch.mmu->root.hpa holds and what the CPU tags TLB entries with (the EPTP). A freed
+   * root's frame goes back to the allocator, so a later root can get the same one.
+   */
+  readonly hpa: number;
+}
+
+/**
+ * One translation a vCPU's TLB caches (the CPU's, not KVM's): made by a guest access through the
+ * root loaded at the time, tagged by that root's frame, and kept until a flush removes it.
+ */
+export interface TlbEntry {
+  /** First gfn the translation covers, and how many. */
+  readonly gfn: number;
+  readonly pages: number;
+  readonly pfn: number;
+  readonly writable: boolean;
+  /** The CPU has set the Dirty bit through this entry (a write needs no further walk). */
+  dirty: boolean;
+  /** Where it came from: the root it was walked in, the leaf SPTE and the table holding it. */
+  readonly root: KvmMmuPage;
+  readonly sptep: Atomic;
+  readonly table: KvmMmuPage;
+}
+
+/**
+ * The page frames roots get, for the TLB model: a freed root's frame is reused (lowest first) only
+ * once `pool` exists, which a vCPU running on the modelled CPU creates when it is spawned. Then
+ * allocating and freeing a root frame are accesses of this object, so the explorers try a new root
+ * both before and after an old one is freed; otherwise nothing reads a root's frame and every root
+ * gets a new one, with no access.
+ */
+export interface RootFrames {
+  /** The pool as a shared object; exists while frames are reused. */
+  pool: Shared | null;
+  readonly free: number[];
+  next: number;
+}
+
+/** A vCPU's TLB: translations by root frame (hpa), then by first gfn. */
+export interface VcpuTlb {
+  readonly byHpa: Map<number, Map<number, TlbEntry>>;
 }
 
 /** KVM_REQ_* bits in vcpu->requests that the model uses. */
@@ -72,6 +116,8 @@ export interface Vcpu {
   smm: number;
   /** True while the vCPU is in guest mode on `root` (for invariant 8). */
   inGuest: boolean;
+  /** The CPU's TLB for this vCPU (hardware state: only guest accesses and flushes touch it). */
+  readonly tlb: VcpuTlb;
 }
 
 export interface Memslot {
@@ -145,6 +191,8 @@ export interface Kvm extends Buggable {
    * flushes against SPTE changes and lock drops is visible to the explorers.
    */
   readonly tlb: Atomic;
+  /** The host page frames roots are allocated from (see RootFrames). */
+  readonly rootFrames: RootFrames;
 }
 
 export interface KvmStats {

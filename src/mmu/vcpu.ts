@@ -23,6 +23,7 @@ import {
   kvm_tdp_mmu_put_root,
 } from "./tdp_mmu_root.js";
 import { KVM_REQ, type Kvm, type KvmMmuPage, type Vcpu } from "./types.js";
+import { kvm_vcpu_flush_tlb_all, kvm_x86_flush_tlb_current } from "./vcpu_tlb.js";
 
 /**
  * A vCPU's side of the root lifecycle (arch/x86/kvm/mmu/mmu.c, x86.c, virt/kvm/kvm_main.c):
@@ -237,8 +238,9 @@ export const mmu_alloc_direct_roots = modelFn("mmu_alloc_direct_roots", function
  */
 export const kvm_mmu_load = modelFn("kvm_mmu_load", function* (vcpu: Vcpu): Gen<void> {
   yield* mmu_alloc_direct_roots(vcpu);
-  // kvm_mmu_load_pgd() + kvm_x86_flush_tlb_current(): local to this CPU, no shared access.
-  host().cost("tlb_flush_local", 1);
+  // kvm_mmu_load_pgd(), then flush what the CPU may cache for the root's frame: a freed root's
+  // translations survive under the frame a new root may get (freeing a root does not flush).
+  yield* kvm_x86_flush_tlb_current(vcpu);
 });
 
 /** kvm_mmu_reload() (mmu.h): load a root if the vCPU has none. */
@@ -262,7 +264,7 @@ export const vcpu_enter_guest = modelFn("vcpu_enter_guest", function* (vcpu: Vcp
     } else if (yield* kvm_check_request(KVM_REQ.MMU_RELOAD, vcpu)) {
       yield* kvm_mmu_unload(vcpu);
     }
-    if (yield* kvm_check_request(KVM_REQ.TLB_FLUSH, vcpu)) host().cost("tlb_flush_local", 1);
+    if (yield* kvm_check_request(KVM_REQ.TLB_FLUSH, vcpu)) yield* kvm_vcpu_flush_tlb_all(vcpu);
   }
   yield* kvm_mmu_reload(vcpu);
 

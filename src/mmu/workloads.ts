@@ -15,10 +15,11 @@ import {
 import { bootMachine, ktask, type MachineConfig } from "../kernel/machine.js";
 import { read_lock, read_unlock, write_lock, write_unlock } from "../kernel/rwlock.js";
 import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
+import { ept_access } from "./ept_access.js";
 import type { Features } from "./features.js";
 import { register_page_table_checks } from "./invariants/pages.js";
 import { check_invalid_roots_freed, check_slot_unmapped, registerInvariants } from "./invariants/roots.js";
-import { defaultHostPfn, kvm_create_vm, kvm_vcpu_create, pagesPerHpage } from "./kvm.js";
+import { defaultHostPfn, kvm_create_vm, kvm_vcpu_create, pagesPerHpage, reuse_root_frames } from "./kvm.js";
 import { kvm_get_kvm_at_spawn, kvm_put_kvm } from "./kvm_destroy.js";
 import {
   kvm_mmu_notifier_clear_young,
@@ -72,6 +73,34 @@ export interface VcpuTaskOptions {
   readonly maxRetries?: number;
   /** Drop the vCPU's roots when the thread is done (default true); else VM teardown does it. */
   readonly unload?: boolean;
+  /**
+   * The guest's accesses go through the CPU (ept_access): a walk that sets Accessed/Dirty, a TLB
+   * that caches what it walked, and an EPT violation only when the SPTEs do not grant the access.
+   * Off (default): every access faults, and no TLB or A/D bit is modelled.
+   */
+  readonly hardware?: boolean;
+}
+
+/**
+ * One guest access through the CPU (VcpuTaskOptions.hardware): enter the guest if not in it, let
+ * the CPU try; on an EPT violation exit and handle the fault, on a kick exit (requests are serviced
+ * on the next entry); then try again, at most 1 + maxRetries re-entries. Returns whether the vCPU
+ * is still in the guest.
+ */
+export function* guestAccess(vcpu: Vcpu, f: FaultSpec, inGuest: boolean, maxRetries: number): Gen<boolean> {
+  const write = f.write ?? false;
+  for (let attempt = 0; attempt <= maxRetries + 1; attempt++) {
+    if (!inGuest) {
+      if (!(yield* vcpu_enter_guest(vcpu))) continue;
+      inGuest = true;
+    }
+    const r = yield* ept_access(vcpu, f.gfn, write);
+    if (r === "ok") return true;
+    yield* vcpu_exit_guest(vcpu);
+    inGuest = false;
+    if (r === "ept-violation") yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, write);
+  }
+  return inGuest;
 }
 
 /**
@@ -84,6 +113,8 @@ export function* vcpuTask(vcpu: Vcpu, opts: VcpuTaskOptions): Gen<void> {
   const kvm = vcpu.kvm;
   kvm_get_kvm_at_spawn(kvm);
   vcpu_mode(vcpu);
+  // Translations are tagged by root frame: a new root may get a freed one's.
+  if (opts.hardware) reuse_root_frames(kvm);
   const iterations = opts.iterations ?? 1;
   const maxRetries = opts.maxRetries ?? 2;
   for (let it = 0; it < iterations; it++) {
@@ -93,6 +124,12 @@ export function* vcpuTask(vcpu: Vcpu, opts: VcpuTaskOptions): Gen<void> {
         yield* vcpu_exit_guest(vcpu);
         break;
       }
+    }
+    if (opts.hardware) {
+      let inGuest = false;
+      for (const f of opts.faults) inGuest = yield* guestAccess(vcpu, f, inGuest, maxRetries);
+      if (inGuest) yield* vcpu_exit_guest(vcpu);
+      continue;
     }
     for (const f of opts.faults) {
       for (let attempt = 0; attempt <= maxRetries; attempt++) {

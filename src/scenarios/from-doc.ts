@@ -58,10 +58,13 @@ function spawnTask(
   };
   switch (t.kind) {
     case "vcpu":
-      spawn(name, vcpuTask(vcpus[t.vcpu], { faults: faultsOf(t), iterations: t.iterations ?? 1 }));
+      spawn(
+        name,
+        vcpuTask(vcpus[t.vcpu], { faults: faultsOf(t), iterations: t.iterations ?? 1, hardware: t.hardware }),
+      );
       return;
     case "vcpu-rounds":
-      spawn(name, vcpuRoundsTask(vcpus[t.vcpu], t.gfns));
+      spawn(name, vcpuRoundsTask(vcpus[t.vcpu], t.gfns, { hardware: t.hardware }));
       return;
     case "root-walker":
       spawn(name, yieldingRootWalkTask(kvm));

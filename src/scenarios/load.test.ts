@@ -76,7 +76,7 @@ describe("errors: file:line:col: field: message", () => {
   it("unknown key, at the key, with a suggestion and the allowed keys", () => {
     expect(errorOf(BASE.replace("    vcpu: 0\n", "    vcpu: 0\n    fualts: []\n"))).toBe(
       "s.yaml:12:5: tasks[0].fualts: unknown key 'fualts' (did you mean 'faults'?); " +
-        "allowed keys: kind, name, vcpu, faults, range, iterations",
+        "allowed keys: kind, name, vcpu, faults, range, iterations, hardware",
     );
     expect(errorOf(`${BASE}vm2: {}\n`)).toMatch(
       /^s\.yaml:13:1: vm2: unknown key 'vm2' \(did you mean 'vm'\?\)/,

@@ -144,6 +144,13 @@ export const FaultRangeSchema = z.strictObject({
 const taskName = name("label for traces; unique among tasks").optional();
 const slot = z.int().min(0).max(1023).describe("memslot id");
 
+const hardwareOption = z
+  .boolean()
+  .optional()
+  .describe(
+    "accesses go through the CPU: an EPT walk that sets Accessed/Dirty, a per-vCPU TLB tagged by root, and a fault only on an EPT violation (default false: every access faults)",
+  );
+
 export const VcpuTaskSchema = z
   .strictObject({
     kind: z.literal("vcpu"),
@@ -152,6 +159,7 @@ export const VcpuTaskSchema = z
     faults: z.array(FaultSchema).max(64).optional().describe("guest accesses that fault, in order"),
     range: FaultRangeSchema.optional().describe("alternative to faults: consecutive gfns"),
     iterations: z.int().min(1).max(16).optional().describe("times the vCPU enters the guest (default 1)"),
+    hardware: hardwareOption,
   })
   .describe("A vCPU thread: loads its MMU root, enters the guest and takes page faults");
 
@@ -161,6 +169,7 @@ export const VcpuRoundsTaskSchema = z
     name: taskName,
     vcpu: z.int().min(0).max(63).describe("index into vcpus"),
     gfns: z.array(gfn).min(1).max(8).describe("one round per gfn: load a root, write-fault the gfn, unload"),
+    hardware: hardwareOption,
   })
   .describe(
     "A vCPU thread in rounds: kvm_mmu_load(), a write fault, kvm_mmu_unload() (the whole-protocol vCPU)",

@@ -96,6 +96,17 @@ export const INVARIANTS: readonly InvariantInfo[] = [
     meaning: "a zapped SPTE's TLB flush is done before mmu_lock is dropped or the table freed",
   },
   {
+    name: "tlb-stale-access",
+    area: "page tables",
+    meaning:
+      "the guest never uses a TLB entry KVM believes gone: one cached under a freed root (whose frame a new root reuses) or from a freed page table",
+  },
+  {
+    name: "spte-lost-dirty",
+    area: "page tables",
+    meaning: "a Dirty bit the CPU set in an SPTE is never overwritten by a store that did not see it",
+  },
+  {
     name: "inv18-no-stale-iterator",
     area: "page tables",
     meaning: "an iterator never steps into a page table that was freed under it",

@@ -1,5 +1,6 @@
 import type { Scenario } from "../define.js";
 import { churn } from "./churn.js";
+import { spteDirtyRace, tlbRootReuse } from "./hardware.js";
 import { protocolV64, protocolV66, protocolV518 } from "./protocol.js";
 import { seed000ReadLockInvalidate, seed000Teardown } from "./seed-000.js";
 import { seed001RootWalk, seed001RootWalkFastZap } from "./seed-001.js";
@@ -23,4 +24,6 @@ export const BUILTIN_SCENARIOS: readonly Scenario[] = [
   protocolV64,
   protocolV66,
   rmapAging,
+  tlbRootReuse,
+  spteDirtyRace,
 ];

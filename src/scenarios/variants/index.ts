@@ -1,4 +1,5 @@
 import type { Variant } from "../define.js";
+import { skipRootLoadFlush } from "./hardware.js";
 import { invalidateUnderReadLock, uninitUnderMmuLock, uninitUnprotected } from "./seed-000.js";
 import { fifoWalk, restartOnInvalid, terminateOnInvalid } from "./seed-001.js";
 import { invalidateRequeues, putRootNoQueue, zapAllFastNoFlush, zapperPutsUngifted } from "./seed-002.js";
@@ -24,4 +25,5 @@ export const BUILTIN_VARIANTS: readonly Variant[] = [
   unlockReadonlyWritesZero,
   rmapLockWithoutMmuLock,
   writerWithoutRmapLock,
+  skipRootLoadFlush,
 ];
