@@ -1,6 +1,7 @@
 import { currentFn, modelFn } from "../engine/model-fn.js";
 import type { AccessOp, Gen } from "../engine/op.js";
 import type { Atomic } from "../kernel/atomic.js";
+import { check_host_page_live, hostStateIfAny } from "./host_mm.js";
 import { pagesPerHpage } from "./kvm.js";
 import {
   is_dirty_spte,
@@ -92,7 +93,7 @@ export const ept_access = modelFn(
     for (;;) {
       const path = walkPath(root, gfn, vcpu);
       const last = path[path.length - 1];
-      const objs: number[] = [kvm.tlb.id, mode.id];
+      const objs: number[] = [kvm.tlb.id, mode.id, ...hostWords(vcpu)];
       for (const s of path) {
         if (s !== last) objs.push(s.sptep.id);
         objs.push(s.table.kobj.id);
@@ -105,6 +106,7 @@ export const ept_access = modelFn(
       const now = walkPath(root, gfn, vcpu);
       if (!samePath(path, now) || grants(now, write) !== granted) continue;
       if (!granted) return "ept-violation";
+      if (!check_host_page_live(vcpu, gfn, spte_to_pfn(last.sptep.v), "through its SPTE", write)) return "ok";
       let v = spteSetBit(last.sptep.v, SPTE_BIT.accessed, true);
       if (write) v = spteSetBit(v, SPTE_BIT.dirty, true);
       last.sptep.v = v;
@@ -125,9 +127,23 @@ export const ept_access = modelFn(
   },
 );
 
+/** A flush may have dropped the translation while the access waited to run: then the CPU walks. */
+function stillCached(vcpu: Vcpu, hit: TlbEntry, gfn: number): boolean {
+  return tlbLookup(vcpu, hit.root.hpa, gfn) === hit;
+}
+
 /**
- * A TLB hit. Returns the outcome, or null when the cached translation turned out unusable for a
- * write (the SPTE in memory no longer grants it) and the CPU must walk.
+ * The host's page tables, when a task of the run can change them (a migration is the only thing that
+ * takes a page back): a guest access reads the memory the host may be taking back.
+ */
+function hostWords(vcpu: Vcpu): number[] {
+  const h = hostStateIfAny(vcpu.kvm);
+  return h === undefined ? [] : [h.mm.id];
+}
+
+/**
+ * A TLB hit. Returns the outcome, or null when the CPU must walk after all: a flush dropped the
+ * translation before the access ran, or a write found the SPTE in memory no longer granting it.
  */
 function* useCached(
   vcpu: Vcpu,
@@ -138,18 +154,22 @@ function* useCached(
   fn: string,
 ): Gen<EptAccess | null> {
   const kvm = vcpu.kvm;
-  const objs = [kvm.tlb.id, mode.id, hit.table.kobj.id, hit.root.kobj.id];
+  const objs = [kvm.tlb.id, mode.id, hit.table.kobj.id, hit.root.kobj.id, ...hostWords(vcpu)];
   if (!write || hit.dirty) {
     // No memory access: ordered only against flushes, kicks and the frees that make it stale.
     yield { kind: "read", obj: kvm.tlb.id, objs, fn, step: "TLB hit" };
     if (mode.v !== IN_GUEST_MODE) return "kicked";
-    check_tlb_entry(vcpu, hit, gfn, write);
+    if (!stillCached(vcpu, hit, gfn)) return null;
+    if (check_tlb_entry(vcpu, hit, gfn, write))
+      check_host_page_live(vcpu, gfn, hit.pfn, "through a cached translation", write);
     return "ok";
   }
   // The first write through a clean translation: a locked update sets Dirty in the SPTE.
   yield { kind: "rmw", obj: hit.sptep.id, objs, fn, step: "set Dirty through TLB" };
   if (mode.v !== IN_GUEST_MODE) return "kicked";
+  if (!stillCached(vcpu, hit, gfn)) return null;
   if (!check_tlb_entry(vcpu, hit, gfn, write)) return "ok";
+  if (!check_host_page_live(vcpu, gfn, hit.pfn, "through a cached translation", write)) return "ok";
   const v = hit.sptep.v;
   if (is_shadow_present_pte(v) && is_writable_pte(v) && spte_to_pfn(v) === hit.pfn) {
     hit.sptep.v = spteSetBit(spteSetBit(v, SPTE_BIT.accessed, true), SPTE_BIT.dirty, true);

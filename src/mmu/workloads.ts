@@ -3,7 +3,7 @@ import { currentFn, modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import {
-  Atomic,
+  type Atomic,
   andMask,
   atomic_fetch_andnot,
   READ_ONCE,
@@ -17,6 +17,7 @@ import { read_lock, read_unlock, write_lock, write_unlock } from "../kernel/rwlo
 import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
 import { ept_access } from "./ept_access.js";
 import type { Features } from "./features.js";
+import { hostState } from "./host_mm.js";
 import { register_page_table_checks } from "./invariants/pages.js";
 import { check_invalid_roots_freed, check_slot_unmapped, registerInvariants } from "./invariants/roots.js";
 import { defaultHostPfn, kvm_create_vm, kvm_vcpu_create, pagesPerHpage, reuse_root_frames } from "./kvm.js";
@@ -259,26 +260,6 @@ export function* agingPassTask(
   yield* kvm_put_kvm(kvm);
 }
 
-/** Shared words the host side of a VM writes outside struct kvm's MMU state. */
-interface HostState {
-  /** kvm->memslots: the active memslot array, replaced by memslot updates (read under SRCU). */
-  readonly memslots: Atomic;
-  /** The primary MMU's page tables behind the guest's memory. */
-  readonly mm: Atomic;
-}
-
-const hostStates = new WeakMap<Kvm, HostState>();
-
-/** The host-side words of `kvm` (created on first use, normally in a task's spawn prologue). */
-function hostState(kvm: Kvm): HostState {
-  let h = hostStates.get(kvm);
-  if (h === undefined) {
-    h = { memslots: new Atomic("memslots", 0, kvm.kobj), mm: new Atomic("mm", 0, kvm.kobj) };
-    hostStates.set(kvm, h);
-  }
-  return h;
-}
-
 /**
  * Publish a memslot change (kvm_swap_active_memslots(): a new array, generation + 1). Readers
  * (faults, notifiers) take the array under SRCU and read it with plain loads.
@@ -325,6 +306,8 @@ export const migrate_pages = modelFn(
     for (let gfn = start; gfn < end; gfn++) {
       const old = kvm.hostPfn.get(gfn) ?? defaultHostPfn(gfn);
       kvm.hostPfn.set(gfn, old + 0x100000);
+      // The old page goes back to the host: KVM's invalidation has returned, nothing may reach it.
+      h.released.add(old);
     }
   },
 );

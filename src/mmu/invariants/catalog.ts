@@ -102,6 +102,12 @@ export const INVARIANTS: readonly InvariantInfo[] = [
       "the guest never uses a TLB entry KVM believes gone: one cached under a freed root (whose frame a new root reuses) or from a freed page table",
   },
   {
+    name: "host-page-uaf",
+    area: "page tables",
+    meaning:
+      "the guest never reaches a host page the primary MMU took back after an mmu_notifier invalidation returned",
+  },
+  {
     name: "spte-lost-dirty",
     area: "page tables",
     meaning: "a Dirty bit the CPU set in an SPTE is never overwritten by a store that did not see it",
