@@ -27,15 +27,17 @@ export * from "./kernel/sched.js";
 export * from "./kernel/spinlock.js";
 export * from "./kernel/warn.js";
 export * from "./kernel/workqueue.js";
-
+export * from "./mmu/ept_access.js";
 export type { FeatureName, Features } from "./mmu/features.js";
+export * from "./mmu/host_mm.js";
 export { register_page_table_checks } from "./mmu/invariants/pages.js";
 export { check_yield_progress, registerInvariants } from "./mmu/invariants/roots.js";
-export { kvm_create_vm, kvm_vcpu_create, tdp_mmu_alloc_sp } from "./mmu/kvm.js";
+export { kvm_create_vm, kvm_vcpu_create, reuse_root_frames, tdp_mmu_alloc_sp } from "./mmu/kvm.js";
 // Every model function a variant may override or call, from every module that defines them.
 export * from "./mmu/kvm_destroy.js";
 export * from "./mmu/mmu_notifier.js";
 export { PRESETS, presetByName, resolveFeatures } from "./mmu/presets.js";
+export { vcpuRoundsTask, yieldingRootWalkTask } from "./mmu/protocol_tasks.js";
 export * from "./mmu/pte_list.js";
 export * from "./mmu/rmap.js";
 export * from "./mmu/rmap_lock.js";
@@ -55,9 +57,10 @@ export * from "./mmu/tdp_mmu_walks.js";
 export * from "./mmu/tdp_mmu_zap.js";
 export { tdp_mmu_iter_cond_resched, tdp_mmu_zap_leafs, tdp_mmu_zap_root } from "./mmu/tdp_mmu_zap.js";
 export * from "./mmu/tlb.js";
-export type { Kvm, KvmMmuPage, Memslot, Vcpu } from "./mmu/types.js";
+export type { Kvm, KvmMmuPage, Memslot, TlbEntry, Vcpu } from "./mmu/types.js";
 export * from "./mmu/vcpu.js";
 export { kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_unload } from "./mmu/vcpu.js";
+export * from "./mmu/vcpu_tlb.js";
 export * from "./mmu/workloads.js";
 export { BUILTIN_SCENARIOS } from "./scenarios/builtin/index.js";
 export {

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { Program } from "../engine/runtime.js";
 import { runProgram } from "../engine/runtime.js";
 import { RoundRobinScheduler } from "../engine/scheduler.js";
-import { defineVariant } from "../index.js";
+import { defineVariant, type Variant } from "../index.js";
 import { WRITE_ONCE } from "../kernel/atomic.js";
 import { write_lock, write_unlock } from "../kernel/rwlock.js";
 import { runCheck } from "../scenarios/check.js";
@@ -156,15 +156,22 @@ describe("ept_access (the CPU's side of a guest access)", () => {
 
 async function checkScenario(
   name: string,
-  opts: { variant?: string; kernel?: string; features?: string[]; maxExecutions?: number; dpor?: boolean },
+  opts: {
+    variant?: string | Variant;
+    kernel?: string;
+    features?: string[];
+    maxExecutions?: number;
+    dpor?: boolean;
+  },
 ) {
   const scenario = await resolveScenario(name);
-  const variant = await resolveVariant(opts.variant ?? null);
+  const variant =
+    typeof opts.variant === "object" ? opts.variant : await resolveVariant(opts.variant ?? null);
   const config = runConfigFor(scenario, variant, { kernel: opts.kernel, features: opts.features });
   return runCheck({
     scenario,
     variant,
-    variantRef: opts.variant ?? null,
+    variantRef: typeof opts.variant === "string" ? opts.variant : null,
     config,
     featureFlags: opts.features ?? [],
     machineFlags: {},
@@ -239,30 +246,16 @@ describe("host pages taken back after an invalidation", () => {
     name: "notifier-zap-without-flush",
     description: "remote TLB flushes do nothing",
     overrides: {
-      // biome-ignore lint/correctness/useYield: the point is that nothing happens
       *kvm_flush_remote_tlbs(_orig: unknown, _kvm: unknown) {},
-      // biome-ignore lint/correctness/useYield: the point is that nothing happens
       *kvm_flush_remote_tlbs_range(_orig: unknown, _kvm: unknown, _s: number, _n: number) {},
     },
     waives: ["inv17-no-lost-flush"],
   });
 
   it("a stale translation to a migrated page is host-page-uaf", async () => {
-    const scenario = await resolveScenario("spte-dirty-race");
-    const run = (variant: typeof noFlush | null) =>
-      runCheck({
-        scenario,
-        variant,
-        variantRef: null,
-        config: runConfigFor(scenario, variant, {}),
-        featureFlags: [],
-        machineFlags: {},
-        explore: { strategy: "dpor", seed: 0n, stopOnFirstViolation: true, maxExecutions: 4000 },
-        shrink: false,
-      });
-    const bad = run(noFlush);
+    const bad = await checkScenario("spte-dirty-race", { variant: noFlush, maxExecutions: 4000 });
     expect(bad.status).toBe("violation");
     expect(bad.counterexample?.trace.violation?.invariant).toBe("host-page-uaf");
-    expect(run(null).status).not.toBe("violation");
+    expect((await checkScenario("spte-dirty-race", { maxExecutions: 4000 })).status).not.toBe("violation");
   });
 });
