@@ -232,6 +232,33 @@ describe("tdplab CLI", () => {
     expect(doc.stats.executions).toBe(one.stats.executions);
   });
 
+  it("--jobs 2 takes a built-in variant and finds what --jobs 1 finds", async () => {
+    for (const variant of ["put-root-dec-not-one-set-zero"]) {
+      const args = ["check", "seed-003-put-root", "--kernel", "v5.18", "--variant", variant, "--json"];
+      const one = JSON.parse((await run(...args, "--strategy", "dpor")).stdout);
+      const two = await run(...args, "--strategy", "dpor", "--jobs", "2");
+      expect(two.code, two.stderr).toBe(1);
+      const doc = JSON.parse(two.stdout);
+      expect(doc.status).toBe("violation");
+      expect(doc.violation.invariant).toBe(one.violation.invariant);
+      expect(doc.stats.overridesRan).toEqual(one.stats.overridesRan);
+    }
+    // A design that is safe: the whole exploration, split over threads, counts what one thread does.
+    const args = [
+      "check",
+      "seed-003-put-root",
+      "--kernel",
+      "v5.18",
+      "--variant",
+      "put-root-recursive",
+      "--json",
+    ];
+    const one = JSON.parse((await run(...args, "--strategy", "dpor")).stdout);
+    const two = JSON.parse((await run(...args, "--strategy", "dpor", "--jobs", "2")).stdout);
+    expect([two.status, two.complete, two.stats.executions]).toEqual(["ok", true, one.stats.executions]);
+    expect(two.stats.overridesRan).toEqual(["kvm_tdp_mmu_put_root"]);
+  });
+
   it("--jobs beyond 4 x the machine's CPUs is refused before any thread starts", async () => {
     const r = await run("check", "seed-003-put-root", "--jobs", "100000");
     expect(r.code).toBe(2);

@@ -4,6 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
+/** The built CLI, as a user runs it. */
+function builtCli(...args: string[]) {
+  return spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8" });
+}
+
 /**
  * docs/variants.md's worked example, run as users run it: the built CLI
  * loading a variant module that imports "tdplab". Needs the build (npm ci
@@ -77,4 +82,32 @@ describe("user variant module (docs/variants.md)", () => {
       60_000,
     );
   }
+
+  it.runIf(existsSync("dist/cli/bin.js"))(
+    "--jobs 2: every worker thread loads a variant module from outside the checkout, and a YAML scenario",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "tdplab-jobs-"));
+      const file = join(dir, "v.mjs");
+      copyFileSync("examples/put-root-dec-not-one.mjs", file);
+      const seed3 = ["check", "seed-003-put-root", "--kernel", "v5.18", "--strategy", "dpor"];
+      const check = (...extra: string[]) => builtCli(...seed3, ...extra);
+      const one = check("--variant", file, "--json");
+      const two = check("--variant", file, "--json", "--jobs", "2");
+      expect(two.status, two.stderr).toBe(1);
+      const [a, b] = [JSON.parse(one.stdout), JSON.parse(two.stdout)];
+      expect(b.violation.invariant).toBe(a.violation.invariant);
+      expect(b.stats.overridesRan).toEqual(["kvm_tdp_mmu_put_root"]);
+      // A whole exploration with the module's overrides: the same complete count as one thread.
+      const yaml = builtCli(
+        "check",
+        "scenarios/examples/teardown-v6.4.yaml",
+        "--max-executions",
+        "300",
+        "--jobs",
+        "2",
+      );
+      expect(yaml.status, yaml.stderr).toBe(0);
+    },
+    120_000,
+  );
 });

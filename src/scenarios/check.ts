@@ -13,7 +13,7 @@ import { encodeReplayToken, type ReplayHeader } from "../trace/replay-token.js";
 import type { TraceDoc, TraceRunInfo } from "../trace/schema.js";
 import { contentHash, isBuiltinScenarioName, isBuiltinVariantName } from "./content-hash.js";
 import { overridesOf, type RunConfig, type Variant } from "./define.js";
-import { PROGRAM_FACTORY_MODULE } from "./program-factory.js";
+import { PROGRAM_FACTORY_MODULE, type ScenarioProgramArgs } from "./program-factory.js";
 import type { ResolvedScenario } from "./resolve.js";
 
 /** One check request, fully resolved. */
@@ -149,25 +149,25 @@ export async function runCheckAsync(req: CheckRequest): Promise<CheckOutcome> {
 }
 
 /**
- * The same over `jobs` worker threads. Workers rebuild the program from plain
- * data, so this takes built-in scenarios and scenario files, without a variant.
+ * The same over `jobs` worker threads. Workers rebuild the program from plain data: the
+ * scenario and the variant by name or absolute path (each thread loads user modules itself) and
+ * the configuration this thread resolved.
  */
 export async function runCheckParallel(req: CheckRequest, jobs: number): Promise<CheckOutcome> {
   const prep = prepare(req);
   const { overrides: _o, onExecution: _e, resumeFrom: _r, ...options } = prep.options;
   const ref = req.scenario.ref;
-  const isFile = /\.(ya?ml|json)$/i.test(ref);
+  const vref = req.variantRef;
+  // Worker threads load the variant themselves: it must have a name or a path.
+  if (req.variant !== null && vref === null)
+    throw new Error("runCheckParallel: the variant needs variantRef");
+  const args: ScenarioProgramArgs = {
+    scenario: isBuiltinScenarioName(ref) ? ref : resolvePath(ref),
+    variant: vref === null || isBuiltinVariantName(vref) ? vref : resolvePath(vref),
+    config: req.config,
+  };
   const result = await exploreParallel(
-    {
-      module: PROGRAM_FACTORY_MODULE,
-      export: isFile ? "fileProgram" : "builtinProgram",
-      args: {
-        scenario: isFile ? resolvePath(ref) : ref,
-        kernel: req.config.kernel,
-        features: req.featureFlags,
-        machine: req.machineFlags,
-      },
-    },
+    { module: PROGRAM_FACTORY_MODULE, export: "scenarioProgram", args },
     { ...options, jobs },
   );
   return finish(req, prep, result);

@@ -2,9 +2,10 @@ import { fileURLToPath } from "node:url";
 import type { Program } from "../engine/runtime.js";
 import type { MachineConfig } from "../kernel/machine.js";
 import { BUILTIN_SCENARIOS } from "./builtin/index.js";
+import { overridesOf, type RunConfig } from "./define.js";
 import { scenarioFromDoc } from "./from-doc.js";
 import { loadScenarioFile } from "./load.js";
-import { runConfigFor } from "./resolve.js";
+import { resolveScenario, resolveVariant, runConfigFor } from "./resolve.js";
 
 export interface BuiltinProgramArgs {
   readonly scenario: string;
@@ -29,6 +30,29 @@ export function builtinProgram(args: BuiltinProgramArgs): Program {
     machine: args.machine,
   });
   return s.build(config);
+}
+
+export interface ScenarioProgramArgs {
+  /** A built-in scenario's name, or the absolute path of a scenario file or module. */
+  readonly scenario: string;
+  /** A built-in variant's name, the absolute path of a variant module, or null. */
+  readonly variant: string | null;
+  /** The run's configuration exactly as the coordinating thread resolved it. */
+  readonly config: RunConfig;
+}
+
+/**
+ * Any scenario (built-in, file or module) with any variant, for worker threads (ProgramSpec export
+ * "scenarioProgram"): the thread loads the user's modules itself, and the variant's overrides travel
+ * beside the program. The configuration is the coordinator's, so every thread runs the same kernel,
+ * features, machine and parameters.
+ */
+export async function scenarioProgram(
+  args: ScenarioProgramArgs,
+): Promise<{ program: Program; overrides: ReadonlyMap<string, Function> }> {
+  const s = await resolveScenario(args.scenario);
+  const variant = await resolveVariant(args.variant);
+  return { program: s.scenario.build(args.config), overrides: overridesOf(variant) };
 }
 
 /** A scenario file's program from plain data (ProgramSpec export "fileProgram"). */

@@ -109,8 +109,9 @@ export class DporCoordinator {
     jopts: JobOptions,
     private readonly split: number,
     private readonly hooks: DporCoordinatorHooks,
+    overrides?: ReadonlyMap<string, Function>,
   ) {
-    this.P = new DporSearcher({ program, maxSteps: jopts.maxSteps ?? 10_000 });
+    this.P = new DporSearcher({ program, maxSteps: jopts.maxSteps ?? 10_000, overrides });
   }
 
   // ---- conversions ------------------------------------------------------------

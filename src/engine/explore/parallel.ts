@@ -6,7 +6,7 @@ import { ReplayScheduler } from "../scheduler.js";
 import { DfsSearcher } from "./dfs.js";
 import { DEFAULT_MAX_STEPS, type DriverSummary, exploreAsync } from "./explore.js";
 import { DporCoordinator } from "./parallel-dpor.js";
-import { loadProgram, type ProgramSpec } from "./program-spec.js";
+import { loadSpec, type ProgramSpec } from "./program-spec.js";
 import { PCT_CALIBRATION } from "./sample.js";
 import type { CutReason, ExploreOptions, ExploreResult, ExploreStats, Strategy } from "./types.js";
 import { emptyStats } from "./types.js";
@@ -32,8 +32,9 @@ import type { JobInput, JobOptions, JobOutput } from "./worker.js";
  *   indices go to workers; the first violation is the one with the lowest
  *   index, as in a sequential run.
  *
- * Not supported here: overrides (functions cannot cross threads: apply them in
- * the program factory), checkpoints, onExecution. maxExecutions is checked
+ * Overrides cannot cross threads: the spec's factory returns them beside the
+ * program ({ program, overrides }), in every thread. Not supported here:
+ * checkpoints, onExecution. maxExecutions is checked
  * when jobs finish, so a parallel run may exceed it by what was in flight.
  */
 export interface ParallelOptions extends Omit<ExploreOptions, "overrides" | "resumeFrom" | "onExecution"> {
@@ -204,26 +205,33 @@ export async function parallelDpor(
   budget: Budget,
   jopts: JobOptions,
   split: number,
+  overrides?: ReadonlyMap<string, Function>,
 ): Promise<boolean> {
   const totals = budget.totals;
   let stopped = false;
-  const coord = new DporCoordinator(program, jopts, split, {
-    run: (job, done) => jobs.run({ spec, opts: jopts, kind: "dpor", job }, done),
-    canStart: () => !stopped && jobs.inflight < jobs.limit,
-    accept: (out, sign) => (sign > 0 ? totals.add(out) : totals.sub(out)),
-    blocked: () => {
-      totals.blocked++;
+  const coord = new DporCoordinator(
+    program,
+    jopts,
+    split,
+    {
+      run: (job, done) => jobs.run({ spec, opts: jopts, kind: "dpor", job }, done),
+      canStart: () => !stopped && jobs.inflight < jobs.limit,
+      accept: (out, sign) => (sign > 0 ? totals.add(out) : totals.sub(out)),
+      blocked: () => {
+        totals.blocked++;
+      },
+      deadBranch: () => {
+        totals.stats.deadBranches++;
+      },
+      insertion: () => {
+        totals.stats.insertions++;
+      },
+      rerun: () => {
+        totals.reruns++;
+      },
     },
-    deadBranch: () => {
-      totals.stats.deadBranches++;
-    },
-    insertion: () => {
-      totals.stats.insertions++;
-    },
-    rerun: () => {
-      totals.reruns++;
-    },
-  });
+    overrides,
+  );
   if (!coord.init()) return false;
   coord.pump();
   while (jobs.inflight > 0) {
@@ -249,8 +257,9 @@ async function parallelDfs(
   jopts: JobOptions,
   split: number,
   bound: number,
+  overrides?: ReadonlyMap<string, Function>,
 ): Promise<void> {
-  const P = new DfsSearcher({ program, maxSteps: jopts.maxSteps ?? DEFAULT_MAX_STEPS, bound });
+  const P = new DfsSearcher({ program, maxSteps: jopts.maxSteps ?? DEFAULT_MAX_STEPS, bound, overrides });
   let plan: number[] = [];
   for (;;) {
     while (jobs.inflight >= jobs.limit) {
@@ -355,10 +364,10 @@ async function parallelSample(
  * shape as explore(); with jobs <= 1 it is exploreAsync() in this thread.
  */
 export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions = {}): Promise<ExploreResult> {
-  const program = await loadProgram(spec);
+  const { program, overrides } = await loadSpec(spec);
   const jobsN = opts.jobs ?? availableParallelism();
   const strategy: Strategy = opts.strategy ?? "dpor";
-  if (jobsN <= 1) return exploreAsync(program, opts);
+  if (jobsN <= 1) return exploreAsync(program, { ...opts, overrides });
   const stopOnFirst = opts.stopOnFirstViolation ?? true;
   const jopts: JobOptions = {
     maxSteps: opts.maxSteps,
@@ -380,8 +389,8 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
       // With several jobs the portfolio is its DPOR part: the split already starts many subtrees at once.
       case "portfolio":
       case "dpor": {
-        const ok = await parallelDpor(program, spec, jobs, budget, jopts, split);
-        if (!ok) return exploreAsync(program, opts);
+        const ok = await parallelDpor(program, spec, jobs, budget, jopts, split, overrides);
+        if (!ok) return exploreAsync(program, { ...opts, overrides });
         break;
       }
       case "exhaustive":
@@ -394,6 +403,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
           jopts,
           split,
           strategy === "exhaustive" ? Number.POSITIVE_INFINITY : (opts.preemptionBound ?? 2),
+          overrides,
         );
         break;
       case "random":
@@ -433,6 +443,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
       record: true,
       maxSteps: (opts.maxSteps ?? DEFAULT_MAX_STEPS) + 1,
       stopOnViolation: jopts.stopRunAtViolation,
+      overrides,
     });
     violation = { result, choices, replay: encodeChoices(choices) };
   }

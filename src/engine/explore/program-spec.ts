@@ -3,7 +3,9 @@ import type { Program } from "../runtime.js";
 
 /**
  * A program that can be rebuilt in another thread: `module` (absolute path or
- * file URL of a JS/TS module) exports `export`, a function (args) => Program.
+ * file URL of a JS/TS module) exports `export`, a function (args) => Program, or
+ * (args) => { program, overrides } when the run replaces model functions (a
+ * variant), sync or async.
  */
 export interface ProgramSpec {
   readonly module: string;
@@ -11,7 +13,13 @@ export interface ProgramSpec {
   readonly args?: unknown;
 }
 
-const cache = new Map<string, Program>();
+/** What a spec builds: the program and the model-function overrides its runs use. */
+export interface LoadedProgram {
+  readonly program: Program;
+  readonly overrides?: ReadonlyMap<string, Function>;
+}
+
+const cache = new Map<string, LoadedProgram>();
 let tsxRegistered = false;
 
 export function specUrl(spec: ProgramSpec): string {
@@ -20,6 +28,11 @@ export function specUrl(spec: ProgramSpec): string {
 
 /** Import the spec's module (registering tsx first for a .ts module) and build the program. */
 export async function loadProgram(spec: ProgramSpec): Promise<Program> {
+  return (await loadSpec(spec)).program;
+}
+
+/** Build what the spec names: the program, and the overrides if the factory returns them. */
+export async function loadSpec(spec: ProgramSpec): Promise<LoadedProgram> {
   const key = `${spec.module}#${spec.export}#${JSON.stringify(spec.args ?? null)}`;
   const hit = cache.get(key);
   if (hit) return hit;
@@ -36,10 +49,22 @@ export async function loadProgram(spec: ProgramSpec): Promise<Program> {
   if (typeof factory !== "function") {
     throw new Error(`${spec.module} has no exported function '${spec.export}'`);
   }
-  const program = (factory as (args: unknown) => unknown)(spec.args);
-  if (typeof program !== "function") {
-    throw new Error(`${spec.module}#${spec.export}(args) did not return a program (a function)`);
+  const made = await (factory as (args: unknown) => unknown)(spec.args);
+  const loaded = asLoaded(made);
+  if (loaded === null) {
+    throw new Error(
+      `${spec.module}#${spec.export}(args) did not return a program (a function) or { program, overrides }`,
+    );
   }
-  cache.set(key, program as Program);
-  return program as Program;
+  cache.set(key, loaded);
+  return loaded;
+}
+
+function asLoaded(made: unknown): LoadedProgram | null {
+  if (typeof made === "function") return { program: made as Program };
+  if (made === null || typeof made !== "object") return null;
+  const { program, overrides } = made as { program?: unknown; overrides?: unknown };
+  if (typeof program !== "function") return null;
+  if (overrides !== undefined && !(overrides instanceof Map)) return null;
+  return { program: program as Program, overrides: overrides as ReadonlyMap<string, Function> | undefined };
 }

@@ -2,7 +2,7 @@ import { type DfsJob, DfsSearcher } from "./dfs.js";
 import { type DporJob, DporSearcher, type ExportedInsertion } from "./dpor.js";
 import { DEFAULT_MAX_STEPS, Driver, type DriverSummary } from "./explore.js";
 import type { Searcher } from "./outcome.js";
-import { loadProgram, type ProgramSpec } from "./program-spec.js";
+import { loadSpec, type ProgramSpec } from "./program-spec.js";
 import { PctSearcher, RandomSearcher } from "./sample.js";
 
 /** Options every job shares. timeLimitMs counts from the job's start. */
@@ -37,10 +37,10 @@ export interface JobOutput extends DriverSummary {
 
 /** Run one job of a parallel exploration (piscina task). */
 export default async function runJob(input: JobInput): Promise<JobOutput> {
-  const program = await loadProgram(input.spec);
+  const { program, overrides } = await loadSpec(input.spec);
   const o = input.opts;
   const maxSteps = o.maxSteps ?? DEFAULT_MAX_STEPS;
-  const base = { program, maxSteps, stopRunAtViolation: o.stopRunAtViolation };
+  const base = { program, maxSteps, stopRunAtViolation: o.stopRunAtViolation, overrides };
   let searcher: Searcher;
   let dpor: DporSearcher | null = null;
   let pct: PctSearcher | null = null;
@@ -78,6 +78,7 @@ export default async function runJob(input: JobInput): Promise<JobOutput> {
       maxSteps,
       stopOnFirstViolation: o.stopOnFirstViolation,
       stopRunAtViolation: o.stopRunAtViolation,
+      overrides,
       maxExecutions,
       timeLimitMs: o.deadline === undefined ? undefined : Math.max(0, o.deadline - now),
     },
