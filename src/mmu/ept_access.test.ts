@@ -259,3 +259,17 @@ describe("host pages taken back after an invalidation", () => {
     expect((await checkScenario("spte-dirty-race", { maxExecutions: 4000 })).status).not.toBe("violation");
   });
 });
+
+describe("the protocol scenarios on the modelled CPU", () => {
+  it("--set hardware=1 makes the vCPUs' writes CPU accesses", async () => {
+    const s = await resolveScenario("protocol-v5.18");
+    const fns = (hardware: number) => {
+      const config = runConfigFor(s, null, { params: { vcpus: 1, walkers: 0, fastZaps: 0, hardware } });
+      const r = runProgram(s.scenario.build(config), { scheduler: new RoundRobinScheduler(), record: true });
+      expect(r.violations).toEqual([]);
+      return new Set(r.trace!.map((t) => t.fn));
+    };
+    expect(fns(1).has("ept_access")).toBe(true);
+    expect(fns(0).has("ept_access")).toBe(false);
+  });
+});

@@ -31,6 +31,13 @@ const PARAMS: Readonly<Record<string, ScenarioParam>> = {
     max: 2,
     description: "memslot deletions (kvm_mmu_zap_all_fast), one slot each",
   },
+  hardware: {
+    default: 0,
+    min: 0,
+    max: 1,
+    description:
+      "1: the vCPUs' writes go through the modelled CPU (EPT walk, Accessed/Dirty, a TLB per vCPU tagged by root frame)",
+  },
   workers: {
     default: 0,
     min: 0,
@@ -77,9 +84,10 @@ function protocolScenario(name: string, kernel: string, era: string): Scenario {
       });
       const n = params.vcpus ?? PARAMS.vcpus.default;
       const rounds = params.rounds ?? PARAMS.rounds.default;
+      const hardware = (params.hardware ?? PARAMS.hardware.default) === 1;
       for (let i = 0; i < n; i++) {
         const gfns = Array.from({ length: rounds }, (_, r) => faultGfn(i, r));
-        spawn(`vcpu${i}`, vcpuRoundsTask(vcpus[i], gfns));
+        spawn(`vcpu${i}`, vcpuRoundsTask(vcpus[i], gfns, { hardware }));
       }
       const walkers = params.walkers ?? PARAMS.walkers.default;
       for (let i = 0; i < walkers; i++) spawn(`walker${i}`, yieldingRootWalkTask(kvm));
