@@ -79,11 +79,14 @@ describe.runIf(existsSync("dist/cli/bin.js"))("tdplab simulate --variant", () =>
     expect(m(bad, "full/idle").teardownWaitMs!).toBeGreaterThan(0.5 * m(bad, "full/idle").workerZapMs!);
   });
 
-  it("a variant that also sets features is refused; an override no run calls is a warning", () => {
-    const withFeatures = variant("feat", "features: { asyncZapWorker: false }, overrides: {}");
-    const refused = cli("simulate", "teardown-wait", "--variant", withFeatures);
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/also sets features \(asyncZapWorker\)/);
+  it("a variant's features apply in every run, like --feature; an override no run calls is a warning", () => {
+    const withFeatures = variant("feat", "features: { zapPasses: 'single' }, overrides: {}");
+    const viaVariant = doc("teardown-wait", "--set", "guestSize=1GiB", "--variant", withFeatures);
+    const viaFlag = doc("teardown-wait", "--set", "guestSize=1GiB", "--feature", "zapPasses=single");
+    const preset = doc("teardown-wait", "--set", "guestSize=1GiB");
+    const zap = (d: SimulateDoc) => d.runs.map((r) => r.metrics.workerZapMs);
+    expect(zap(viaVariant)).toEqual(zap(viaFlag));
+    expect(zap(viaFlag)).not.toEqual(zap(preset));
     const unused = variant(
       "unused",
       "overrides: { *kvm_rmap_lock(original, ...a) { return yield* original(...a); } }",
@@ -91,5 +94,33 @@ describe.runIf(existsSync("dist/cli/bin.js"))("tdplab simulate --variant", () =>
     const warned = cli("simulate", "teardown-wait", "--set", "guestSize=1GiB", "--variant", unused);
     expect(warned.code).toBe(0);
     expect(warned.stderr).toMatch(/the override of kvm_rmap_lock never ran/);
+  });
+});
+
+describe("tdplab simulate --feature", () => {
+  it("changes one commit in every run's kernel, says so in the header and the JSON, and rejects a bad flag", async () => {
+    const single = await json(
+      "simulate",
+      "teardown-wait",
+      "--set",
+      "guestSize=1GiB",
+      "--feature",
+      "zapPasses=single",
+    );
+    const preset = await json("simulate", "teardown-wait", "--set", "guestSize=1GiB");
+    expect(single.features).toEqual({ zapPasses: "single" });
+    expect(preset.features).toBeNull();
+    expect(single.runs.map((r) => r.metrics.events)).not.toEqual(preset.runs.map((r) => r.metrics.events));
+    const text = memoryOut();
+    expect(
+      await main(
+        ["simulate", "teardown-wait", "--set", "guestSize=1GiB", "--feature", "zapPasses=single"],
+        text,
+      ),
+    ).toBe(0);
+    expect(text.stdout.join("\n")).toContain("features: zapPasses=single");
+    const bad = memoryOut();
+    expect(await main(["simulate", "teardown-wait", "--feature", "zapPasess=single"], bad)).toBe(2);
+    expect(bad.stderr.join("\n")).toMatch(/--feature zapPasess=single: unknown feature 'zapPasess'/);
   });
 });

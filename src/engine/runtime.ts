@@ -58,6 +58,8 @@ export interface RunOptions {
   readonly observer?: RunObserver;
   /** Record which model functions the run enters (RunResult.functionsRun). */
   readonly coverage?: boolean;
+  /** Entries `host().env` starts with (opaque to the engine; the model's configuration reads them). */
+  readonly env?: ReadonlyMap<string, unknown>;
 }
 
 /** What a program's setup code gets: spawn the initial tasks, reach the host. */
@@ -106,6 +108,7 @@ export class Runtime implements Host {
     this.scheduler = opts.scheduler;
     this.observer = opts.observer;
     this.overrides = opts.overrides ?? NO_OVERRIDES;
+    for (const [k, v] of opts.env ?? []) this.env.set(k, v);
     this.trace = opts.record ? [] : null;
     this.stopOnViolation = opts.stopOnViolation ?? true;
     this.maxSteps = opts.maxSteps ?? 100_000;

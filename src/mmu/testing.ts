@@ -1,3 +1,4 @@
+import { host } from "../engine/host.js";
 import type { AccessOp, Gen, Yielded } from "../engine/op.js";
 import { conflicts } from "../engine/op.js";
 import type { Program, RunObserver, RunOptions, RunResult } from "../engine/runtime.js";
@@ -40,9 +41,16 @@ export interface TestVmOptions {
 }
 
 /** Boot the machine and create a VM (call from a program's setup). */
+/**
+ * The run's env key for feature values that win over the preset and the caller's own (the simulator's
+ * --feature): a run configured from outside, whatever VM its scenario builds.
+ */
+export const FEATURE_OVERRIDES_ENV = "mmu.featureOverrides";
+
 export function makeVm(o: TestVmOptions = {}): Kvm {
   bootMachine(o.machine ?? {});
-  const features = { ...presetByName(o.kernel ?? "v6.9").features, ...o.features } as Features;
+  const forced = host().env.get(FEATURE_OVERRIDES_ENV) as Partial<Features> | undefined;
+  const features = { ...presetByName(o.kernel ?? "v6.9").features, ...o.features, ...forced } as Features;
   const kvm = kvm_create_vm({
     features,
     rootLevel: o.rootLevel ?? 4,

@@ -4,6 +4,7 @@ import { plotFormatOf, writeLinePlot } from "../../plot/index.js";
 import { fixedSettings, simPlotSpec } from "../../plot/sim-plot.js";
 import { overridesOf, type Variant } from "../../scenarios/define.js";
 import { ResolveError, resolveVariant } from "../../scenarios/resolve.js";
+import { featureText, type SimFeatures, simFeatures } from "../../scenarios/sim/features.js";
 import {
   COST_KEYS,
   formatSetting,
@@ -103,6 +104,8 @@ export interface SimulateDoc {
   readonly costs: Readonly<Record<string, unknown>>;
   readonly sweep: { readonly key: string; readonly values: readonly unknown[] } | null;
   readonly kernel: string | null;
+  /** Features set on top of every run's preset (--variant, --feature), or null. */
+  readonly features: SimFeatures | null;
   readonly seed: number | null;
   readonly interrupted: boolean;
   readonly runs: readonly {
@@ -116,7 +119,12 @@ export interface SimulateDoc {
   }[];
 }
 
-export function simulateDoc(plan: SimPlan, outcome: PlanOutcome, seed: number | null): SimulateDoc {
+export function simulateDoc(
+  plan: SimPlan,
+  outcome: PlanOutcome,
+  seed: number | null,
+  features: SimFeatures | null = null,
+): SimulateDoc {
   return {
     schemaVersion: SIMULATE_SCHEMA_VERSION,
     tool: `tdplab ${TOOL_VERSION}`,
@@ -126,6 +134,7 @@ export function simulateDoc(plan: SimPlan, outcome: PlanOutcome, seed: number | 
     costs: plan.costs,
     sweep: plan.sweep === null ? null : { key: plan.sweep.key, values: plan.sweep.values },
     kernel: plan.kernelFilter,
+    features,
     seed,
     interrupted: outcome.interrupted,
     runs: outcome.records.map((r) => ({
@@ -155,11 +164,7 @@ function timelineRuns(plan: SimPlan, records: readonly SimRecord[]): TimelineRun
   });
 }
 
-/**
- * The variant `simulate --variant` names: its overrides apply in every run. Features are chosen by
- * each timed scenario's own kernel parameter, so a variant that also sets features is refused
- * rather than run without them.
- */
+/** The variant `simulate --variant` names: its overrides and features apply in every run. */
 async function variantFor(ref: string | undefined): Promise<Variant | null> {
   if (ref === undefined) return null;
   let v: Variant | null;
@@ -170,11 +175,6 @@ async function variantFor(ref: string | undefined): Promise<Variant | null> {
     throw e;
   }
   // resolveVariant() has refused unknown overrides, features and invariants already.
-  const features = Object.keys(v?.features ?? {});
-  if (features.length > 0)
-    throw new UsageError(
-      `--variant ${ref} also sets features (${features.join(", ")}); simulate applies a variant's overrides only (the kernel parameter of the scenario chooses features)`,
-    );
   return v;
 }
 
@@ -204,7 +204,13 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
     .option("--seed <n>", "seed of the simulator's random draws (decimal or 0x-hex)")
     .option(
       "--variant <name|path>",
-      "design under test: a built-in variant or a module, as for check (its overrides, in every run)",
+      "design under test: a built-in variant or a module, as for check (its overrides and features, in every run)",
+    )
+    .option(
+      "--feature <NAME=on|off>",
+      "override one feature on top of every run's kernel preset (repeatable; zapPasses=single|two-pass|four-pass)",
+      collect,
+      [] as string[],
     )
     .option("--json", "print one JSON document on stdout")
     .option("--plot <file>", "draw the headline metric against the swept key (.svg or .png)")
@@ -231,6 +237,13 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
       }
       const seed = seedNumber(o.seed);
       const variant = await variantFor(o.variant);
+      let features: SimFeatures | null;
+      try {
+        features = simFeatures(variant?.features, o.feature);
+      } catch (e) {
+        if (e instanceof SimParamError) throw new UsageError(e.message);
+        throw e;
+      }
       if (o.plot !== undefined && plotFormatOf(o.plot) === null) {
         throw new UsageError(`--plot: '${o.plot}' must end in .svg or .png`);
       }
@@ -254,6 +267,7 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
           seed: seed ?? undefined,
           timeline: o.perfetto !== undefined || o.trace !== undefined,
           overrides: variant === null ? undefined : overridesOf(variant),
+          features: features ?? undefined,
           stop: () => sigint,
           onPoint: (i) => {
             if (total > 1) {
@@ -287,9 +301,10 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
               `warning: the override of ${fn} never ran in these simulations: the numbers say nothing about it`,
             );
       }
-      if (o.json) out.data(JSON.stringify(simulateDoc(plan, outcome, seed), null, 2));
+      if (o.json) out.data(JSON.stringify(simulateDoc(plan, outcome, seed, features), null, 2));
       else {
         const fixed = fixedSettings(plan);
+        if (features !== null) fixed.push(`features: ${featureText(features)}`);
         out.data(
           `${scenario.name}${scenario.thread ? ` (seed ${scenario.thread})` : ""}: ${fixed.join(" ") || "defaults"}`,
         );

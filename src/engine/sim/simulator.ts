@@ -40,6 +40,8 @@ export interface SimOptions {
   /** Seed of the grace-period lengths and of data choices other than need_resched. */
   readonly seed?: bigint | number;
   readonly overrides?: ReadonlyMap<string, Function>;
+  /** Entries the run's `host().env` starts with (RunOptions.env). */
+  readonly env?: ReadonlyMap<string, unknown>;
   /** The kernel layer's view of tasks (src/kernel/sim-view.ts kernelView). */
   readonly kernel: SimKernelView;
   /** Record every step and every wait with its virtual times (SimResult.timeline). Costs memory. */
@@ -197,8 +199,9 @@ class SimRuntime extends Runtime {
     scheduler: Scheduler,
     overrides: ReadonlyMap<string, Function> | undefined,
     maxSteps: number,
+    env: ReadonlyMap<string, unknown> | undefined,
   ) {
-    super({ scheduler, overrides, maxSteps, stopOnViolation: true });
+    super({ scheduler, overrides, maxSteps, stopOnViolation: true, env });
   }
 
   override cost(kind: string, units: number): void {
@@ -288,6 +291,7 @@ class Simulator {
       new SimScheduler(this, new SplitMix64(BigInt.asUintN(64, BigInt(seed)) ^ 0x5eedn)),
       opts.overrides,
       Number.MAX_SAFE_INTEGER,
+      opts.env,
     );
     this.maxEvents = maxEvents;
     this.timeline = opts.timeline ? { steps: [], waits: [] } : null;

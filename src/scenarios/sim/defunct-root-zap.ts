@@ -11,7 +11,13 @@ import {
   type PopulatedVm,
   populatedVmOptionsOf,
 } from "./populated-vm.js";
-import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
+import {
+  runHooks,
+  type SimParams,
+  type SimRunOptions,
+  type SimScenario,
+  type SimScenarioRun,
+} from "./types.js";
 
 /**
  * Scenario 1 (seed 002, published-figures A1): a vCPU drops the last reference to a fully populated root
@@ -93,7 +99,7 @@ export function defunctRootZap(
       preemption: p.preemption,
       binding: (n) => (n === "vcpu0" ? 0 : null),
       seed: opts.seed ?? 2,
-      overrides: opts.overrides,
+      ...runHooks(opts),
       timeline: opts.timeline,
     },
   );

@@ -19,7 +19,14 @@ import {
   kvm_vm_ioctl_get_dirty_log,
   vcpuMemstressTask,
 } from "../../mmu/workloads.js";
-import type { SimParamSpec, SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
+import {
+  runHooks,
+  type SimParamSpec,
+  type SimParams,
+  type SimRunOptions,
+  type SimScenario,
+  type SimScenarioRun,
+} from "./types.js";
 
 /**
  * Scenario 5a, timed: tools/testing/selftests/kvm/dirty_log_perf_test.c with its parameters. N vCPUs
@@ -298,7 +305,7 @@ export function runDirtyLog(
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : N),
     costs,
     seed: opts.seed ?? 1,
-    overrides: opts.overrides,
+    ...runHooks(opts),
     timeline: opts.timeline,
   });
   const ms = (phase: string) => phaseMs(result, phase);

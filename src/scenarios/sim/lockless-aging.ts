@@ -10,7 +10,13 @@ import { host_memory_backing } from "../../mmu/tdp_mmu_map.js";
 import { tdp_mmu_root_set_owner } from "../../mmu/tdp_mmu_root.js";
 import { drive, makeRoot, makeVcpu, makeVm, populate } from "../../mmu/testing.js";
 import { agingPassTask, vcpuPopulateTask } from "../../mmu/workloads.js";
-import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
+import {
+  runHooks,
+  type SimParams,
+  type SimRunOptions,
+  type SimScenario,
+  type SimScenarioRun,
+} from "./types.js";
 
 /**
  * Scenario 4 (seed 004), timed: one aging pass of reclaim (clear_young notifications over a
@@ -148,7 +154,7 @@ export function runLocklessAging(
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : N),
     costs,
     seed: opts.seed ?? 1,
-    overrides: opts.overrides,
+    ...runHooks(opts),
     // The fault latencies come from the timeline, so it is always recorded; it is kept in the result
     // only when asked for.
     timeline: true,

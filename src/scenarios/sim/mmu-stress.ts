@@ -20,7 +20,13 @@ import type { Kvm, Memslot, Vcpu } from "../../mmu/types.js";
 import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest, vcpu_mode } from "../../mmu/vcpu.js";
 import { guest_access, kvm_set_memslot_delete } from "../../mmu/workloads.js";
 import { HOST_THREAD, type HostPhase, phaseMs, spawnHostPhases, waitForVcpus } from "./dirty-log.js";
-import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
+import {
+  runHooks,
+  type SimParams,
+  type SimRunOptions,
+  type SimScenario,
+  type SimScenarioRun,
+} from "./types.js";
 
 /**
  * Scenario 5b, timed: tools/testing/selftests/kvm/mmu_stress_test.c (max_guest_memory_test before
@@ -348,7 +354,7 @@ export function runMmuStress(
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : n.startsWith(`${HOST_THREAD}:`) ? N : N + 1),
     costs,
     seed: opts.seed ?? 1,
-    overrides: opts.overrides,
+    ...runHooks(opts),
     timeline: opts.timeline,
   });
   const ms = (phase: string) => phaseMs(result, phase);

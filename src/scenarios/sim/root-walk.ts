@@ -23,7 +23,13 @@ import type { Kvm, KvmMmuPage, Memslot } from "../../mmu/types.js";
 import { kvm_mmu_slot_remove_write_access, memslotDeleteTask, vcpuGuestTask } from "../../mmu/workloads.js";
 import type { AnyOverride, Variant } from "../define.js";
 import { fifoWalk, restartOnInvalid, terminateOnInvalid } from "../variants/seed-001.js";
-import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
+import {
+  runHooks,
+  type SimParams,
+  type SimRunOptions,
+  type SimScenario,
+  type SimScenarioRun,
+} from "./types.js";
 
 /**
  * Scenario 3 (seed 001), timed: a yield-friendly walk over the TDP roots while memslot deletions
@@ -289,6 +295,7 @@ export function runRootWalk(
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : n === WALKER ? R : R + 1),
     costs,
     overrides,
+    env: runHooks(opts).env,
     seed: opts.seed ?? 1,
     // A walk that never ends (restart on an all-roots walk) is cut off well after a normal one would end.
     maxEvents: 64 * c.roots * c.pages + 200_000,

@@ -1,3 +1,4 @@
+import type { Features } from "../../mmu/features.js";
 import { SimParamError, type SimPlan } from "./params.js";
 import type { SimScenarioRun } from "./types.js";
 
@@ -12,6 +13,8 @@ export interface RunPlanOptions {
   readonly timeline?: boolean;
   /** A variant's overrides, applied in every run. */
   readonly overrides?: ReadonlyMap<string, Function>;
+  /** Feature values on top of every run's kernel preset (SimRunOptions.features). */
+  readonly features?: Partial<Features>;
   /** Called before point `i` starts (for a progress line). */
   readonly onPoint?: (i: number) => void;
   /** Asked before each point; true stops the sweep there (e.g. after SIGINT). */
@@ -45,6 +48,7 @@ export async function runPlan(plan: SimPlan, o: RunPlanOptions = {}): Promise<Pl
         seed: o.seed,
         timeline: o.timeline,
         overrides: o.overrides,
+        features: o.features,
       });
     } catch (e) {
       if (e instanceof RangeError) {

@@ -17,7 +17,13 @@ import {
   type PopulatedVm,
   populatedVmOptionsOf,
 } from "./populated-vm.js";
-import type { SimParams, SimRunOptions, SimScenario, SimScenarioRun } from "./types.js";
+import {
+  runHooks,
+  type SimParams,
+  type SimRunOptions,
+  type SimScenario,
+  type SimScenarioRun,
+} from "./types.js";
 
 /**
  * Scenario 2 (seed 000, published-figures Q1/A10): VM teardown takes mmu_lock for write while the async
@@ -139,7 +145,7 @@ export function teardownWait(
       binding: (n) =>
         n.startsWith("kworker") || n === "user-task" ? 1 : n === "teardown" || n === "invalidator" ? 2 : null,
       seed: opts.seed ?? 0,
-      overrides: opts.overrides,
+      ...runHooks(opts),
       timeline: opts.timeline,
       onStep,
     },

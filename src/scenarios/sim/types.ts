@@ -1,5 +1,7 @@
 import type { CostModel } from "../../engine/sim/cost-model.js";
 import type { SimResult } from "../../engine/sim/simulator.js";
+import type { Features } from "../../mmu/features.js";
+import { FEATURE_OVERRIDES_ENV } from "../../mmu/testing.js";
 
 /**
  * What every timed scenario (`tdplab simulate NAME`) exports. The CLI, the report generator and the
@@ -50,6 +52,22 @@ export interface SimRunOptions {
   readonly timeline?: boolean;
   /** A variant's model-function overrides (simulate --variant), applied in every run. */
   readonly overrides?: ReadonlyMap<string, Function>;
+  /**
+   * Feature values on top of each run's kernel preset (simulate --feature), applied in every run,
+   * after the scenario's own: the simulated kernel is the preset with these commits changed.
+   */
+  readonly features?: Partial<Features>;
+}
+
+/** The simulator options that carry SimRunOptions into a run: overrides, and features via the run's env. */
+export function runHooks(opts: SimRunOptions): {
+  overrides?: ReadonlyMap<string, Function>;
+  env?: ReadonlyMap<string, unknown>;
+} {
+  return {
+    overrides: opts.overrides,
+    env: opts.features === undefined ? undefined : new Map([[FEATURE_OVERRIDES_ENV, opts.features]]),
+  };
 }
 
 export interface SimScenario {
