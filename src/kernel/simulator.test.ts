@@ -4,7 +4,7 @@ import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { DEFAULT_COSTS } from "../engine/sim/cost-model.js";
 import { type SimOptions, type SimResult, simulate as simulateWith } from "../engine/sim/simulator.js";
-import { Atomic, READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
+import { Atomic, atomic_fetch_add, READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
 import { bootMachine } from "../kernel/machine.js";
 import { synchronize_rcu } from "../kernel/rcu.js";
 import { cond_resched } from "../kernel/sched.js";
@@ -27,6 +27,49 @@ const contention = (work: number): Program => spinlockContention(work);
 
 const twoCpus = { cpus: 2, preemption: "none" as const, binding: (n: string) => (n === "holder" ? 0 : 1) };
 
+/** `n` tasks on `n` CPUs, each doing `k` atomic increments of one shared word. */
+function sharedCounter(n: number, k: number): Program {
+  return ({ spawn }) => {
+    bootMachine(simMachineConfig("none"));
+    const w = new Atomic("counter", 0);
+    for (let i = 0; i < n; i++) {
+      spawn(
+        `cpu${i}`,
+        (function* (): Gen<void> {
+          for (let j = 0; j < k; j++) yield* atomic_fetch_add(w, 1);
+        })(),
+      );
+    }
+  };
+}
+
+describe("cache-line contention (CostModel.cacheLineTransferNs)", () => {
+  const run = (n: number, transfer: number) =>
+    simulate(sharedCounter(n, 20), {
+      cpus: n,
+      preemption: "none",
+      binding: (name) => Number(name.slice(3)),
+      costs: { cacheLineTransferNs: transfer },
+    });
+
+  it("one CPU keeps the line: every increment costs its flat price", () => {
+    const r = run(1, 60);
+    expect(r.stats.lineTransfers).toBe(0);
+    expect(r.virtualNs).toBe(20 * DEFAULT_COSTS.rmwNs);
+  });
+
+  it("CPUs that share a word queue for its line: the time per increment grows with their number", () => {
+    const per = (n: number, t: number) => run(n, t).virtualNs / 20;
+    expect(per(2, 60)).toBeGreaterThan(per(1, 60));
+    expect(per(16, 60)).toBeGreaterThan(4 * per(2, 60));
+    // Off, the word is free of contention: 16 CPUs take as long as one.
+    expect(per(16, 0)).toBe(per(1, 0));
+    const r = run(8, 60);
+    expect(r.stats.lineTransfers).toBeGreaterThan(8 * 19);
+    expect(r.stats.lineNs).toBeGreaterThanOrEqual(r.stats.lineTransfers * 60);
+  });
+});
+
 describe("simulate", () => {
   it("is deterministic: the same input gives byte-for-byte the same result", () => {
     const run = () =>
@@ -36,7 +79,9 @@ describe("simulate", () => {
 
   it("a spinning waiter is blocked exactly for the holder's critical section (5030 ns here)", () => {
     const work = 5;
-    const r = simulate(contention(work), { ...twoCpus, costs: { extra: { work: 1000 } } });
+    // Flat prices: cache-line transfers have a test of their own.
+    const costs = { extra: { work: 1000 }, cacheLineTransferNs: 0 };
+    const r = simulate(contention(work), { ...twoCpus, costs });
     expect(r.status).toBe("ok");
     const c = DEFAULT_COSTS;
     // Held from the start of the acquire to the start of the release.

@@ -71,6 +71,8 @@ function result(
       rcuForcedResched: 0,
       bulkSteps: 0,
       strayWakes: 0,
+      lineTransfers: 0,
+      lineNs: 0,
     },
     violations: [],
     unfinished: [],

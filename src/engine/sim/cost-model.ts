@@ -131,6 +131,17 @@ export interface CostModel {
    * only gives the CPU up at a tick). Assumption: no figure in published-figures.md.
    */
   readonly userWorkNs: number;
+  /**
+   * Moving a cache line that another CPU touched last into this CPU's cache (for a read, a line it
+   * wrote; for a write, any line another CPU touched), for shared words that are not SPTEs: lock
+   * words, reference counts, counters, list heads. Accesses that need the line queue for it, so a
+   * word that many CPUs hit costs more the more of them hit it (an rwlock's reader count under a
+   * fault storm, a refcount every walker bumps). SPTE prices stay as calibrated (they already
+   * include their own misses). Assumption: no figure in published-figures.md; core-to-core
+   * transfer latencies measured on recent x86 servers are 40-100 ns within a socket, and 60 ns is
+   * taken. 0 turns contention off (every access costs its flat price).
+   */
+  readonly cacheLineTransferNs: number;
   /** Prices of host().cost(kind, units) kinds the model does not list above (per unit). */
   readonly extra: Readonly<Record<string, number>>;
 }
@@ -163,6 +174,7 @@ export const DEFAULT_COSTS: CostModel = {
   tickNs: 1_000_000,
   sliceNs: 3_000_000,
   userWorkNs: 100_000,
+  cacheLineTransferNs: 60,
   extra: {},
 };
 

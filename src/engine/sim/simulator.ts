@@ -124,6 +124,10 @@ export interface SimStats {
    * under-declares what it reads.
    */
   strayWakes: number;
+  /** Cache lines of shared (non-SPTE) words moved between CPUs (CostModel.cacheLineTransferNs). */
+  lineTransfers: number;
+  /** CPU time spent moving those lines and queueing for them behind other CPUs. */
+  lineNs: number;
 }
 
 export interface SimResult {
@@ -246,7 +250,11 @@ class Simulator {
     rcuForcedResched: 0,
     bulkSteps: 0,
     strayWakes: 0,
+    lineTransfers: 0,
+    lineNs: 0,
   };
+  /** Per shared word: the CPU that touched it last, the CPU that wrote it last (-1: read since), and until when it is busy. */
+  private readonly lines = new Map<number, { last: number; owner: number; busyUntil: number }>();
   private readonly view: SimKernelView;
   private readonly ts: TState[] = [];
   private readonly cpus: Cpu[] = [];
@@ -686,8 +694,9 @@ class Simulator {
     this.charged = 0;
     if (st.firstStepNs === null) st.firstStepNs = this.now;
     this.closeWait(t, this.now);
+    const line = this.lineDelay(c, op, base);
     this.rt.execute(t, [t]);
-    const cost = base + this.charged;
+    const cost = base + line + this.charged;
     const end = this.now + cost;
     if (this.timeline !== null || this.opts.onStep !== undefined) {
       const span: SimStepSpan = {
@@ -726,6 +735,35 @@ class Simulator {
     // The access took effect now: whoever waits for the object it changed may go on from now. Busy
     // CPUs decide again when their own step ends.
     if (op.kind !== "read" && op.kind !== "wait") this.changed(op.obj);
+  }
+
+  /**
+   * The cache line of `op`'s object, if it is a shared word other than an SPTE: a CPU that needs a
+   * line another CPU has (a read of a line written elsewhere, a write of a line touched elsewhere)
+   * waits until that CPU's access of it is done, then pays the transfer. Returns the extra time.
+   */
+  private lineDelay(c: number, op: AccessOp, base: number): number {
+    const transfer = this.costs.cacheLineTransferNs;
+    if (transfer === 0 || op.bulk !== undefined || op.kind === "wait") return 0;
+    if ((this.classes[op.obj] ?? "other") !== "other") return 0;
+    const write = op.kind !== "read";
+    let l = this.lines.get(op.obj);
+    if (l === undefined) {
+      l = { last: c, owner: write ? c : -1, busyUntil: this.now + base };
+      this.lines.set(op.obj, l);
+      return 0;
+    }
+    const moves = write ? l.last !== c : l.owner >= 0 && l.owner !== c;
+    const delay = moves ? Math.max(0, l.busyUntil - this.now) + transfer : 0;
+    if (moves) {
+      this.stats.lineTransfers++;
+      this.stats.lineNs += delay;
+    }
+    l.last = c;
+    if (write) l.owner = c;
+    else if (moves) l.owner = -1;
+    l.busyUntil = Math.max(l.busyUntil, this.now + delay + base);
+    return delay;
   }
 
   /** What executing `op` costs: its own price, or for a bulk access the prices of its whole block. */

@@ -40,11 +40,14 @@ describe("lockless-aging (seed 004)", () => {
     }
   });
 
-  it("locked: the pass waits for mmu_lock, and faults wait for the pass (slower and fewer than lockless)", () => {
+  it("locked: faults wait for the pass (slower and fewer than lockless), more so as vCPUs are added", () => {
+    // Every locked fault takes and drops mmu_lock: its word's cache line is shared by all vCPUs and
+    // the pass, so the locked design slows down with the vCPU count while the lockless one does not.
+    const mean = (o: (typeof locked)[number]) => o.metrics.faultMeanUs as number;
+    expect(mean(locked[2]) - mean(locked[0])).toBeGreaterThan(2 * (mean(lockless[2]) - mean(lockless[0])));
     sizes.forEach((n, i) => {
       const l = locked[i].metrics;
       const f = lockless[i].metrics;
-      expect(l.agingLockWaitMs, `N=${n}`).toBeGreaterThan(0);
       expect(l.faultP50Us as number, `N=${n}`).toBeGreaterThan(f.faultP50Us as number);
       expect(l.faultMeanUs as number, `N=${n}`).toBeGreaterThan(f.faultMeanUs as number);
       expect(l.faults as number, `N=${n}`).toBeLessThan(f.faults as number);
