@@ -197,6 +197,30 @@ describe("replay mismatch", () => {
 // ---- spawn and choose ----------------------------------------------------------
 
 describe("spawn", () => {
+  it("names a task spawned without a name after its id, in the setup and from a task", () => {
+    const rt = new Runtime({ scheduler: new RoundRobinScheduler() });
+    rt.start(({ spawn, host: h }) => {
+      const o = h.newObject("o");
+      const body = function* (): Gen<void> {
+        yield access("write", o, "fn", "step");
+      };
+      spawn("", body());
+      spawn(
+        "named",
+        (function* (): Gen<void> {
+          yield spawnOp("  ", body());
+          yield access("read", o, "fn", "after");
+        })(),
+      );
+    });
+    rt.runToEnd();
+    expect(rt.tasks.map((t) => [t.name, t.lane])).toEqual([
+      ["task0", "task0"],
+      ["named", "named"],
+      ["task2", "task2"],
+    ]);
+  });
+
   it("returns the child's id inline and primes the child to its first access", () => {
     const log: string[] = [];
     const rt = new Runtime({ scheduler: new RoundRobinScheduler() });

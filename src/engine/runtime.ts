@@ -193,6 +193,11 @@ export class Runtime implements Host {
   }
 
   spawn(name: string, body: Gen<void>, lane: string, parent: number): number {
+    // A task spawned without a name still needs one in traces, race diagrams and reports.
+    if (typeof name !== "string" || name.trim() === "") {
+      name = `task${this.tasks.length}`;
+      if (typeof lane !== "string" || lane.trim() === "") lane = name;
+    }
     if (!isGenerator(body)) {
       throw new UserCodeError(
         `spawn("${name}", …): a task body must be a generator object, such as myTask(args), not ${describeValue(body)}`,
