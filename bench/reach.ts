@@ -80,6 +80,8 @@ export const REACH_PLAN: readonly [string, Record<string, number>, string | null
   ["protocol-v5.18", {}, "invalidate-requeues-invalid-roots"],
   ["protocol-v6.4", {}, "uninit-invalidate-unprotected"],
   ["rmap-aging", {}, "rmap-unlock-readonly-writes-zero"],
+  ["tlb-root-reuse", {}, null],
+  ["tlb-root-reuse", {}, "skip-root-load-flush"],
 ];
 
 export async function reachRows(onRow?: (r: ReachRow) => void): Promise<ReachRow[]> {
