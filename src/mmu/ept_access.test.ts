@@ -6,20 +6,21 @@ import type { Program } from "../engine/runtime.js";
 import { runProgram } from "../engine/runtime.js";
 import { RoundRobinScheduler } from "../engine/scheduler.js";
 import { defineVariant, type Variant } from "../index.js";
-import { WRITE_ONCE } from "../kernel/atomic.js";
+import { type Atomic, WRITE_ONCE } from "../kernel/atomic.js";
 import { write_lock, write_unlock } from "../kernel/rwlock.js";
 import { runCheck } from "../scenarios/check.js";
 import { resolveScenario, resolveVariant, runConfigFor } from "../scenarios/resolve.js";
 import { type EptAccess, ept_access } from "./ept_access.js";
 import { freeRootFrame, kvm_vcpu_create, reuse_root_frames } from "./kvm.js";
-import { is_accessed_spte, is_dirty_spte } from "./spte.js";
+import { is_accessed_spte, is_dirty_spte, is_writable_pte } from "./spte.js";
+import { kvm_tdp_mmu_page_fault } from "./tdp_mmu_map.js";
 import { tdp_mmu_zap_leafs } from "./tdp_mmu_zap.js";
 import { makeRoot, makeVm, peekLeafSptep } from "./testing.js";
 import { kvm_flush_remote_tlbs_range } from "./tlb.js";
 import type { Kvm, Vcpu } from "./types.js";
 import { EXITING_GUEST_MODE, kvm_mmu_load, vcpu_enter_guest, vcpu_exit_guest, vcpu_mode } from "./vcpu.js";
-import { tlbLookup } from "./vcpu_tlb.js";
-import { guestAccess } from "./workloads.js";
+import { tlbCatchUp, tlbLookup } from "./vcpu_tlb.js";
+import { guestAccess, kvm_mmu_slot_remove_write_access } from "./workloads.js";
 
 /** Run `body` as one task on a fresh v6.9 VM with one vCPU; returns what it recorded. */
 function solo<T>(body: (kvm: Kvm, vcpu: Vcpu, out: T[]) => Generator<unknown, void, unknown>) {
@@ -72,12 +73,16 @@ describe("ept_access (the CPU's side of a guest access)", () => {
       yield* kvm_mmu_load(v);
       yield* guestAccess(v, { gfn: 0, write: false }, false, 2);
       yield* vcpu_exit_guest(v);
+      // A remote flush reaches the TLB when the CPU next looks at it (tlbCatchUp, in ept_access).
       yield* kvm_flush_remote_tlbs_range(k, 8, 1);
+      tlbCatchUp(v);
       o.push(tlbLookup(v, v.root!.hpa, 0) !== undefined);
       yield* kvm_flush_remote_tlbs_range(k, 0, 1);
       o.push(tlbLookup(v, v.root!.hpa, 0) !== undefined);
+      tlbCatchUp(v);
+      o.push(tlbLookup(v, v.root!.hpa, 0) !== undefined);
     });
-    expect(out).toEqual([true, false]);
+    expect(out).toEqual([true, true, false]);
     expect(vcpu.tlb.byHpa.get(vcpu.root!.hpa)?.size ?? 0).toBe(0);
   });
 
@@ -271,5 +276,60 @@ describe("the protocol scenarios on the modelled CPU", () => {
     };
     expect(fns(1).has("ept_access")).toBe(true);
     expect(fns(0).has("ept_access")).toBe(false);
+  });
+});
+
+describe("the fast page fault (write-protection faults on the modelled CPU)", () => {
+  it("a write to a write-protected SPTE is fixed without mmu_lock: Writable comes back by cmpxchg", () => {
+    const { r, out, kvm, vcpu } = solo<string>(function* (k, v, o) {
+      yield* kvm_mmu_load(v);
+      yield* guestAccess(v, { gfn: 0, write: true }, false, 2);
+      yield* vcpu_exit_guest(v);
+      yield* kvm_mmu_slot_remove_write_access(k, k.memslots[0], 1);
+      yield* vcpu_enter_guest(v);
+      o.push(yield* ept_access(v, 0, true));
+      yield* vcpu_exit_guest(v);
+      o.push(yield* kvm_tdp_mmu_page_fault(v, 0, true, { present: true }));
+    });
+    expect(r.violations).toEqual([]);
+    expect(out).toEqual(["ept-write-protect", "RET_PF_FIXED"]);
+    expect(is_writable_pte(peekLeafSptep(kvm, vcpu.root!, 0)!.v)).toBe(true);
+  });
+
+  const FILE = [
+    "schemaVersion: 1",
+    "name: fast-pf-vs-zap",
+    "kernel: v6.6",
+    "machine: { preemption: none, needResched: never }",
+    "vm: { rootLevel: 4, ptesPerTable: 2, memslotPages: 1 }",
+    "vcpus: [{}]",
+    "tasks:",
+    "  - { kind: vcpu, vcpu: 0, faults: [{ gfn: 0, write: true }, { gfn: 0, write: true }], hardware: true }",
+    "  - { kind: dirty-log-enable, slot: 0 }",
+    "  - { kind: notifier-invalidate, start: 0, end: 1 }",
+    "  - { kind: destroy-vm }",
+    "",
+  ].join("\n");
+  // The fast path's cmpxchg is what keeps it from writing back an SPTE a zap removed meanwhile.
+  const plainStore = defineVariant({
+    name: "fast-pf-plain-store",
+    description: "fast_pf_fix_direct_spte() stores with a plain write instead of a cmpxchg",
+    overrides: {
+      *fast_pf_fix_direct_spte(_o: unknown, _f: unknown, sptep: Atomic, _old: number, new_spte: number) {
+        yield* WRITE_ONCE(sptep, new_spte);
+        return true;
+      },
+    },
+  });
+
+  it("a fast path that stores instead of cmpxchg resurrects a zapped SPTE: host-page-uaf", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tdplab-fastpf-"));
+    const file = join(dir, "fastpf.yaml");
+    writeFileSync(file, FILE);
+    const bad = await checkScenario(file, { variant: plainStore, dpor: false, maxExecutions: 8000 });
+    expect(bad.counterexample?.trace.violation?.invariant).toBe("host-page-uaf");
+    const ok = await checkScenario(file, { maxExecutions: 1500 });
+    expect(ok.status).not.toBe("violation");
+    expect(ok.explore.stats.overridesRan).toEqual([]);
   });
 });

@@ -82,6 +82,7 @@ export function kvm_create_vm(cfg: VmConfig): Kvm {
     mmu_invalidate_range_start: new Atomic("mmu_invalidate_range_start", -1, kobj),
     mmu_invalidate_range_end: new Atomic("mmu_invalidate_range_end", -1, kobj),
     tlb: new Atomic("tlb", 0, kobj),
+    tlbFlushLog: [],
     rootFrames: { pool: null, free: [], next: 0 },
   };
   const env = host().env;
@@ -100,7 +101,7 @@ export function kvm_vcpu_create(kvm: Kvm, smm = 0): Vcpu {
     requests: new Atomic(`vcpu${id}.requests`, 0, kvm.kobj),
     smm,
     inGuest: false,
-    tlb: { byHpa: new Map() },
+    tlb: { byHpa: new Map(), gen: 0 },
   };
   kvm.vcpus.push(v);
   kvm.created_vcpus++;

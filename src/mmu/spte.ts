@@ -78,9 +78,13 @@ export function make_leaf_spte(s: LeafSpec): number {
   v = withBit(v, SPTE_BIT.mmuPresent, true);
   v = withBit(v, SPTE_BIT.readable, true);
   v = withBit(v, SPTE_BIT.executable, true);
-  v = withBit(v, SPTE_BIT.hostWritable, true);
-  v = withBit(v, SPTE_BIT.mmuWritable, true);
-  if (s.writable) v = withBit(v, SPTE_BIT.writable, true);
+  // A mapping the host lets KVM write is host- and MMU-writable: write-protection may clear
+  // Writable later, and the fast page fault may set it back, but only where MMU-writable is set.
+  if (s.writable) {
+    v = withBit(v, SPTE_BIT.hostWritable, true);
+    v = withBit(v, SPTE_BIT.mmuWritable, true);
+    v = withBit(v, SPTE_BIT.writable, true);
+  }
   if (s.level > 1) v = withBit(v, SPTE_BIT.huge, true);
   if (s.accessed ?? true) v = withBit(v, SPTE_BIT.accessed, true);
   if (s.dirty) v = withBit(v, SPTE_BIT.dirty, true);

@@ -6,6 +6,7 @@ import { lockdep_assert_held } from "../kernel/lockdep.js";
 import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { read_lock, read_unlock } from "../kernel/rwlock.js";
 import { WARN_ON_ONCE } from "../kernel/warn.js";
+import { fast_page_fault } from "./fast_page_fault.js";
 import { defaultHostPfn, pagesPerHpage } from "./kvm.js";
 import { ROLE } from "./role.js";
 import {
@@ -365,13 +366,18 @@ export interface FaultOptions {
   /** Largest mapping level allowed (default KVM_MAX_HUGEPAGE_LEVEL). */
   readonly maxLevel?: number;
   readonly prefetch?: boolean;
+  /**
+   * The EPT violation hit a present SPTE (a write-protection fault): fast_page_fault() may fix it
+   * without mmu_lock first. Only vCPUs on the modelled CPU know (ept_access); plain faults do not.
+   */
+  readonly present?: boolean;
 }
 
 /**
  * kvm_tdp_mmu_page_fault() (mmu.c, v6.x), after kvm_mmu_do_page_fault() checked
  * that a root is loaded: snapshot mmu_invalidate_seq, look up the pfn
  * (kvm_faultin_pfn), take mmu_lock for read, give up if the fault went stale,
- * map, unlock. The fast (lockless) fault path is not modelled. RET_PF_RETRY
+ * map, unlock. A write-protection fault (opts.present) tries fast_page_fault() first. RET_PF_RETRY
  * means the vCPU re-enters the guest and faults again; the caller bounds that.
  */
 export const kvm_tdp_mmu_page_fault = modelFn(
@@ -383,6 +389,10 @@ export const kvm_tdp_mmu_page_fault = modelFn(
 
     const slot = gfn_to_memslot(kvm, vcpu.smm !== 0 ? 1 : 0, gfn);
     if (slot === null) return "RET_PF_EMULATE";
+    if (opts.present) {
+      const fast = yield* fast_page_fault(vcpu, { gfn, write, present: true, slot, slotFlags: slot.flags });
+      if (fast !== "RET_PF_INVALID") return fast;
+    }
 
     // kvm_faultin_pfn(): the snapshot comes first, so a pfn from a mapping that an invalidation
     // is about to change is caught by the recheck under mmu_lock.

@@ -91,9 +91,23 @@ export interface RootFrames {
   next: number;
 }
 
-/** A vCPU's TLB: translations by root frame (hpa), then by first gfn. */
+/**
+ * A vCPU's TLB: translations by root frame (hpa), then by first gfn. Remote flushes reach it
+ * through the VM's flush log: the CPU applies the flushes logged after `gen` when its next access
+ * looks at the TLB (an access ordered against the flushes), so the contents change only in the
+ * vCPU's own steps, and what an access announces depends only on what the vCPU has seen.
+ */
 export interface VcpuTlb {
   readonly byHpa: Map<number, Map<number, TlbEntry>>;
+  /** The last flush of the VM's log this TLB has applied (the `tlb` word's value then). */
+  gen: number;
+}
+
+/** One remote flush: the VM's `tlb` word's value after it, and the gfn range it covered. */
+export interface TlbFlushRecord {
+  readonly gen: number;
+  readonly start: number;
+  readonly end: number;
 }
 
 /** KVM_REQ_* bits in vcpu->requests that the model uses. */
@@ -191,6 +205,8 @@ export interface Kvm extends Buggable {
    * flushes against SPTE changes and lock drops is visible to the explorers.
    */
   readonly tlb: Atomic;
+  /** The remote flushes so far, in order (VcpuTlb applies them lazily). */
+  readonly tlbFlushLog: TlbFlushRecord[];
   /** The host page frames roots are allocated from (see RootFrames). */
   readonly rootFrames: RootFrames;
 }

@@ -1,7 +1,7 @@
 import { host } from "../engine/host.js";
 import { currentFn, modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
-import type { Kvm, TlbEntry, Vcpu } from "./types.js";
+import type { Kvm, KvmMmuPage, TlbEntry, Vcpu } from "./types.js";
 
 /**
  * The CPU's TLB of each vCPU, as far as the TDP MMU's correctness depends on it. Translations are
@@ -31,13 +31,24 @@ export function tlbLookup(vcpu: Vcpu, hpa: number, gfn: number): TlbEntry | unde
   return undefined;
 }
 
-/** Drop every translation of every vCPU that overlaps [start, end): what a remote flush does. */
+/**
+ * A remote flush of [start, end) on every vCPU, called after it has written the VM's `tlb` word:
+ * logged, and applied by each vCPU when it next looks at its TLB (tlbCatchUp).
+ */
 export function tlbFlushRange(kvm: Kvm, start: number, end: number): void {
-  for (const v of kvm.vcpus) {
-    for (const m of v.tlb.byHpa.values()) {
-      for (const [k, e] of m) if (e.gfn < end && e.gfn + e.pages > start) m.delete(k);
+  kvm.tlbFlushLog.push({ gen: kvm.tlb.v, start, end });
+}
+
+/** Apply the remote flushes this vCPU has not seen yet; call only in a step that reads the `tlb` word. */
+export function tlbCatchUp(vcpu: Vcpu): void {
+  const t = vcpu.tlb;
+  for (const f of vcpu.kvm.tlbFlushLog) {
+    if (f.gen <= t.gen) continue;
+    for (const m of t.byHpa.values()) {
+      for (const [k, e] of m) if (e.gfn < f.end && e.gfn + e.pages > f.start) m.delete(k);
     }
   }
+  t.gen = vcpu.kvm.tlb.v;
 }
 
 /**
@@ -84,4 +95,16 @@ export function check_tlb_entry(vcpu: Vcpu, e: TlbEntry, gfn: number, write: boo
     details: { vcpu: vcpu.vcpu_id, gfn, hpa: e.root.hpa, root: e.root.kobj.name, table: e.table.kobj.name },
   });
   return false;
+}
+
+/**
+ * tlb-stale-access, for a walk: the CPU stepped into a page table that was freed while no flush
+ * came between (a flush would have restarted the walk). KVM freed a table the CPU could still reach.
+ */
+export function report_walk_into_freed_table(vcpu: Vcpu, table: KvmMmuPage, gfn: number): void {
+  host().report({
+    invariant: "tlb-stale-access",
+    message: `vcpu${vcpu.vcpu_id}'s page walk for gfn ${gfn} stepped into ${table.kobj.name} in ${currentFn()}, which was freed without a TLB flush in between`,
+    details: { vcpu: vcpu.vcpu_id, gfn, table: table.kobj.name },
+  });
 }

@@ -99,7 +99,8 @@ export function* guestAccess(vcpu: Vcpu, f: FaultSpec, inGuest: boolean, maxRetr
     if (r === "ok") return true;
     yield* vcpu_exit_guest(vcpu);
     inGuest = false;
-    if (r === "ept-violation") yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, write);
+    if (r === "ept-violation" || r === "ept-write-protect")
+      yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, write, { present: r === "ept-write-protect" });
   }
   return inGuest;
 }
