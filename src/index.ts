@@ -28,6 +28,7 @@ export * from "./kernel/spinlock.js";
 export * from "./kernel/warn.js";
 export * from "./kernel/workqueue.js";
 export * from "./mmu/ept_access.js";
+export * from "./mmu/fast_page_fault.js";
 export type { FeatureName, Features } from "./mmu/features.js";
 export * from "./mmu/host_mm.js";
 export { register_page_table_checks } from "./mmu/invariants/pages.js";
