@@ -7,6 +7,7 @@ import { RoundRobinScheduler } from "../engine/scheduler.js";
 import { bitfield_store, WRITE_ONCE } from "../kernel/atomic.js";
 import { type Machine, machine } from "../kernel/machine.js";
 import { read_lock, read_unlock, write_lock, write_unlock } from "../kernel/rwlock.js";
+import { hostState } from "./host_mm.js";
 import { defaultHostPfn } from "./kvm.js";
 import { ROLE } from "./role.js";
 import { is_writable_pte } from "./spte.js";
@@ -297,5 +298,27 @@ describe("concurrent faults", () => {
     expect(res.complete).toBe(true);
     expect(problems).toEqual([]);
     expect(res.executions).toBeGreaterThan(10);
+  });
+});
+
+describe("the fault's memslot lookup", () => {
+  // kvm_vcpu_gfn_to_memslot() reads the memslot array; where a task can replace it (a memslot
+  // update), the lookup is an access of that array, so the explorers order it against the update.
+  const faultSteps = (withUpdater: boolean) => {
+    let memslots = -1;
+    const program: Program = ({ spawn }) => {
+      const kvm = makeVm({ ptes: 2, memslotPages: 4, machine: { needResched: "never" } });
+      const vcpu = makeVcpu(kvm, makeRoot(kvm, 1));
+      if (withUpdater) memslots = hostState(kvm).memslots.id;
+      spawn("vcpu", kvm_tdp_mmu_page_fault(vcpu, 0, true) as Gen<unknown> as Gen<void>);
+    };
+    const r = runProgram(program, { scheduler: new RoundRobinScheduler(), record: true });
+    expect(r.violations).toEqual([]);
+    return r.trace!.filter((s) => s.fn === "kvm_tdp_mmu_page_fault" && s.obj === memslots).length;
+  };
+
+  it("is a read of the memslot array when something can change it, and free otherwise", () => {
+    expect(faultSteps(true)).toBe(1);
+    expect(faultSteps(false)).toBe(0);
   });
 });

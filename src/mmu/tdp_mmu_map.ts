@@ -7,6 +7,7 @@ import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { read_lock, read_unlock } from "../kernel/rwlock.js";
 import { WARN_ON_ONCE } from "../kernel/warn.js";
 import { fast_page_fault } from "./fast_page_fault.js";
+import { hostStateIfAny } from "./host_mm.js";
 import { defaultHostPfn, pagesPerHpage } from "./kvm.js";
 import { ROLE } from "./role.js";
 import {
@@ -387,6 +388,10 @@ export const kvm_tdp_mmu_page_fault = modelFn(
     kvm.stats.faults++;
     if (WARN_ON_ONCE(vcpu.root === null, "!VALID_PAGE(vcpu->arch.mmu->root.hpa)")) return "RET_PF_RETRY";
 
+    // kvm_vcpu_gfn_to_memslot(): the memslot array, read under SRCU. Where a task of the run can
+    // replace it, the lookup is ordered against that update.
+    const hs = hostStateIfAny(kvm);
+    if (hs !== undefined) yield* READ_ONCE(hs.memslots);
     const slot = gfn_to_memslot(kvm, vcpu.smm !== 0 ? 1 : 0, gfn);
     if (slot === null) return "RET_PF_EMULATE";
     if (opts.present) {
