@@ -3,8 +3,6 @@ import type { Program } from "../engine/runtime.js";
 import type { MachineConfig } from "../kernel/machine.js";
 import { BUILTIN_SCENARIOS } from "./builtin/index.js";
 import { overridesOf, type RunConfig } from "./define.js";
-import { scenarioFromDoc } from "./from-doc.js";
-import { loadScenarioFile } from "./load.js";
 import { resolveScenario, resolveVariant, runConfigFor } from "./resolve.js";
 
 export interface BuiltinProgramArgs {
@@ -53,19 +51,4 @@ export async function scenarioProgram(
   const s = await resolveScenario(args.scenario);
   const variant = await resolveVariant(args.variant);
   return { program: s.scenario.build(args.config), overrides: overridesOf(variant) };
-}
-
-/** A scenario file's program from plain data (ProgramSpec export "fileProgram"). */
-export function fileProgram(args: BuiltinProgramArgs): Program {
-  const d = scenarioFromDoc(loadScenarioFile(args.scenario));
-  const resolved = {
-    scenario: d.scenario,
-    ref: args.scenario,
-    kernel: d.kernel,
-    features: d.features,
-    variant: null,
-  };
-  return d.scenario.build(
-    runConfigFor(resolved, null, { kernel: args.kernel, features: args.features, machine: args.machine }),
-  );
 }
