@@ -170,6 +170,7 @@ export async function runCheckParallel(
   req: CheckRequest,
   jobs: number,
   queue?: QueueRun,
+  splitDepth?: number,
 ): Promise<CheckOutcome> {
   const prep = prepare(req);
   const { overrides: _o, onExecution: _e, ...options } = prep.options;
@@ -188,7 +189,7 @@ export async function runCheckParallel(
   try {
     const result = await exploreParallel(
       { module: PROGRAM_FACTORY_MODULE, export: "scenarioProgram", args },
-      { ...options, jobs, transport },
+      { ...options, jobs, transport, splitDepth },
     );
     return finish(req, prep, result);
   } finally {

@@ -91,6 +91,10 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       "run the exploration on the workers of a Redis queue (redis://[USER:PASS@]HOST:PORT or rediss://…), started with `tdplab worker`",
     )
     .option("--queue-name <name>", "the queue's name on that Redis (default tdplab)")
+    .option(
+      "--split-depth <d>",
+      "with --jobs or --queue: steps (choice points for exhaustive/bounded) the coordinator expands before it hands subtrees out (default 4)",
+    )
     .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
     .option("--coverage", "count, per model function, the executions that reached it")
     .option(
@@ -217,6 +221,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 req,
                 jobs,
                 queue && { ...queue, version: QUEUE_VERSION, note: (line) => out.info(line) },
+                intFlag("--split-depth", o.splitDepth, 1),
               )
             : await runCheckAsync(req);
           out.endProgress();

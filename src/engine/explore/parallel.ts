@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
 import { encodeChoices } from "../replay-codec.js";
@@ -140,7 +141,10 @@ export class Jobs {
     readonly limit: number,
     /** next() also returns after this long, so budgets, signals and checkpoints are looked at while long jobs run. */
     private readonly tickMs = Number.POSITIVE_INFINITY,
-  ) {}
+  ) {
+    // Every job in flight listens for the abort: as many listeners as jobs, not a leak.
+    setMaxListeners(0, this.aborter.signal);
+  }
 
   run(input: JobInput, done: (out: JobOutput) => void): void {
     this.inflight++;
