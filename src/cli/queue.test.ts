@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
+import { PROTOCOL_CHECK, type Proc, run, tdplab, until } from "./test-procs.js";
 
 /**
  * Distributed runs (issue 15): a coordinator and two `tdplab worker` processes on a Redis queue
@@ -13,58 +14,7 @@ const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
 if (!hasRedis)
   console.warn("queue.test.ts: redis-server is not installed (apt-get install redis-server): skipped");
 
-const CLI = ["--import", "tsx", "src/cli/bin.ts"];
-const SCENARIO = [
-  "check",
-  "protocol-v6.4",
-  "--set",
-  "vcpus=1",
-  "--set",
-  "walkers=0",
-  "--set",
-  "fastZaps=1",
-  "--strategy",
-  "dpor",
-  "--checkpoint-every",
-  "0",
-  "--json",
-];
-
-interface Proc {
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exited: Promise<number>;
-}
-
-function run(cmd: string, args: readonly string[]): Proc {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-  const p: Proc = {
-    child,
-    stdout: "",
-    stderr: "",
-    exited: new Promise((resolve) => {
-      child.on("close", (code, signal) => resolve(code ?? (signal === "SIGKILL" ? 137 : -1)));
-    }),
-  };
-  child.stdout!.on("data", (b) => {
-    p.stdout += b;
-  });
-  child.stderr!.on("data", (b) => {
-    p.stderr += b;
-  });
-  return p;
-}
-
-const tdplab = (args: readonly string[]) => run(process.execPath, [...CLI, ...args]);
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const SCENARIO = [...PROTOCOL_CHECK, "--checkpoint-every", "0"];
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
