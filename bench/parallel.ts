@@ -5,9 +5,9 @@
  * because on a shared machine wall time alone says little. Needs redis-server for the queue rows.
  * `--json` prints one JSON object; `-- ARGS…` replaces the check arguments.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { startRedis, tdplab, until } from "../src/cli/test-procs.js";
 
 const json = process.argv.includes("--json");
 const dash = process.argv.indexOf("--");
@@ -48,25 +48,6 @@ function cpuOf(pid: number): number {
   return (Number(rest[11]) + Number(rest[12])) / TICK;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
-    });
-  });
-}
-
-async function waitFor(child: ChildProcess, stream: "stdout" | "stderr", text: string): Promise<void> {
-  let buf = "";
-  await new Promise<void>((resolve) => {
-    child[stream]!.on("data", (b) => {
-      buf += b;
-      if (buf.includes(text)) resolve();
-    });
-  });
-}
-
 const rows: Row[] = [];
 const add = (config: string, r: ReturnType<typeof timed>, extraCpu = 0) => {
   rows.push({ config, executions: r.doc.stats.executions, wallS: r.wallS, cpuS: r.cpuS + extraCpu });
@@ -77,32 +58,18 @@ for (const d of [4, 16, 40])
   add(`2 jobs, split ${d}`, timed([...BASE, "--jobs", "2", "--split-depth", `${d}`]));
 
 if (spawnSync("redis-server", ["--version"]).status === 0) {
-  const port = await freePort();
-  const redis = spawn("redis-server", [
-    "--port",
-    `${port}`,
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-  ]);
-  await waitFor(redis, "stdout", "Ready to accept connections");
-  const url = `redis://127.0.0.1:${port}`;
-  const workers = [0, 1].map(() =>
-    spawn(process.execPath, [...CLI, "worker", "--queue", url, "--concurrency", "1"], {
-      stdio: ["ignore", "ignore", "pipe"],
-    }),
-  );
-  await Promise.all(workers.map((w) => waitFor(w, "stderr", "tdplab worker")));
+  const redis = await startRedis();
+  const procs = [0, 1].map(() => tdplab(["worker", "--queue", redis.url, "--concurrency", "1"]));
+  for (const p of procs) await until(() => p.stderr.includes("tdplab worker"), 60_000, "a worker");
+  const workers = procs.map((p) => p.child);
+  const url = redis.url;
   for (const d of [16, 40]) {
     const before = workers.reduce((s, w) => s + cpuOf(w.pid!), 0);
     const r = timed([...BASE, "--queue", url, "--split-depth", `${d}`]);
     add(`queue, 2 workers, split ${d}`, r, workers.reduce((s, w) => s + cpuOf(w.pid!), 0) - before);
   }
   for (const w of workers) w.kill("SIGKILL");
-  redis.kill("SIGKILL");
+  redis.proc.child.kill("SIGKILL");
 } else if (!json) console.error("redis-server not installed: no queue rows");
 
 const base = rows[0].wallS;

@@ -1,7 +1,6 @@
 import { spawnSync } from "node:child_process";
-import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { PROTOCOL_CHECK, type Proc, run, tdplab, until } from "./test-procs.js";
+import { freePort, PROTOCOL_CHECK, type Proc, startRedis, tdplab, until } from "./test-procs.js";
 
 /**
  * Distributed runs (issue 15): a coordinator and two `tdplab worker` processes on a Redis queue
@@ -15,33 +14,6 @@ if (!hasRedis)
   console.warn("queue.test.ts: redis-server is not installed (apt-get install redis-server): skipped");
 
 const SCENARIO = [...PROTOCOL_CHECK, "--checkpoint-every", "0"];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
-    });
-  });
-}
-
-async function startRedis(): Promise<{ url: string; proc: Proc }> {
-  const port = await freePort();
-  const proc = run("redis-server", [
-    "--port",
-    `${port}`,
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-  ]);
-  await until(() => proc.stdout.includes("Ready to accept connections"), 10_000, "redis-server");
-  return { url: `redis://127.0.0.1:${port}`, proc };
-}
 
 describe.runIf(hasRedis)("check --queue with tdplab worker processes", () => {
   it("a worker killed mid-item loses nothing: the counts equal --jobs 1", async () => {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
 
 /** Helpers for tests that run the CLI as separate processes (kills, signals, queues). */
 
@@ -55,3 +56,32 @@ export const PROTOCOL_CHECK = [
   "dpor",
   "--json",
 ];
+
+/** A free TCP port on loopback (free when asked: the caller binds it soon after). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
+    });
+  });
+}
+
+/** A throw-away redis-server on a free loopback port, without persistence. */
+export async function startRedis(): Promise<{ url: string; proc: Proc }> {
+  const port = await freePort();
+  const proc = run("redis-server", [
+    "--port",
+    `${port}`,
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ]);
+  await until(() => proc.stdout.includes("Ready to accept connections"), 10_000, "redis-server");
+  return { url: `redis://127.0.0.1:${port}`, proc };
+}

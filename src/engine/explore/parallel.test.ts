@@ -37,6 +37,31 @@ function shuffledPool(seed: number) {
   };
 }
 
+/** Three tasks over two words and a lock, with a data choice: a few dozen traces. */
+const THREE_TASKS = {
+  objects: 2,
+  locks: 1,
+  tasks: [
+    [
+      { k: "write", o: 0 },
+      { k: "lock", l: 0 },
+      { k: "rmw", o: 1 },
+      { k: "unlock", l: 0 },
+    ],
+    [
+      { k: "read", o: 1 },
+      { k: "choose", n: 2 },
+      { k: "write", o: 0 },
+    ],
+    [
+      { k: "lock", l: 0 },
+      { k: "write", o: 1 },
+      { k: "unlock", l: 0 },
+      { k: "read", o: 0 },
+    ],
+  ],
+};
+
 describe("parallel dpor coordinator (in-process, shuffled job completions)", () => {
   it("explores exactly the traces of the sequential search", async () => {
     await fc.assert(
@@ -69,34 +94,7 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
 });
 
 describe("exploreParallel on worker threads", () => {
-  const spec = {
-    module: fixture,
-    export: "fromSpec",
-    args: {
-      objects: 2,
-      locks: 1,
-      tasks: [
-        [
-          { k: "write", o: 0 },
-          { k: "lock", l: 0 },
-          { k: "rmw", o: 1 },
-          { k: "unlock", l: 0 },
-        ],
-        [
-          { k: "read", o: 1 },
-          { k: "choose", n: 2 },
-          { k: "write", o: 0 },
-        ],
-        [
-          { k: "lock", l: 0 },
-          { k: "write", o: 1 },
-          { k: "unlock", l: 0 },
-          { k: "read", o: 0 },
-        ],
-      ],
-      badModulo: 7,
-    },
-  };
+  const spec = { module: fixture, export: "fromSpec", args: { ...THREE_TASKS, badModulo: 7 } };
 
   it("dpor, exhaustive and bounded: same verdict and execution count as one thread", async () => {
     for (const strategy of ["dpor", "exhaustive", "bounded"] as const) {
@@ -137,29 +135,7 @@ describe("exploreParallel on worker threads", () => {
 });
 
 describe("parallel checkpoints", () => {
-  const args = {
-    objects: 2,
-    locks: 1,
-    tasks: [
-      [
-        { k: "write", o: 0 },
-        { k: "lock", l: 0 },
-        { k: "rmw", o: 1 },
-        { k: "unlock", l: 0 },
-      ],
-      [
-        { k: "read", o: 1 },
-        { k: "choose", n: 2 },
-        { k: "write", o: 0 },
-      ],
-      [
-        { k: "lock", l: 0 },
-        { k: "write", o: 1 },
-        { k: "unlock", l: 0 },
-        { k: "read", o: 0 },
-      ],
-    ],
-  };
+  const args = THREE_TASKS;
   const spec = { module: fixture, export: "fromSpec", args };
 
   /** Runs jobs in this thread, in submission order; aborts `ac` once `stopAfter` jobs finished. */
