@@ -1,7 +1,8 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, constants as osConstants, tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
+import { isParallelCheckpoint } from "../../engine/explore/parallel.js";
 import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
 import { modelFnNames } from "../../mmu/model-fns.js";
@@ -24,6 +25,8 @@ import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample, formatCoverage, formatExploreSummary } from "../format-check.js";
 import type { Out } from "../io.js";
 import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
+import { QUEUE_VERSION, queueFlags } from "../queue-flags.js";
+import { STOP_SIGNALS, signalExit } from "../signals.js";
 import { serveExplorer } from "./explore.js";
 
 const STRATEGIES: readonly Strategy[] = ["portfolio", "dpor", "bounded", "pct", "random", "exhaustive"];
@@ -81,7 +84,16 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     )
     .option(
       "--jobs <n>",
-      "split the exploration over n worker threads (any scenario and variant; not with --resume)",
+      "split the exploration over n worker threads (any scenario and variant); with --queue, keep 2n items in flight (default 16)",
+    )
+    .option(
+      "--queue <url>",
+      "run the exploration on the workers of a Redis queue (redis://[USER:PASS@]HOST:PORT or rediss://…), started with `tdplab worker`",
+    )
+    .option("--queue-name <name>", "the queue's name on that Redis (default tdplab)")
+    .option(
+      "--split-depth <d>",
+      "with --jobs or --queue: steps (choice points for exhaustive/bounded) the coordinator expands before it hands subtrees out (default 4)",
     )
     .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
     .option("--coverage", "count, per model function, the executions that reached it")
@@ -188,16 +200,30 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             if (e instanceof CheckpointError) throw new UsageError(e.message);
             throw e;
           }
-          const jobs = intFlag("--jobs", o.jobs, 1) ?? 1;
+          const jobsFlag = intFlag("--jobs", o.jobs, 1);
+          const queue = o.queue === undefined ? undefined : queueFlags(o.queue, o.queueName);
+          const jobs = jobsFlag ?? (queue ? 16 : 1);
           const maxJobs = 4 * availableParallelism();
-          if (jobs > maxJobs)
+          if (jobs > maxJobs && !queue)
             throw new UsageError(
               `--jobs ${jobs}: at most ${maxJobs} (4 x the ${availableParallelism()} CPUs this machine has)`,
             );
-          if (jobs > 1 && o.resume) {
-            throw new UsageError("--jobs > 1 does not resume a checkpoint yet: resume with --jobs 1");
-          }
-          const outcome = jobs > 1 ? await runCheckParallel(req, jobs) : await runCheckAsync(req);
+          const parallel = jobs > 1 || queue !== undefined;
+          const resumed = req.explore.resumeFrom;
+          if (resumed !== undefined && isParallelCheckpoint(resumed) !== parallel)
+            throw new UsageError(
+              parallel
+                ? `--resume: '${o.resume}' is the checkpoint of a one-job run: resume it without --jobs and --queue`
+                : `--resume: '${o.resume}' is the checkpoint of a parallel run: resume it with --jobs N (N > 1) or --queue`,
+            );
+          const outcome = parallel
+            ? await runCheckParallel(
+                req,
+                jobs,
+                queue && { ...queue, version: QUEUE_VERSION, note: (line) => out.info(line) },
+                intFlag("--split-depth", o.splitDepth, 1),
+              )
+            : await runCheckAsync(req);
           out.endProgress();
           // The final checkpoint goes where the periodic ones went (or where --out or a signal asks);
           // a finished search leaves none behind.
@@ -336,13 +362,6 @@ function writeArtifacts(dir: string, name: string, o: CheckOutcome): void {
   mkdirSync(dir, { recursive: true });
   if (o.counterexample)
     writeFileSync(join(dir, `${name}.trace.json`), `${JSON.stringify(o.counterexample.trace, null, 1)}\n`);
-}
-
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-
-/** Exit status after a stop signal: 130 for Ctrl-C, as documented; 128 + n for the others. */
-function signalExit(sig: NodeJS.Signals): number {
-  return sig === "SIGINT" ? EXIT.interrupted : 128 + (osConstants.signals[sig] ?? 0);
 }
 
 /** Where a run's checkpoints go: --out DIR, or a file of this process in the temp directory. */
