@@ -34,10 +34,17 @@ export interface SimOptions {
   readonly cpus: number;
   /**
    * CPU a task (by name) is bound to, or null for a task any CPU may run (a kworker of an unbound
-   * workqueue, say). Default: all free. A free task that becomes runnable is taken by the first idle
-   * CPU to look, the lowest-numbered one when several look at once.
+   * workqueue, say). `spawnerCpu` is the CPU of the task that created it (null for the program's
+   * first tasks): an RCU callback, say, runs where call_rcu() queued it. Default: all free. A free
+   * task that becomes runnable is taken by whichever idle CPU looks at it first (event order), unless
+   * `wakeCpu` names one.
    */
-  readonly binding?: (taskName: string) => number | null;
+  readonly binding?: (taskName: string, spawnerCpu: number | null) => number | null;
+  /**
+   * For a free task: the CPU it first runs on, where the kernel's select_task_rq() put it when it
+   * was woken; after its first step any CPU may run it. Null or absent: wherever event order puts it.
+   */
+  readonly wakeCpu?: (taskName: string) => number | null;
   /**
    * Scheduling priority of a task (by name); higher runs first. Default 0 for every task (all CFS at
    * one nice level). A task that becomes runnable on a CPU whose current task has a lower priority
@@ -191,6 +198,8 @@ interface HeldGp {
 
 interface TState {
   readonly bound: number | null;
+  /** For a free task: the CPU it must first run on (SimOptions.wakeCpu), or null. */
+  readonly wakeCpu: number | null;
   /** CPU it is on, or -1. */
   cpu: number;
   /** Earliest time its pending op may execute. */
@@ -455,7 +464,8 @@ class Simulator {
   }
 
   private eligible(t: Task, c: number): boolean {
-    const b = this.ts[t.id].bound;
+    const st = this.ts[t.id];
+    const b = st.bound ?? (st.firstStepNs === null ? st.wakeCpu : null);
     return b === null || b === c;
   }
 
@@ -491,13 +501,20 @@ class Simulator {
     this.heap.push(t, c);
   }
 
-  private addTask(t: Task, at: number): void {
-    const b = this.opts.binding?.(t.name) ?? null;
-    if (b !== null && !(Number.isInteger(b) && b >= 0 && b < this.cpus.length)) {
-      throw new RangeError(`task ${t.name} bound to CPU ${b}, but there are ${this.cpus.length}`);
+  private addTask(t: Task, at: number, spawnerCpu: number | null): void {
+    const b = this.opts.binding?.(t.name, spawnerCpu) ?? null;
+    const w = b === null ? (this.opts.wakeCpu?.(t.name) ?? null) : null;
+    for (const [what, c] of [
+      ["bound to", b],
+      ["woken on", w],
+    ] as const) {
+      if (c !== null && !(Number.isInteger(c) && c >= 0 && c < this.cpus.length)) {
+        throw new RangeError(`task ${t.name} ${what} CPU ${c}, but there are ${this.cpus.length}`);
+      }
     }
     this.ts[t.id] = {
       bound: b,
+      wakeCpu: w,
       priority: this.opts.priority?.(t.name) ?? 0,
       cpusUsed: new Set(),
       timerAt: null,
@@ -792,7 +809,7 @@ class Simulator {
     } else this.arrive(t);
     this.noteCallbacks(t);
     for (let i = before; i < this.rt.tasks.length; i++) {
-      this.addTask(this.rt.tasks[i], end + this.costs.wakeupNs);
+      this.addTask(this.rt.tasks[i], end + this.costs.wakeupNs, c);
     }
     this.wake(c, end);
     // The access took effect now: whoever waits for the object it changed may go on from now. Busy
@@ -852,7 +869,7 @@ class Simulator {
     const rt = this.rt;
     rt.start(program);
     this.view.prepare(rt, this.opts.preemption);
-    for (const t of rt.tasks) this.addTask(t, 0);
+    for (const t of rt.tasks) this.addTask(t, 0, null);
     for (let c = 0; c < this.cpus.length; c++) this.wake(c, 0);
     let status: SimResult["status"] = "ok";
     while (!rt.stopped) {
