@@ -148,7 +148,7 @@ export function unboundZap(
       const stop = new Atomic("vmm_done");
       spawn(VMM, vmm_thread(vm.kvm, stop));
       spawn(RT, rt_thread(stop, p.rtPeriodUs * 1000, p.rtWorkUs * 1000));
-      hogs.forEach((_, i) => spawn(`user-task${i}`, user_hog(stop)));
+      for (let i = 0; i < hogs.length; i++) spawn(`user-task${i}`, user_hog(stop));
     },
     {
       kernel: kernelView,
