@@ -3,21 +3,11 @@ import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { DEFAULT_COSTS } from "../engine/sim/cost-model.js";
-import { type SimOptions, type SimResult, simulate as simulateWith } from "../engine/sim/simulator.js";
 import { Atomic, READ_ONCE, WRITE_ONCE } from "./atomic.js";
 import { bootMachine } from "./machine.js";
 import { cond_resched, hrtimer_nanosleep } from "./sched.js";
-import { spinlockContention } from "./sim-fixtures.js";
-import { kernelView, simMachineConfig } from "./sim-view.js";
-
-const simulate = (p: Program, o: Omit<SimOptions, "kernel">): SimResult =>
-  simulateWith(p, { kernel: kernelView, ...o });
-
-function task(r: SimResult, name: string) {
-  const t = r.perTask.find((p) => p.name === name);
-  if (t === undefined) throw new Error(`no task ${name}`);
-  return t;
-}
+import { simulateKernel as simulate, spinlockContention, taskStats as task } from "./sim-fixtures.js";
+import { simMachineConfig } from "./sim-view.js";
 
 const MS = 1_000_000;
 

@@ -2,14 +2,15 @@ import { describe, expect, it } from "vitest";
 import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
-import { type SimResult, simulate } from "../engine/sim/simulator.js";
+import type { SimResult } from "../engine/sim/simulator.js";
 import { Atomic, READ_ONCE, WRITE_ONCE } from "./atomic.js";
 import { lock_acquired } from "./lockdep.js";
 import { bootMachine } from "./machine.js";
 import { RwLock, read_lock, read_unlock, write_lock, write_unlock } from "./rwlock.js";
 import { preempt_disable } from "./sched.js";
 import { op } from "./shared.js";
-import { kernelView, simMachineConfig } from "./sim-view.js";
+import { simulateKernel as simulate, taskStats as task } from "./sim-fixtures.js";
+import { simMachineConfig } from "./sim-view.js";
 
 /**
  * A writer arriving behind a stream of readers, in virtual time: R readers on R CPUs take mmu_lock
@@ -71,18 +72,11 @@ function readerStream(lock: ReadLock): Program {
 
 function run(lock: ReadLock): SimResult {
   return simulate(readerStream(lock), {
-    kernel: kernelView,
     cpus: R + 1,
     preemption: "none",
     binding: (n) => (n === "writer" ? R : Number(n.slice("reader".length))),
     costs: { extra: { ns: 1 } },
   });
-}
-
-function task(r: SimResult, name: string) {
-  const t = r.perTask.find((p) => p.name === name);
-  if (t === undefined) throw new Error(`no task ${name}`);
-  return t;
 }
 
 describe("qrwlock writer fairness in virtual time", () => {

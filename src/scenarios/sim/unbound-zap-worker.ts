@@ -8,7 +8,13 @@ import { kernelView } from "../../kernel/sim-view.js";
 import { mutex_lock, mutex_unlock } from "../../kernel/spinlock.js";
 import { kvm_mmu_zap_all_fast } from "../../mmu/tdp_mmu_invalidate.js";
 import type { Kvm } from "../../mmu/types.js";
-import { buildPopulatedVm, leavesFor, POPULATED_VM_PARAMS, populatedVmOptionsOf } from "./populated-vm.js";
+import {
+  buildPopulatedVm,
+  leavesFor,
+  POPULATED_VM_PARAMS,
+  type PopulatedVmOptions,
+  populatedVmOptionsOf,
+} from "./populated-vm.js";
 import {
   runHooks,
   type SimParams,
@@ -40,19 +46,13 @@ import {
 export type UnboundZapKernel = "v5.18" | "v6.4" | "v6.6";
 export type WorkerPlacement = "bound" | "unbound" | "unbound@rt";
 
-export interface UnboundZapParams {
+export interface UnboundZapParams extends PopulatedVmOptions {
   readonly kernel: UnboundZapKernel;
-  readonly guestSize: number;
-  readonly rootLevel: 4 | 5;
-  readonly ptesPerTable: number;
-  readonly materialise: boolean;
-  readonly runningVcpus: number;
   readonly cpus: number;
   readonly rtCpu: number;
   readonly rtPeriodUs: number;
   readonly rtWorkUs: number;
   readonly busyCpus: number;
-  readonly preemption: "none" | "voluntary" | "full";
   /**
    * "bound": pinned to CPU cpus-2; "unbound": any CPU, woken where event order puts it;
    * "unbound@rt": any CPU, woken on rtCpu.
