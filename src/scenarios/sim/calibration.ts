@@ -126,19 +126,24 @@ const dirtyLogPerFault = (() => {
   };
 })();
 
+/** A 2 MiB VM with `running` vCPUs in guest mode: the machine a primitive is timed on (setup, unpriced). */
+function smallVm(running: number) {
+  return buildPopulatedVm({
+    kernel: "v6.4",
+    preemption: "none",
+    rootLevel: 4,
+    ptesPerTable: 512,
+    guestSize: 2 ** 21,
+    materialise: false,
+    runningVcpus: running,
+  });
+}
+
 /** One kvm_flush_remote_tlbs() with `running` vCPUs in guest mode: the flusher's busy time. */
 function remoteFlushNs(costs: Partial<CostModel>, running: number): number {
   const r = simulate(
     ({ spawn }) => {
-      const vm = buildPopulatedVm({
-        kernel: "v6.4",
-        preemption: "none",
-        rootLevel: 4,
-        ptesPerTable: 512,
-        guestSize: 2 ** 21,
-        materialise: false,
-        runningVcpus: running,
-      });
+      const vm = smallVm(running);
       const start = new Atomic("start");
       spawn(
         "flusher",
@@ -159,15 +164,7 @@ function remoteFlushNs(costs: Partial<CostModel>, running: number): number {
 function meanGracePeriodNs(costs: Partial<CostModel>, n: number): number {
   const r = simulate(
     ({ spawn }) => {
-      buildPopulatedVm({
-        kernel: "v6.4",
-        preemption: "none",
-        rootLevel: 4,
-        ptesPerTable: 512,
-        guestSize: 2 ** 21,
-        materialise: false,
-        runningVcpus: 0,
-      });
+      smallVm(0);
       spawn(
         "waiter",
         (function* (): Gen<void> {
