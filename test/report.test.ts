@@ -24,7 +24,8 @@ describe("report studies", () => {
     expect(o.kind).toBe("ran");
     if (o.kind !== "ran") return;
     expect(existsSync(join(dir, "fixture-size.svg"))).toBe(true);
-    expect(readFileSync(join(dir, "fixture-size.svg"), "utf8").match(/class="series"/g)).toHaveLength(2);
+    // Observable Plot draws one <g aria-label="line"> per series.
+    expect(readFileSync(join(dir, "fixture-size.svg"), "utf8").match(/aria-label="line"/g)).toHaveLength(2);
     expect(o.result.points).toEqual(["1GiB", "2GiB", "4GiB"]);
     expect(o.result.labels).toEqual(["sync", "async"]);
     const md = studyMarkdown(study, o, "plots/fixture-size.svg");

@@ -192,7 +192,9 @@ async function checkScenario(
 }
 
 describe("hardware scenarios", () => {
-  it("tlb-root-reuse: safe as the kernel is; without the flush on root load, tlb-stale-access", async () => {
+  it("tlb-root-reuse: safe as the kernel is; without the flush on root load, tlb-stale-access", {
+    timeout: 240_000,
+  }, async () => {
     const ok = await checkScenario("tlb-root-reuse", {});
     expect(ok.status).toBe("ok");
     // DPOR alone must find it too: the frame a new root gets depends on whether the old root's

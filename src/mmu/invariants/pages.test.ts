@@ -6,6 +6,7 @@ import { RoundRobinScheduler } from "../../engine/scheduler.js";
 import { WRITE_ONCE } from "../../kernel/atomic.js";
 import { call_rcu, rcu_read_lock, rcu_read_unlock } from "../../kernel/rcu.js";
 import { read_lock, read_unlock } from "../../kernel/rwlock.js";
+import { mutex_lock } from "../../kernel/spinlock.js";
 import { is_writable_pte, SPTE_BIT } from "../spte.js";
 import { for_each_tdp_pte, TdpIter } from "../tdp_iter.js";
 import {
@@ -85,6 +86,8 @@ describe("page-table invariants", () => {
 
   it("inv 18: writing through an iterator after a yield is caught", () => {
     const program = one(function* (kvm, root) {
+      // As dirty logging write-protects: slots_lock held, so the flush may wait until it is released.
+      yield* mutex_lock(kvm.slots_lock);
       yield* read_lock(kvm.mmu_lock);
       yield* rcu_read_lock();
       const iter = new TdpIter(kvm);
