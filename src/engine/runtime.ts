@@ -1,3 +1,4 @@
+import { BEACON } from "./beacon.js";
 import { type Host, setActiveHost } from "./host.js";
 import { THROWN_IN } from "./model-fn.js";
 import type { AccessKind, AccessOp, ChooseOp, Gen } from "./op.js";
@@ -113,6 +114,7 @@ export class Runtime implements Host {
     this.stopOnViolation = opts.stopOnViolation ?? true;
     this.maxSteps = opts.maxSteps ?? 100_000;
     this.coverage = opts.coverage === true ? new Set() : null;
+    BEACON.current?.run();
   }
 
   readonly coverage: Set<string> | null;
@@ -180,6 +182,8 @@ export class Runtime implements Host {
     const prev = setActiveHost(this);
     const wasHosting = this.hosting;
     this.hosting = true;
+    const beacon = BEACON.current;
+    beacon?.enter(this.current, -1);
     try {
       program({ host: this, spawn: (name, body, lane) => this.spawn(name, body, lane ?? name, -1) });
     } catch (e) {
@@ -187,6 +191,7 @@ export class Runtime implements Host {
       if (e instanceof ReplayMismatch || !errorOrigin(e).user) throw e;
       this.reportError(e);
     } finally {
+      beacon?.leave();
       this.hosting = wasHosting;
       setActiveHost(prev);
     }
@@ -347,6 +352,9 @@ export class Runtime implements Host {
   private resume(task: Task, value: unknown): void {
     const prevTask = this.current;
     this.current = task;
+    // A watchdog in another thread learns that the task's own code runs now, until it yields.
+    const beacon = BEACON.current;
+    if (beacon !== null) beacon.enter(task, this.stepIndex);
     try {
       let v = value;
       for (;;) {
@@ -378,6 +386,7 @@ export class Runtime implements Host {
       }
     } finally {
       this.current = prevTask;
+      if (beacon !== null) beacon.leave();
     }
   }
 
@@ -411,6 +420,7 @@ export class Runtime implements Host {
     if (op.n <= 1) return 0;
     const v = this.scheduler.pickValue(op.n, op, task);
     this.choices.push(v);
+    BEACON.current?.choice(v);
     this.stats.choicePoints++;
     this.observer?.onChoice?.(this.stepIndex, task, op, op.n, v);
     return v;
@@ -454,6 +464,8 @@ export class Runtime implements Host {
       } else {
         task = scheduler.pickTask(enabled, this.stepIndex + 1);
         choices.push(task.id);
+        const beacon = BEACON.current;
+        if (beacon !== null) beacon.choice(task.id);
         stats.choicePoints++;
       }
       this.step(task, enabled);

@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, constants as osConstants, tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
@@ -24,6 +24,14 @@ import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample, formatCoverage, formatExploreSummary } from "../format-check.js";
 import type { Out } from "../io.js";
 import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
+import { STOP_SIGNALS, signalExit } from "../signals.js";
+import {
+  formatKilled,
+  isKilled,
+  killedDoc,
+  needsWatchdog,
+  runCheckWatched,
+} from "../watched/check-watched.js";
 import { serveExplorer } from "./explore.js";
 
 const STRATEGIES: readonly Strategy[] = ["portfolio", "dpor", "bounded", "pct", "random", "exhaustive"];
@@ -61,6 +69,11 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     .option("--pct-depth <d>", "bug depth for --strategy pct")
     .option("--max-executions <n>", "stop after n executions")
     .option("--time-limit <s>", "stop after s seconds")
+    .option(
+      "--step-timeout <ms>",
+      "your module's code (a variant's override, a scenario's task) running this long without reaching a primitive is an error in your module",
+      "5000",
+    )
     .option("--seed <s>", "seed for pct/random (decimal or 0x-hex); printed either way")
     .option("--preemption <model>", "none | voluntary | full (CONFIG_PREEMPT*)")
     .option(
@@ -109,6 +122,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       if (o.resume && targets.length > 1)
         throw new UsageError("--resume continues one run: give one scenario");
       const checkpointEvery = intFlag("--checkpoint-every", o.checkpointEvery, 0) ?? 60;
+      const stepTimeoutMs = intFlag("--step-timeout", o.stepTimeout, 1) ?? 5000;
       const controller = new AbortController();
       // Ctrl-C, a kill or a closed terminal all stop the search cleanly, with a checkpoint.
       let stopSignal: NodeJS.Signals | null = null;
@@ -197,8 +211,42 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           if (jobs > 1 && o.resume) {
             throw new UsageError("--jobs > 1 does not resume a checkpoint yet: resume with --jobs 1");
           }
-          const outcome = jobs > 1 ? await runCheckParallel(req, jobs) : await runCheckAsync(req);
+          // The user's own code runs in a thread a watchdog can stop (a loop that never yields would
+          // otherwise hang this one, deaf to Ctrl-C); tdplab's own models run here.
+          const ran =
+            jobs > 1
+              ? await runCheckParallel(req, jobs)
+              : needsWatchdog(req)
+                ? await runCheckWatched(req, stepTimeoutMs)
+                : await runCheckAsync(req);
           out.endProgress();
+          if (isKilled(ran)) {
+            const code = stopSignal
+              ? signalExit(stopSignal)
+              : ran.stall
+                ? EXIT.userError
+                : o.failOnIncomplete
+                  ? EXIT.inconclusive
+                  : EXIT.ok;
+            worst = Math.max(worst, code);
+            const head = {
+              scenario: target,
+              kernel: req.config.kernel,
+              features: o.feature,
+              variant: req.variantRef,
+              strategy,
+              seed: formatSeed(seed),
+            };
+            if (o.json) docs.push(killedDoc(head, ran));
+            else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...killedDoc(head, ran) }));
+            else {
+              out.data(formatKilled(labelOf(target, req.config.kernel, req.variantRef), strategy, ran));
+              printSeed(out, strategy, seed);
+            }
+            if (controller.signal.aborted) break;
+            continue;
+          }
+          const outcome = ran;
           // The final checkpoint goes where the periodic ones went (or where --out or a signal asks);
           // a finished search leaves none behind.
           const finalCp = outcome.explore.complete ? undefined : outcome.explore.checkpoint;
@@ -338,13 +386,6 @@ function writeArtifacts(dir: string, name: string, o: CheckOutcome): void {
     writeFileSync(join(dir, `${name}.trace.json`), `${JSON.stringify(o.counterexample.trace, null, 1)}\n`);
 }
 
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-
-/** Exit status after a stop signal: 130 for Ctrl-C, as documented; 128 + n for the others. */
-function signalExit(sig: NodeJS.Signals): number {
-  return sig === "SIGINT" ? EXIT.interrupted : 128 + (osConstants.signals[sig] ?? 0);
-}
-
 /** Where a run's checkpoints go: --out DIR, or a file of this process in the temp directory. */
 function checkpointPath(outDir: string | undefined, name: string): string {
   return outDir === undefined
@@ -367,8 +408,7 @@ function printHuman(
   steps: boolean,
   checkpointFile: string | null,
 ): void {
-  const label = `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
-  out.data(formatExploreSummary(o, label));
+  out.data(formatExploreSummary(o, labelOf(target, kernel, variant)));
   for (const w of o.warnings) out.data(`warning: ${w}`);
   if (o.depthCutReplay !== null) {
     const n = o.explore.stats.depthCuts;
@@ -394,8 +434,16 @@ function printHuman(
         : `to resume: the same command with --resume ${checkpointFile}`,
     );
   }
-  // Only the strategies that draw random numbers have a seed worth reprinting.
-  if (o.explore.strategy === "portfolio" || o.explore.strategy === "pct" || o.explore.strategy === "random")
+  printSeed(out, o.explore.strategy, seed);
+}
+
+function labelOf(target: string, kernel: string, variant: string | null): string {
+  return `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
+}
+
+/** Only the strategies that draw random numbers have a seed worth reprinting. */
+function printSeed(out: Out, strategy: Strategy, seed: bigint): void {
+  if (strategy === "portfolio" || strategy === "pct" || strategy === "random")
     out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces this run)`);
 }
 
