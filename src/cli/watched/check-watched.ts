@@ -5,7 +5,8 @@ import { type CheckOutcome, type CheckRequest, replayHeaderFor } from "../../sce
 import { isBuiltinScenarioName, isBuiltinVariantName } from "../../scenarios/content-hash.js";
 import { encodeReplayToken } from "../../trace/replay-token.js";
 import type { PlainExploreOptions } from "./jobs.js";
-import { GRACE_MS, runWatched, type Watched } from "./watchdog.js";
+import { type Killed, type Stall, stallMessage } from "./stall.js";
+import { GRACE_MS, runWatched } from "./watchdog.js";
 
 const MODULE_EXT = new Set([".ts", ".mts", ".js", ".mjs", ".cjs", ".cts"]);
 
@@ -20,20 +21,6 @@ export function needsWatchdog(req: Pick<CheckRequest, "scenario" | "variantRef">
     isUserModule(req.scenario.ref, isBuiltinScenarioName) ||
     isUserModule(req.variantRef, isBuiltinVariantName)
   );
-}
-
-type Killed = Extract<Watched, { kind: "killed" }>;
-
-/** A task's code that ran too long without reaching a primitive. */
-export interface Stall {
-  readonly task: string;
-  readonly fn: string;
-  readonly step: number;
-  readonly ms: number;
-  /** "task T in FN() ran N ms without reaching a primitive" */
-  readonly message: string;
-  /** "at step S, in task T, in FN()" */
-  readonly where: string;
 }
 
 /** A watched check that had to be killed: where, why, and what it had done by then. */
@@ -77,6 +64,7 @@ export async function runCheckWatched(
       timeLimitMs: req.explore.timeLimitMs,
       // Every step may be a choice, and data choices come on top: room for twice the bound.
       choiceCapacity: 2 * maxSteps + 1024,
+      watchTasks: true,
       onEvent: (e) => {
         if (e.type === "progress") onProgress?.(e.progress);
         else if (e.type === "checkpoint") onCheckpoint?.(e.checkpoint as Checkpoint);
@@ -89,29 +77,6 @@ export async function runCheckWatched(
     req.explore.maxSteps === undefined ? replayHeaderFor(req) : { ...replayHeaderFor(req), d: maxSteps };
   const replay = b.choices === null ? null : encodeReplayToken({ header, choices: b.choices });
   return { killed: w, stall: stallMessage(w), replay };
-}
-
-/** The user's loop a killed thread was in, if that is why it did not answer; null otherwise. */
-export function stallMessage(w: Killed): Stall | null {
-  const b = w.beacon;
-  // A stop that found the engine's own code running (between runs, shrinking), or a task's code
-  // that had just been entered, is no loop of the user's.
-  const ms = w.stalledMs === null ? null : Math.round(w.stalledMs);
-  if (ms === null || b.task === null || ms < GRACE_MS / 2) return null;
-  const fn = b.fn ?? "<task>";
-  const who = b.task === "setup" ? "the scenario's setup" : `task ${b.task}`;
-  return {
-    task: b.task,
-    fn,
-    step: b.step,
-    ms,
-    message: `${who} in ${fnLabel(fn)} ran ${ms} ms without reaching a primitive`,
-    where: b.step < 0 ? "in the scenario's setup" : `at step ${b.step}, in task ${b.task}, in ${fnLabel(fn)}`,
-  };
-}
-
-function fnLabel(fn: string | null): string {
-  return fn === null || fn === "<task>" ? "its own body" : `${fn}()`;
 }
 
 export function isKilled(o: CheckOutcome | KilledCheck): o is KilledCheck {

@@ -1,7 +1,7 @@
 import type { ReplayFiles, recordReplay } from "../../scenarios/replay.js";
 import { EXIT } from "../exit-codes.js";
 import { STOP_SIGNALS, signalExit } from "../signals.js";
-import { stallMessage } from "./check-watched.js";
+import { stallMessage } from "./stall.js";
 import { runWatched } from "./watchdog.js";
 
 /**
@@ -27,7 +27,7 @@ export async function replayWatched(
     const w = await runWatched(
       { kind: "replay", replay, files },
       // A replay's choices are all in its string: the beacon need not keep any.
-      { signal: controller.signal, stepTimeoutMs, choiceCapacity: 0 },
+      { signal: controller.signal, stepTimeoutMs, choiceCapacity: 0, watchTasks: true },
     );
     if (w.kind === "done")
       return { kind: "done", value: w.value as Awaited<ReturnType<typeof recordReplay>> };

@@ -22,6 +22,11 @@ export interface WatchOptions {
   readonly timeLimitMs?: number;
   /** Choices per run the beacon can publish (a longer stalled run gets no replay string). */
   readonly choiceCapacity: number;
+  /**
+   * Watch the tasks' code for loops that never yield (the job runs the user's modules). Without
+   * it the thread publishes nothing, and only stop requests and the time limit apply.
+   */
+  readonly watchTasks: boolean;
   readonly onEvent?: (e: JobEvent) => void;
 }
 
@@ -57,7 +62,11 @@ function workerUrl(): URL {
  */
 export function runWatched(job: WatchedJob, opts: WatchOptions): Promise<Watched> {
   const sab = beaconBuffer({ choiceCapacity: opts.choiceCapacity });
-  const worker = new Worker(workerUrl(), { workerData: { job, beacon: sab } });
+  // Set on a stop request: code that cannot see messages (a simulation point) polls it.
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(workerUrl(), {
+    workerData: { job, beacon: sab, stop: stop.buffer, watchTasks: opts.watchTasks },
+  });
   return new Promise<Watched>((resolve, reject) => {
     let settled = false;
     let progress: Progress | null = null;
@@ -84,6 +93,7 @@ export function runWatched(job: WatchedJob, opts: WatchOptions): Promise<Watched
     const onAbort = () => {
       stopWhy = "interrupted";
       stopRequestedAt ??= performance.now();
+      Atomics.store(stop, 0, 1);
       worker.postMessage({ type: "abort" });
     };
     const poll = () => {
