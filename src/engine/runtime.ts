@@ -1,5 +1,6 @@
 import { BEACON } from "./beacon.js";
 import { type Host, setActiveHost } from "./host.js";
+import { findLasso } from "./lasso.js";
 import { THROWN_IN } from "./model-fn.js";
 import type { AccessKind, AccessOp, ChooseOp, Gen } from "./op.js";
 import { ReplayMismatch, type Scheduler } from "./scheduler.js";
@@ -503,10 +504,17 @@ export class Runtime implements Host {
     }
     this.current = setupTask();
     const w = worst!;
+    // With the steps recorded (a replay, a trace), say whether the run ends in a repeating cycle:
+    // evidence of a livelock, not a proof (lasso.ts says why).
+    const lasso = this.trace === null ? null : findLasso(this.trace);
+    const cycle =
+      lasso === null
+        ? ""
+        : `; suspected livelock: from step ${lasso.fromStep} one cycle of ${lasso.period} steps (${lasso.tasks.map((t) => this.tasks[t]?.name ?? t).join(", ")}, in ${lasso.fns.join(", ")}) repeats ${lasso.repeats} times`;
     this.report({
       invariant: "livelock",
-      message: `possible livelock: the run passed ${this.maxSteps} steps; ${w.name} took ${best} of the last ${LIVELOCK_WINDOW}, last in ${w.pending?.fn ?? "?"} (${w.pending?.step ?? "?"})`,
-      details: { task: w.id, name: w.name, steps: this.maxSteps },
+      message: `possible livelock: the run passed ${this.maxSteps} steps; ${w.name} took ${best} of the last ${LIVELOCK_WINDOW}, last in ${w.pending?.fn ?? "?"} (${w.pending?.step ?? "?"})${cycle}`,
+      details: { task: w.id, name: w.name, steps: this.maxSteps, ...(lasso === null ? {} : { lasso }) },
     });
   }
 

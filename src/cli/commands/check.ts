@@ -365,6 +365,7 @@ function jsonDoc(
         }
       : null,
     depthCutReplay: o.depthCutReplay,
+    suspectedLivelock: o.suspectedLivelock,
     warnings: o.warnings,
     ...(o.explore.stats.coverage === undefined
       ? {}
@@ -413,8 +414,13 @@ function printHuman(
   if (o.depthCutReplay !== null) {
     const n = o.explore.stats.depthCuts;
     out.data(
-      `depth bound: ${n} execution${n === 1 ? "" : "s"} reached ${o.explore.stats.maxDepth} steps without finishing (a loop that never ends, or raise --depth); the first: tdplab replay '${o.depthCutReplay}'`,
+      `depth bound: ${n} execution${n === 1 ? "" : "s"} reached ${o.explore.stats.maxDepth} steps without finishing (a loop that never ends, or raise --depth); the longest: tdplab replay '${o.depthCutReplay}'`,
     );
+    const l = o.suspectedLivelock;
+    if (l !== null)
+      out.data(
+        `suspected livelock: from step ${l.fromStep} that run repeats one cycle of ${l.period} step${l.period === 1 ? "" : "s"} (${l.tasks.join(", ")}; in ${l.fns.join(", ")}) ${l.repeats} times, with no task finishing. Not a proof: tdplab sees the tasks' accesses, not their local variables, so it cannot tell that the cycle never ends (the verdict stays inconclusive)`,
+      );
   }
   const cov = o.explore.stats.coverage;
   if (cov !== undefined) out.data(formatCoverage(cov, o.explore.executions));

@@ -90,14 +90,18 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
         out.data(formatCounterexample(trace, replay, null, o.steps === true));
       }
       const inv = result.status === "violation" ? trace.violation?.invariant : undefined;
+      // A run the depth bound cut proves nothing: not even a repeating tail shows that it never
+      // ends (the tasks' local state is not seen), so it is inconclusive, never a violation.
       setExit(
         inv === "user-error"
           ? EXIT.userError
           : inv === "model-error"
             ? EXIT.internal
-            : inv !== undefined
-              ? EXIT.violation
-              : EXIT.ok,
+            : inv === "livelock"
+              ? EXIT.inconclusive
+              : inv !== undefined
+                ? EXIT.violation
+                : EXIT.ok,
       );
     });
 }

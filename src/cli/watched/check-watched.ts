@@ -123,6 +123,7 @@ export function killedDoc(head: DocHead, k: KilledCheck) {
       : null,
     lastReplay: k.replay,
     depthCutReplay: null,
+    suspectedLivelock: null,
     warnings: [],
   };
 }
