@@ -160,20 +160,11 @@ export default defineVariant({
       yield* original(kvm, root, shared);
     },`,
     );
+    const checkLoop = ["check", "seed-003-put-root", "--kernel", "v5.18", "--variant", loop];
     const named = /task \S+ in kvm_tdp_mmu_put_root\(\) ran \d+ ms without reaching a primitive/;
 
     it("--time-limit stops it: the user's error, naming task and function, with a replay that stalls the same way", () => {
-      const r = run(
-        "check",
-        "seed-003-put-root",
-        "--kernel",
-        "v5.18",
-        "--variant",
-        loop,
-        "--time-limit",
-        "2",
-        "--json",
-      );
+      const r = run(...checkLoop, "--time-limit", "2", "--json");
       expect(r.code).toBe(EXIT.userError);
       const doc = JSON.parse(r.text.slice(0, r.text.lastIndexOf("}") + 1));
       expect(doc.cutBy).toEqual(["time-limit"]);
@@ -187,16 +178,7 @@ export default defineVariant({
     });
 
     it("--step-timeout stops it without a time limit, and the human report has the seed and replay", () => {
-      const r = run(
-        "check",
-        "seed-003-put-root",
-        "--kernel",
-        "v5.18",
-        "--variant",
-        loop,
-        "--step-timeout",
-        "1000",
-      );
+      const r = run(...checkLoop, "--step-timeout", "1000");
       expect(r.code).toBe(EXIT.userError);
       expect(r.text).toMatch(named);
       expect(r.text).toContain("cut by step-timeout");
@@ -205,18 +187,7 @@ export default defineVariant({
     });
 
     it("Ctrl-C stops it within a second or two: exit 130, naming the loop", async () => {
-      const r = await runAndSignal(
-        6000,
-        "SIGINT",
-        "check",
-        "seed-003-put-root",
-        "--kernel",
-        "v5.18",
-        "--variant",
-        loop,
-        "--step-timeout",
-        "600000",
-      );
+      const r = await runAndSignal(6000, "SIGINT", ...checkLoop, "--step-timeout", "600000");
       expect(r.code).toBe(EXIT.interrupted);
       expect(r.text).toMatch(named);
       expect(r.text).toContain("cut by interrupted");

@@ -3,7 +3,7 @@ import { DEFAULT_MAX_STEPS, explore, exploreAsync } from "../engine/explore/expl
 import { exploreParallel } from "../engine/explore/parallel.js";
 import { shrink } from "../engine/explore/shrink.js";
 import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
-import { findLasso } from "../engine/lasso.js";
+import { findLasso, type Lasso } from "../engine/lasso.js";
 import { type Program, type RunResult, runProgram } from "../engine/runtime.js";
 import { ReplayScheduler } from "../engine/scheduler.js";
 import type { MachineConfig } from "../kernel/machine.js";
@@ -65,13 +65,8 @@ export interface CheckOutcome {
   readonly warnings: readonly string[];
 }
 
-export interface SuspectedLivelock {
-  readonly fromStep: number;
-  readonly period: number;
-  readonly repeats: number;
-  readonly tasks: readonly string[];
-  readonly fns: readonly string[];
-}
+/** A Lasso with its tasks named. */
+export type SuspectedLivelock = Omit<Lasso, "tasks"> & { readonly tasks: readonly string[] };
 
 /** A variant's overrides that no explored run called: the verdict says nothing about them. */
 function overrideWarnings(req: CheckRequest, result: ExploreResult): string[] {

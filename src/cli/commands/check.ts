@@ -24,7 +24,7 @@ import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample, formatCoverage, formatExploreSummary } from "../format-check.js";
 import type { Out } from "../io.js";
 import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
-import { STOP_SIGNALS, signalExit } from "../signals.js";
+import { catchStopSignals, signalExit } from "../signals.js";
 import {
   formatKilled,
   isKilled,
@@ -123,14 +123,8 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
         throw new UsageError("--resume continues one run: give one scenario");
       const checkpointEvery = intFlag("--checkpoint-every", o.checkpointEvery, 0) ?? 60;
       const stepTimeoutMs = intFlag("--step-timeout", o.stepTimeout, 1) ?? 5000;
-      const controller = new AbortController();
       // Ctrl-C, a kill or a closed terminal all stop the search cleanly, with a checkpoint.
-      let stopSignal: NodeJS.Signals | null = null;
-      const onSignal = (sig: NodeJS.Signals) => {
-        stopSignal ??= sig;
-        controller.abort();
-      };
-      for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
+      const caught = catchStopSignals();
       let worst: number = EXIT.ok;
       const docs: unknown[] = [];
       let perfettoFrom: string | null = null;
@@ -168,7 +162,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 pctDepth: intFlag("--pct-depth", o.pctDepth, 1),
                 plainDependence: o.plainDependence === true,
                 coverage: o.coverage === true,
-                signal: controller.signal,
+                signal: caught.signal,
                 onProgress: (p) => {
                   if (o.jsonl) out.data(JSON.stringify({ event: "progress", scenario: target, ...p }));
                   else
@@ -221,6 +215,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 : await runCheckAsync(req);
           out.endProgress();
           if (isKilled(ran)) {
+            const stopSignal = caught.received();
             const code = stopSignal
               ? signalExit(stopSignal)
               : ran.stall
@@ -243,13 +238,14 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
               out.data(formatKilled(labelOf(target, req.config.kernel, req.variantRef), strategy, ran));
               printSeed(out, strategy, seed);
             }
-            if (controller.signal.aborted) break;
+            if (caught.signal.aborted) break;
             continue;
           }
           const outcome = ran;
           // The final checkpoint goes where the periodic ones went (or where --out or a signal asks);
           // a finished search leaves none behind.
           const finalCp = outcome.explore.complete ? undefined : outcome.explore.checkpoint;
+          const stopSignal = caught.received();
           if (finalCp && (checkpoint.written || o.out || stopSignal)) {
             writeCheckpointAt(checkpoint.file, req, finalCp);
             checkpoint.written = true;
@@ -260,7 +256,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           }
           const code = stopSignal
             ? signalExit(stopSignal)
-            : exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
+            : exitFor(outcome, o.failOnIncomplete === true, caught.signal.aborted);
           worst = Math.max(worst, code);
           const doc = jsonDoc(target, req.config.kernel, o.feature, req.variantRef, strategy, seed, outcome);
           if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome);
@@ -296,10 +292,10 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
               o.steps === true,
               checkpoint.written ? checkpoint.file : null,
             );
-          if (controller.signal.aborted) break;
+          if (caught.signal.aborted) break;
         }
       } finally {
-        for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
+        caught.release();
       }
       if (o.perfetto && perfettoFrom === null) out.info(`no counterexample: ${o.perfetto} not written`);
       if (o.json)

@@ -89,7 +89,9 @@ Output: a table on stdout (or one JSON document with --json); --plot FILE.svg|FI
 headline metric (or --plot-metric KEY) against the swept key, one line per run label; --perfetto
 writes the runs' timelines as Chrome Trace Event JSON (ui.perfetto.dev), --trace as the explorer's
 sim trace.
-Exit codes: 0 done, 2 bad input, 70 internal error, 130 interrupted (what finished is printed).
+Exit codes: 0 done, 2 bad input, 4 a loop in your variant module that never reaches a primitive,
+70 internal error, 130 interrupted (within a second, even inside a long point; the points that
+finished are printed).
 
 Examples:
   tdplab simulate defunct-root-zap

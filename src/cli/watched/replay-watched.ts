@@ -1,6 +1,6 @@
 import type { ReplayFiles, recordReplay } from "../../scenarios/replay.js";
 import { EXIT } from "../exit-codes.js";
-import { STOP_SIGNALS, signalExit } from "../signals.js";
+import { catchStopSignals, signalExit } from "../signals.js";
 import { stallMessage } from "./stall.js";
 import { runWatched } from "./watchdog.js";
 
@@ -16,22 +16,17 @@ export async function replayWatched(
   | { kind: "done"; value: Awaited<ReturnType<typeof recordReplay>> }
   | { kind: "killed"; text: string; code: number }
 > {
-  const controller = new AbortController();
-  let stopSignal: NodeJS.Signals | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    stopSignal ??= sig;
-    controller.abort();
-  };
-  for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
+  const caught = catchStopSignals();
   try {
     const w = await runWatched(
       { kind: "replay", replay, files },
       // A replay's choices are all in its string: the beacon need not keep any.
-      { signal: controller.signal, stepTimeoutMs, choiceCapacity: 0, watchTasks: true },
+      { signal: caught.signal, stepTimeoutMs, choiceCapacity: 0, watchTasks: true },
     );
     if (w.kind === "done")
       return { kind: "done", value: w.value as Awaited<ReturnType<typeof recordReplay>> };
     const stall = stallMessage(w);
+    const stopSignal = caught.received();
     const code =
       stopSignal !== null ? signalExit(stopSignal) : stall === null ? EXIT.internal : EXIT.userError;
     const text =
@@ -40,6 +35,6 @@ export async function replayWatched(
         : `replay: error in your module: ${stall.message}\n  ${stall.where}`;
     return { kind: "killed", text, code };
   } finally {
-    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
+    caught.release();
   }
 }
