@@ -3,9 +3,8 @@ import type { Task } from "./task.js";
 
 /**
  * A Beacon over a SharedArrayBuffer: the thread that runs the engine writes, a watchdog thread
- * reads whenever it likes, and neither waits for the other. Only the writer's thread writes, so
- * Atomics.store/load suffice (no read-modify-write); names go into an append-only string table
- * the reader decodes.
+ * reads whenever it likes, and neither waits for the other. Only the writer's thread writes (no
+ * read-modify-write is needed); names go into an append-only string table the reader decodes.
  */
 
 // Int32 slots of the header.
@@ -55,6 +54,9 @@ export class SharedBeacon implements Beacon {
   private readonly encoder = new TextEncoder();
   private nChoices = 0;
   private counter = 0;
+  private task = -1;
+  private fn = -1;
+  private step = -1;
   /** What was published for each level of entered code, to restore on leave(). */
   private readonly stack: number[] = [];
 
@@ -64,50 +66,60 @@ export class SharedBeacon implements Beacon {
     this.cap = v.cap;
     this.ends = v.ends;
     this.bytes = v.bytes;
-    Atomics.store(this.ints, TASK, -1);
-    Atomics.store(this.ints, FN, -1);
+    this.publish();
   }
+
+  // The per-step fields are plain stores: a reader looks hundreds of milliseconds after a write,
+  // and an aligned 32-bit store is never torn, so the fences of Atomics.store would buy nothing
+  // but cost every step. The string table, read by id, is published with Atomics (see id()).
 
   run(): void {
     this.nChoices = 0;
-    Atomics.store(this.ints, OVERFLOW, 0);
-    Atomics.store(this.ints, NCHOICES, 0);
-    Atomics.store(this.ints, RUNS, Atomics.load(this.ints, RUNS) + 1);
+    const ints = this.ints;
+    ints[OVERFLOW] = 0;
+    ints[NCHOICES] = 0;
+    ints[RUNS]++;
   }
 
   choice(value: number): void {
     const n = this.nChoices++;
     if (n >= this.cap) {
-      Atomics.store(this.ints, OVERFLOW, 1);
+      this.ints[OVERFLOW] = 1;
       return;
     }
-    Atomics.store(this.ints, HEADER + n, value);
-    Atomics.store(this.ints, NCHOICES, n + 1);
+    this.ints[HEADER + n] = value;
+    this.ints[NCHOICES] = n + 1;
   }
 
   enter(task: Task, step: number): void {
-    const ints = this.ints;
-    this.stack.push(Atomics.load(ints, TASK), Atomics.load(ints, FN), Atomics.load(ints, STEP));
+    this.stack.push(this.task, this.fn, this.step);
     const f = task.frames;
-    Atomics.store(ints, TASK, this.id(task.name));
-    Atomics.store(ints, FN, this.id(f.length === 0 ? "<task>" : f[f.length - 1]));
-    Atomics.store(ints, STEP, step);
-    Atomics.store(ints, DEPTH, this.stack.length / 3);
-    Atomics.store(ints, COUNTER, ++this.counter);
+    this.task = this.id(task.name);
+    this.fn = this.id(f.length === 0 ? "<task>" : f[f.length - 1]);
+    this.step = step;
+    this.publish();
   }
 
   leave(): void {
-    const ints = this.ints;
     const s = this.stack;
-    Atomics.store(ints, STEP, s.pop() ?? -1);
-    Atomics.store(ints, FN, s.pop() ?? -1);
-    Atomics.store(ints, TASK, s.pop() ?? -1);
-    Atomics.store(ints, DEPTH, s.length / 3);
-    Atomics.store(ints, COUNTER, ++this.counter);
+    this.step = s.pop() ?? -1;
+    this.fn = s.pop() ?? -1;
+    this.task = s.pop() ?? -1;
+    this.publish();
   }
 
   frame(fn: string): void {
-    Atomics.store(this.ints, FN, this.id(fn));
+    this.fn = this.id(fn);
+    this.ints[FN] = this.fn;
+  }
+
+  private publish(): void {
+    const ints = this.ints;
+    ints[TASK] = this.task;
+    ints[FN] = this.fn;
+    ints[STEP] = this.step;
+    ints[DEPTH] = this.stack.length / 3;
+    ints[COUNTER] = ++this.counter;
   }
 
   /** The string table id of `s`, appending it on first use (-1 once the table is full). */
