@@ -37,6 +37,7 @@ export { kvm_create_vm, kvm_vcpu_create, reuse_root_frames, tdp_mmu_alloc_sp } f
 // Every model function a variant may override or call, from every module that defines them.
 export * from "./mmu/kvm_destroy.js";
 export * from "./mmu/mmu_notifier.js";
+export * from "./mmu/page_track.js";
 export { PRESETS, presetByName, resolveFeatures } from "./mmu/presets.js";
 export { vcpuRoundsTask, yieldingRootWalkTask } from "./mmu/protocol_tasks.js";
 export * from "./mmu/pte_list.js";

@@ -3,25 +3,14 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { PROTOCOL_CHECK } from "./test-procs.js";
 
 /**
  * Checkpoints survive what Ctrl-C never sees (issue 15): written every --checkpoint-every
  * seconds, so a run killed with SIGKILL resumes from the last one to the uninterrupted counts;
  * and written on SIGTERM, which exits 143. Through the built CLI, as a user's long run would go.
  */
-const ARGS = [
-  "check",
-  "protocol-v6.4",
-  "--set",
-  "vcpus=1",
-  "--set",
-  "walkers=0",
-  "--set",
-  "fastZaps=1",
-  "--strategy",
-  "dpor",
-  "--json",
-];
+const ARGS = PROTOCOL_CHECK;
 
 interface Doc {
   status: string;

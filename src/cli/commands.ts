@@ -6,6 +6,7 @@ import { registerLitmus } from "./commands/litmus.js";
 import { registerReplay } from "./commands/replay.js";
 import { registerSeeds } from "./commands/seeds.js";
 import { registerSimulate } from "./commands/simulate.js";
+import { registerWorker } from "./commands/worker.js";
 import type { Out } from "./io.js";
 
 /** Sets the process exit code from inside an action. */
@@ -20,4 +21,5 @@ export function registerCommands(program: Command, out: Out, setExit: SetExit): 
   registerSimulate(program, out, setExit);
   registerExplore(program, out, setExit);
   registerLitmus(program, out, setExit);
+  registerWorker(program, out, setExit);
 }

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
+import { QueueError } from "../engine/explore/queue/redis.js";
 import { MODEL_VERSION, TOOL_VERSION } from "../version.js";
 import { registerCommands } from "./commands.js";
 import { EXIT, UsageError } from "./exit-codes.js";
@@ -45,7 +46,8 @@ export async function main(argv: readonly string[], out: Out = processOut()): Pr
         return EXIT.ok;
       return EXIT.usage;
     }
-    if (e instanceof UsageError) {
+    // A queue that cannot be used is the user's set-up to fix (its message is already redacted).
+    if (e instanceof UsageError || e instanceof QueueError) {
       out.info(`tdplab: ${e.message}`);
       return EXIT.usage;
     }

@@ -40,3 +40,44 @@ export function simTable(
   ]);
   return formatTable(header, rows, o.markdown === true);
 }
+
+/** "12.3%" for a busy fraction. */
+function percent(f: number): string {
+  return `${(100 * f).toFixed(1)}%`;
+}
+
+/**
+ * One simulation's CPUs in a line: consecutive CPUs of the same rounded occupancy share an entry
+ * ("cpu0 1.2%, cpu1-62 100.0%, cpu63 3.4%"), so that 65 CPUs still fit.
+ */
+export function occupancyText(occ: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < occ.length; ) {
+    const p = percent(occ[i]);
+    let j = i;
+    while (j + 1 < occ.length && percent(occ[j + 1]) === p) j++;
+    parts.push(`cpu${i}${j > i ? `-${j}` : ""} ${p}`);
+    i = j + 1;
+  }
+  return parts.join(", ");
+}
+
+/**
+ * Host-CPU occupancy of every run that has simulator results, one line per run (its simulations
+ * separated by " | "), under a heading; "" when no run has any.
+ */
+export function occupancyLines(plan: SimPlan, records: readonly SimRecord[]): string {
+  const swept = plan.sweep !== null && plan.sweep.key !== "kernel";
+  const lines: string[] = [];
+  for (const r of records) {
+    const results = r.run.results ?? [];
+    if (results.length === 0) continue;
+    const label = `${r.run.label} ${r.run.kernel}${swept ? ` ${plan.sweep!.key}=${plan.points[r.point].label ?? ""}` : ""}`;
+    lines.push(
+      `  ${label}: ${results.map((x) => occupancyText(x.perCpu.map((c) => c.occupancy))).join(" | ")}`,
+    );
+  }
+  return lines.length === 0
+    ? ""
+    : ["host-CPU occupancy (busy fraction per CPU, spinning included):", ...lines].join("\n");
+}

@@ -45,6 +45,25 @@ describe("tdplab simulate --json: RCU", () => {
   });
 });
 
+describe("tdplab simulate: host-CPU occupancy", () => {
+  it("--json carries each run's per-CPU busy fractions; the table is followed by them", async () => {
+    const doc = await json("simulate", "unbound-zap-worker", "--set", "guestSize=1GiB");
+    const bound = doc.runs.find((r) => r.label === "bound/none")!;
+    expect(bound.perCpu).toHaveLength(1);
+    const cpus = bound.perCpu[0];
+    expect(cpus.map((c) => c.cpu)).toEqual([0, 1, 2, 3]);
+    // The bound worker's CPU (cpus-2) is the busiest, and its figure is the run's metric's source.
+    expect(Math.max(...cpus.map((c) => c.occupancy))).toBe(cpus[2].occupancy);
+    expect(bound.metrics.rtCpuOccupancy).toBe(cpus[0].occupancy);
+    for (const c of cpus) expect(c.busyNs).toBeGreaterThanOrEqual(c.execNs);
+    const out = memoryOut();
+    expect(await main(["simulate", "unbound-zap-worker", "--set", "guestSize=1GiB"], out)).toBe(0);
+    const text = out.stdout.join("\n");
+    expect(text).toMatch(/host-CPU occupancy \(busy fraction per CPU, spinning included\):/);
+    expect(text).toMatch(new RegExp(`  bound/none v6\\.4: cpu0 ${(100 * cpus[0].occupancy).toFixed(1)}%`));
+  });
+});
+
 /** The built CLI: a variant module outside the checkout imports "tdplab", which the CLI resolves. */
 function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8" });

@@ -230,7 +230,8 @@ describe("tdplab simulate --plot", () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`wrote ${svg}`);
     const text = readFileSync(svg, "utf8");
-    expect(text.match(/<path class="series"/g)).toHaveLength(2);
+    // Observable Plot draws each run label's line as a <g aria-label="line"> of its own.
+    expect(text.match(/aria-label="line"><path d="M/g)).toHaveLength(2);
     expect(text).toContain("fixture-formula: vcpuBlockedMs vs guestSize");
     expect(text).toContain("64GiB");
     const png = join(dir, "p.png");

@@ -54,6 +54,13 @@ export interface AccessOp {
    * checker, the block's steps and prices to the simulator.
    */
   readonly bulk?: BulkProfile;
+  /**
+   * A timer: the task reaches this access only `delayNs` virtual nanoseconds after its previous
+   * step, sleeping off its CPU meanwhile (hrtimer_nanosleep). The checker ignores it: every delay is
+   * one of the interleavings it already explores. The simulator measures the wake-up latency from
+   * the timer's expiry to the access.
+   */
+  readonly delayNs?: number;
 }
 
 /** Create a task. Handled inline: the yield returns the new task's id. */

@@ -136,6 +136,104 @@ describe("qrwlock fairness", () => {
   });
 
   /**
+   * The same race with r2 in interrupt context (softirq, as an RCU callback runs): it does not queue
+   * behind the waiting writer (queued_read_lock_slowpath's in_interrupt() test), so in every schedule
+   * it gets in before the writer; and a writer that holds the lock still keeps it out.
+   */
+  it("a reader in interrupt context passes a waiting writer, but not a holding one, over all schedules", () => {
+    let passed = 0;
+    let runs = 0;
+    const r = enumerateAll(({ spawn }) => {
+      bootMachine();
+      const l = new RwLock("mmu_lock");
+      let r1Holds = false;
+      let writers = 0;
+      let irqInside = false;
+      let irqWasIn = false;
+      spawn(
+        "r1",
+        (function* () {
+          yield* read_lock(l);
+          r1Holds = true;
+          yield awaitCond(l, "until the irq reader got in", () => irqWasIn);
+          yield* read_unlock(l);
+        })(),
+      );
+      spawn(
+        "w",
+        (function* () {
+          yield awaitCond(l, "until r1 holds the lock", () => r1Holds);
+          yield* write_lock(l);
+          writers++;
+          WARN_ON(irqInside, "writer got the lock while the irq reader was inside");
+          writers--;
+          yield* write_unlock(l);
+        })(),
+      );
+      spawn(
+        "irq",
+        (function* () {
+          yield awaitCond(l, "until a writer waits", () => l.waiting);
+          ktask().inSoftirq = true;
+          yield* read_lock(l);
+          WARN_ON(writers > 0, "irq reader inside with a writer");
+          irqInside = true;
+          irqWasIn = true;
+          passed++;
+          yield* read_unlock(l);
+          irqInside = false;
+          ktask().inSoftirq = false;
+          runs++;
+        })(),
+      );
+    });
+    expect(r.complete).toBe(true);
+    expect(r.firstViolation).toBeNull();
+    expect(runs).toBe(r.executions);
+    expect(passed).toBe(r.executions);
+  });
+
+  it("a reader in interrupt context spins while a writer holds the lock, and its bias keeps the next writer out", () => {
+    const r = enumerateAll(({ spawn }) => {
+      bootMachine();
+      const l = new RwLock("mmu_lock");
+      const order: string[] = [];
+      let w1Holds = false;
+      spawn(
+        "w1",
+        (function* () {
+          yield* write_lock(l);
+          w1Holds = true;
+          yield awaitCond(l, "until the irq reader spins", () => l.irqSpinners === 1);
+          yield* write_unlock(l);
+        })(),
+      );
+      spawn(
+        "irq",
+        (function* () {
+          yield awaitCond(l, "until w1 holds the lock", () => w1Holds);
+          ktask().inSoftirq = true;
+          yield* read_lock(l);
+          order.push("irq");
+          yield* read_unlock(l);
+          ktask().inSoftirq = false;
+        })(),
+      );
+      spawn(
+        "w2",
+        (function* () {
+          yield awaitCond(l, "until the irq reader spins", () => l.irqSpinners === 1 || order.length > 0);
+          yield* write_lock(l);
+          WARN_ON(order.length === 0, "a writer took the lock from under a spinning irq reader");
+          yield* write_unlock(l);
+        })(),
+      );
+    });
+    expect(r.complete).toBe(true);
+    expect(r.firstViolation).toBeNull();
+  });
+
+  /**
    * Tasks that had to queue get the lock in queue order, whatever mix of
    * readers and writers: the reader at the head waits only for a writer that
    * holds the lock, and a writer waiting behind it cannot set _QW_WAITING

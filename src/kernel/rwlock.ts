@@ -9,7 +9,7 @@ import {
   lockdep_assert_held_read,
   lockdep_assert_held_write,
 } from "./lockdep.js";
-import { machine } from "./machine.js";
+import { ktask, machine } from "./machine.js";
 import { cond_resched, need_resched, preempt_disable, preempt_enable } from "./sched.js";
 import { commutingOp, op, Shared, touch } from "./shared.js";
 
@@ -18,12 +18,21 @@ import { commutingOp, op, Shared, touch } from "./shared.js";
  * a reader takes the fast path unless a writer holds the lock or is waiting;
  * everyone else queues FIFO on the wait_lock. The writer at the head of the
  * queue sets _QW_WAITING, which turns new readers away, then waits for the
- * readers to drain. So a waiting writer blocks new readers.
+ * readers to drain. So a waiting writer blocks new readers in process context,
+ * and a writer behind a stream of readers waits for the readers already inside,
+ * not for the stream. Readers in interrupt context (in_interrupt(): softirq,
+ * here an RCU callback) are the exception: they never queue and only wait for a
+ * writer that holds the lock, so they do pass a waiting writer.
  */
 export class RwLock extends Shared {
   /** Task ids of the current readers (a multiset). */
   readonly readers: number[] = [];
   writer = -1;
+  /**
+   * Readers in interrupt context spinning for a writer to let go: their _QR_BIAS is already in the
+   * lock word, so no writer can take the lock from under them.
+   */
+  irqSpinners = 0;
   /** _QW_WAITING: set by the writer at the queue head. */
   waiting = false;
   /** Tasks queued on the wait_lock, head first. */
@@ -37,13 +46,23 @@ function me(): number {
   return host().current.id;
 }
 
-/** read_lock(). */
+/** read_lock(): queued_read_lock() and queued_read_lock_slowpath() (kernel/locking/qrwlock.c, v6.x). */
 export function* read_lock(l: RwLock): Gen<void> {
   if (lock_recursion(l, "read")) throw new TaskAbort(`read_lock(${l.name}) while holding it for write`);
   const id = me();
+  // in_interrupt(): the slow path's first test, before the reader would give its bias back and queue.
+  const inInterrupt = ktask().inSoftirq;
   yield op("acquire", l, "read_lock");
   touch(l, "read_lock");
-  if (l.writer === -1 && !l.waiting) {
+  if (l.writer === -1 && (!l.waiting || inInterrupt)) {
+    l.readers.push(id);
+  } else if (inInterrupt) {
+    // Its bias stays in the count, so a writer still waiting cannot take the lock under it; it only
+    // spins until the writer that holds the lock lets go.
+    l.irqSpinners++;
+    yield op("acquire", l, "read_lock slowpath: in_interrupt, wait for the writer", () => l.writer === -1);
+    touch(l, "read_lock slowpath");
+    l.irqSpinners--;
     l.readers.push(id);
   } else {
     // queued_read_lock_slowpath: queue, and at the head wait only for the writer to go.
@@ -77,7 +96,7 @@ export function* write_lock(l: RwLock): Gen<void> {
   const id = me();
   yield op("acquire", l, "write_lock");
   touch(l, "write_lock");
-  if (l.readers.length === 0 && l.writer === -1 && !l.waiting) {
+  if (l.readers.length === 0 && l.irqSpinners === 0 && l.writer === -1 && !l.waiting) {
     l.writer = id;
   } else {
     // queued_write_lock_slowpath: reach the head, announce _QW_WAITING, wait for readers to drain.
@@ -89,7 +108,7 @@ export function* write_lock(l: RwLock): Gen<void> {
       "acquire",
       l,
       "write_lock slowpath: wait for readers",
-      () => l.readers.length === 0 && l.writer === -1,
+      () => l.readers.length === 0 && l.irqSpinners === 0 && l.writer === -1,
     );
     touch(l, "write_lock slowpath");
     l.waiting = false;
@@ -150,5 +169,6 @@ export function* cond_resched_rwlock_write(l: RwLock): Gen<boolean> {
 export function describeRwLock(l: RwLock): string {
   const holders =
     l.writer !== -1 ? `writer T${l.writer}` : l.readers.length ? `readers T${l.readers.join(",T")}` : "free";
-  return `${l.name} [${holders}${l.waiting ? ", writer waiting" : ""}${l.queue.length ? `, queue T${l.queue.join(",T")}` : ""}]`;
+  const irq = l.irqSpinners ? `, ${l.irqSpinners} in_interrupt reader(s) spinning` : "";
+  return `${l.name} [${holders}${irq}${l.waiting ? ", writer waiting" : ""}${l.queue.length ? `, queue T${l.queue.join(",T")}` : ""}]`;
 }

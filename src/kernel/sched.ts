@@ -91,3 +91,17 @@ export function* cond_resched(): Gen<boolean> {
   }
   return false;
 }
+
+/**
+ * hrtimer_nanosleep() (kernel/time/hrtimer.c, v6.x), as clock_nanosleep() reaches it: sleep `ns`
+ * on a high-resolution timer, off the CPU, then run again once the scheduler gives the CPU back.
+ * The checker sees one point on a task-private object (every delay is an interleaving it explores
+ * anyway); the simulator wakes the task when the timer expires and measures how long it then
+ * waited for its CPU (SimTaskStats.wakeLatency).
+ */
+export function* hrtimer_nanosleep(ns: number): Gen<void> {
+  __might_sleep("hrtimer_nanosleep()");
+  const k = ktask();
+  k.needResched = false;
+  yield { kind: "read", obj: k.rcuObj, fn: currentFn(), step: "hrtimer_nanosleep", delayNs: ns };
+}

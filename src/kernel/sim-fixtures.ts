@@ -1,9 +1,10 @@
 import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
+import { type SimOptions, type SimResult, simulate } from "../engine/sim/simulator.js";
 import { Atomic, READ_ONCE, WRITE_ONCE } from "./atomic.js";
 import { bootMachine } from "./machine.js";
-import { simMachineConfig } from "./sim-view.js";
+import { kernelView, simMachineConfig } from "./sim-view.js";
 import { Spinlock, spin_lock, spin_unlock } from "./spinlock.js";
 
 /**
@@ -36,4 +37,16 @@ export function spinlockContention(work: number, costKind = "work"): Program {
       })(),
     );
   };
+}
+
+/** simulate() with the kernel layer's view of tasks. */
+export function simulateKernel(p: Program, o: Omit<SimOptions, "kernel">): SimResult {
+  return simulate(p, { kernel: kernelView, ...o });
+}
+
+/** The statistics of the task called `name` (throws if there is none). */
+export function taskStats(r: SimResult, name: string): SimResult["perTask"][number] {
+  const t = r.perTask.find((p) => p.name === name);
+  if (t === undefined) throw new Error(`no task ${name}`);
+  return t;
 }

@@ -3,24 +3,13 @@ import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { DEFAULT_COSTS } from "../engine/sim/cost-model.js";
-import { type SimOptions, type SimResult, simulate as simulateWith } from "../engine/sim/simulator.js";
 import { Atomic, atomic_fetch_add, READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
 import { bootMachine } from "../kernel/machine.js";
 import { synchronize_rcu } from "../kernel/rcu.js";
 import { cond_resched } from "../kernel/sched.js";
 import { Spinlock, spin_lock } from "../kernel/spinlock.js";
-import { spinlockContention } from "./sim-fixtures.js";
-import { kernelView, simMachineConfig } from "./sim-view.js";
-
-/** simulate() with the kernel layer's view of tasks. */
-const simulate = (p: Program, o: Omit<SimOptions, "kernel">): SimResult =>
-  simulateWith(p, { kernel: kernelView, ...o });
-
-function task(r: SimResult, name: string) {
-  const t = r.perTask.find((p) => p.name === name);
-  if (t === undefined) throw new Error(`no task ${name}`);
-  return t;
-}
+import { simulateKernel as simulate, spinlockContention, taskStats as task } from "./sim-fixtures.js";
+import { simMachineConfig } from "./sim-view.js";
 
 /** Holder takes the lock first (CPU 0), does `work` units of priced work inside, and releases it. */
 const contention = (work: number): Program => spinlockContention(work);

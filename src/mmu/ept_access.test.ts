@@ -8,6 +8,7 @@ import { RoundRobinScheduler } from "../engine/scheduler.js";
 import { defineVariant, type Variant } from "../index.js";
 import { type Atomic, WRITE_ONCE } from "../kernel/atomic.js";
 import { write_lock, write_unlock } from "../kernel/rwlock.js";
+import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
 import { runCheck } from "../scenarios/check.js";
 import { resolveScenario, resolveVariant, runConfigFor } from "../scenarios/resolve.js";
 import { type EptAccess, ept_access } from "./ept_access.js";
@@ -285,7 +286,10 @@ describe("the fast page fault (write-protection faults on the modelled CPU)", ()
       yield* kvm_mmu_load(v);
       yield* guestAccess(v, { gfn: 0, write: true }, false, 2);
       yield* vcpu_exit_guest(v);
+      // As KVM_SET_USER_MEMORY_REGION does it: the flush is owed until slots_lock is released.
+      yield* mutex_lock(k.slots_lock);
       yield* kvm_mmu_slot_remove_write_access(k, k.memslots[0], 1);
+      yield* mutex_unlock(k.slots_lock);
       yield* vcpu_enter_guest(v);
       o.push(yield* ept_access(v, 0, true));
       yield* vcpu_exit_guest(v);

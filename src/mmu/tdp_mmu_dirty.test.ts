@@ -4,6 +4,7 @@ import type { Program, RunResult } from "../engine/runtime.js";
 import { runProgram } from "../engine/runtime.js";
 import { RoundRobinScheduler } from "../engine/scheduler.js";
 import { read_lock, read_unlock, write_lock, write_unlock } from "../kernel/rwlock.js";
+import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
 import { is_dirty_spte, is_writable_pte, SPTE_BIT } from "./spte.js";
 import {
   clear_dirty_gfn_range,
@@ -51,6 +52,17 @@ function run(program: Program): RunResult {
   return runProgram(program, { scheduler: new RoundRobinScheduler() });
 }
 
+/**
+ * As dirty logging calls these walks: with slots_lock held, flushing after mmu_lock is dropped
+ * and before slots_lock is (kvm_mmu_slot_apply_flags(), kvm_get_dirty_log_protect()).
+ */
+function* dirtyLogIoctl(w: W, locked: Gen<void>, flush = true): Gen<void> {
+  yield* mutex_lock(w.kvm.slots_lock);
+  yield* locked;
+  if (flush) yield* kvm_flush_remote_tlbs(w.kvm);
+  yield* mutex_unlock(w.kvm.slots_lock);
+}
+
 const leavesWhere = (w: W, pred: (spte: number) => boolean) =>
   peekLeaves(w.kvm, w.root)
     .filter(([, , s]) => pred(s))
@@ -59,14 +71,17 @@ const leavesWhere = (w: W, pred: (spte: number) => boolean) =>
 describe("dirty logging", () => {
   it("wrprot_gfn_range makes leaves at or above min_level in range read-only, once", () => {
     const { program, w } = prog([
-      function* (w) {
-        yield* read_lock(w.kvm.mmu_lock);
-        w.out.push(yield* wrprot_gfn_range(w.kvm, w.root, 1, 9, 2));
-        w.out.push(yield* wrprot_gfn_range(w.kvm, w.root, 1, 9, 2));
-        w.out.push(yield* wrprot_gfn_range(w.kvm, w.root, 1, 3, 1));
-        yield* read_unlock(w.kvm.mmu_lock);
-        yield* kvm_flush_remote_tlbs(w.kvm);
-      },
+      (w) =>
+        dirtyLogIoctl(
+          w,
+          (function* () {
+            yield* read_lock(w.kvm.mmu_lock);
+            w.out.push(yield* wrprot_gfn_range(w.kvm, w.root, 1, 9, 2));
+            w.out.push(yield* wrprot_gfn_range(w.kvm, w.root, 1, 9, 2));
+            w.out.push(yield* wrprot_gfn_range(w.kvm, w.root, 1, 3, 1));
+            yield* read_unlock(w.kvm.mmu_lock);
+          })(),
+        ),
     ]);
     expect(run(program).violations).toEqual([]);
     expect(w().out).toEqual([true, false, true]);
@@ -76,12 +91,16 @@ describe("dirty logging", () => {
 
   it("clear_dirty_gfn_range clears D in range", () => {
     const { program, w } = prog([
-      function* (w) {
-        yield* read_lock(w.kvm.mmu_lock);
-        w.out.push(yield* clear_dirty_gfn_range(w.kvm, w.root, 2, 5));
-        w.out.push(yield* clear_dirty_gfn_range(w.kvm, w.root, 2, 5));
-        yield* read_unlock(w.kvm.mmu_lock);
-      },
+      (w) =>
+        dirtyLogIoctl(
+          w,
+          (function* () {
+            yield* read_lock(w.kvm.mmu_lock);
+            w.out.push(yield* clear_dirty_gfn_range(w.kvm, w.root, 2, 5));
+            w.out.push(yield* clear_dirty_gfn_range(w.kvm, w.root, 2, 5));
+            yield* read_unlock(w.kvm.mmu_lock);
+          })(),
+        ),
     ]);
     expect(run(program).violations).toEqual([]);
     expect(w().out).toEqual([true, false]);
@@ -90,11 +109,15 @@ describe("dirty logging", () => {
 
   it("clear_dirty_pt_masked clears D on the 4K leaves of the mask only", () => {
     const { program, w } = prog([
-      function* (w) {
-        yield* write_lock(w.kvm.mmu_lock);
-        yield* clear_dirty_pt_masked(w.kvm, w.root, 0, 0b110101n, false);
-        yield* write_unlock(w.kvm.mmu_lock);
-      },
+      (w) =>
+        dirtyLogIoctl(
+          w,
+          (function* () {
+            yield* write_lock(w.kvm.mmu_lock);
+            yield* clear_dirty_pt_masked(w.kvm, w.root, 0, 0b110101n, false);
+            yield* write_unlock(w.kvm.mmu_lock);
+          })(),
+        ),
     ]);
     expect(run(program).violations).toEqual([]);
     // Bits 0 and 2 are 4K leaves; bit 4 and 5 fall in the 2M leaf (skipped: not 4K).
@@ -128,11 +151,15 @@ describe("dirty logging", () => {
 
   it("write-protecting concurrently with a fault: no violation in any schedule", () => {
     const { program } = prog([
-      function* (w) {
-        yield* read_lock(w.kvm.mmu_lock);
-        yield* wrprot_gfn_range(w.kvm, w.root, 0, 16, 1);
-        yield* read_unlock(w.kvm.mmu_lock);
-      },
+      (w) =>
+        dirtyLogIoctl(
+          w,
+          (function* () {
+            yield* read_lock(w.kvm.mmu_lock);
+            yield* wrprot_gfn_range(w.kvm, w.root, 0, 16, 1);
+            yield* read_unlock(w.kvm.mmu_lock);
+          })(),
+        ),
       function* (w) {
         yield* kvm_tdp_mmu_page_fault(w.vcpu, 13, true, { maxLevel: 1 });
       },
@@ -143,5 +170,46 @@ describe("dirty logging", () => {
     });
     expect(bad).toBe(0);
     expect(res.complete).toBe(true);
+  });
+
+  it.each([
+    ["write-protecting", "write-protected"],
+    ["cleaning", "made clean"],
+  ] as const)("invariant 17: %s for dirty logging owes a flush until slots_lock is released", (_, what) => {
+    const walk = (w: W) =>
+      (function* () {
+        yield* read_lock(w.kvm.mmu_lock);
+        if (what === "write-protected") yield* wrprot_gfn_range(w.kvm, w.root, 0, 4, 1);
+        else yield* clear_dirty_gfn_range(w.kvm, w.root, 0, 4);
+        yield* read_unlock(w.kvm.mmu_lock);
+      })();
+    // Flushing after mmu_lock is dropped is fine while slots_lock is held; not flushing is not.
+    expect(run(prog([(w) => dirtyLogIoctl(w, walk(w))]).program).violations).toEqual([]);
+    const v = run(prog([(w) => dirtyLogIoctl(w, walk(w), false)]).program).violations;
+    expect(v[0]?.invariant).toBe("inv17-no-lost-flush");
+    expect(v[0]?.message).toContain(`dropped slots_lock owing a TLB flush for gfns [0, 1) ${what}`);
+  });
+
+  it("invariant 17: write-protecting without slots_lock owes the flush before mmu_lock is dropped", () => {
+    const unflushed = prog([
+      function* (w) {
+        yield* write_lock(w.kvm.mmu_lock);
+        yield* write_protect_gfn(w.kvm, w.root, 1, 1);
+        yield* write_unlock(w.kvm.mmu_lock);
+        yield* kvm_flush_remote_tlbs(w.kvm);
+      },
+    ]);
+    expect(run(unflushed.program).violations[0]?.message).toContain(
+      "dropped mmu_lock owing a TLB flush for gfns [1, 2) write-protected",
+    );
+    const flushed = prog([
+      function* (w) {
+        yield* write_lock(w.kvm.mmu_lock);
+        yield* write_protect_gfn(w.kvm, w.root, 1, 1);
+        yield* kvm_flush_remote_tlbs(w.kvm);
+        yield* write_unlock(w.kvm.mmu_lock);
+      },
+    ]);
+    expect(run(flushed.program).violations).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@ import { andMask } from "../kernel/atomic.js";
 import { lockdep_assert_held_write } from "../kernel/lockdep.js";
 import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { BUG_ON } from "../kernel/warn.js";
+import { ghost_spte_protected } from "./invariants/pages.js";
 import { ROLE } from "./role.js";
 import { is_last_spte, is_shadow_present_pte, SPTE_BIT } from "./spte.js";
 import {
@@ -124,7 +125,9 @@ export const clear_dirty_pt_masked = modelFn(
       if (iter.level > PG_LEVEL_4K || (mask & bit) === 0n) return undefined;
       mask &= ~bit;
       if (andMask(iter.old_spte, dbit) === 0) return undefined;
+      // Like the kernel, the iterator keeps the value from before the clear.
       iter.old_spte = yield* tdp_mmu_clear_spte_bits(iter.sptep, iter.old_spte, dbit, iter.level);
+      ghost_spte_protected(kvm, iter.sptep, iter.gfn, 1, iter.old_spte, clearBits(iter.old_spte, dbit));
       return undefined;
     });
     yield* rcu_read_unlock();

@@ -9,6 +9,7 @@ import { WARN_ON_ONCE } from "../kernel/warn.js";
 import { fast_page_fault } from "./fast_page_fault.js";
 import { hostStateIfAny } from "./host_mm.js";
 import { defaultHostPfn, pagesPerHpage } from "./kvm.js";
+import { mmu_try_to_unsync_pages } from "./page_track.js";
 import { ROLE } from "./role.js";
 import {
   is_frozen_spte,
@@ -248,14 +249,26 @@ export const tdp_mmu_map_handle_target_level = modelFn(
     if (WARN_ON_ONCE(sp.level !== fault.goal_level, "sp->role.level != fault->goal_level"))
       return "RET_PF_RETRY";
 
-    // make_spte(): accessed unless prefetched; writable if the host mapping is.
+    // make_spte(): accessed unless prefetched; writable if the host mapping is, unless the page is
+    // write-tracked (then every guest write must exit, and a write fault is emulated).
+    let writable = fault.map_writable;
+    let wrprot = false;
+    if (
+      writable &&
+      !is_writable_pte(iter.old_spte) &&
+      (yield* mmu_try_to_unsync_pages(fault.slot, fault.gfn)) !== 0
+    ) {
+      writable = false;
+      wrprot = true;
+    }
     const new_spte = make_leaf_spte({
       pfn: fault.pfn,
       level: iter.level,
-      writable: fault.map_writable,
+      writable,
       accessed: !fault.prefetch,
     });
-    if (new_spte === iter.old_spte) return "RET_PF_SPURIOUS";
+    const done: RetPf = wrprot && fault.write ? "RET_PF_EMULATE" : "RET_PF_FIXED";
+    if (new_spte === iter.old_spte) return done === "RET_PF_FIXED" ? "RET_PF_SPURIOUS" : done;
     // make_spte(): a writable SPTE in a dirty-logged slot logs the page before it is installed.
     const slot = fault.slot;
     if (slot !== null && (slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0 && is_writable_pte(new_spte)) {
@@ -265,7 +278,7 @@ export const tdp_mmu_map_handle_target_level = modelFn(
     if (is_shadow_present_pte(iter.old_spte) && !is_last_spte(iter.old_spte, iter.level)) {
       yield* kvm_flush_remote_tlbs_gfn(kvm, iter.gfn, iter.level);
     }
-    return "RET_PF_FIXED";
+    return done;
   },
 );
 

@@ -25,6 +25,7 @@ import {
   check_sp_free,
   ghost_sp_linked,
   ghost_spte_frozen,
+  ghost_spte_protected,
   ghost_spte_zapped,
 } from "./invariants/pages.js";
 import { free_root_frame, pagesPerHpage, tdp_mmu_alloc_sp } from "./kvm.js";
@@ -183,9 +184,10 @@ export const tdp_mmu_clear_spte_bits_atomic = modelFn(
 /** Bookkeeping for the invariant checks after an SPTE write (ghost only). */
 function noteWrite(kvm: Kvm, sptep: Atomic, gfn: number, level: number, old: number, new_spte: number): void {
   if (new_spte === FROZEN_SPTE) ghost_spte_frozen(kvm, sptep);
-  if (is_shadow_present_pte(old) && !is_shadow_present_pte(new_spte)) {
-    ghost_spte_zapped(kvm, sptep, gfn, pagesPerHpage(kvm.geometry, level), old);
-  }
+  if (!is_shadow_present_pte(old)) return;
+  const npages = pagesPerHpage(kvm.geometry, level);
+  if (!is_shadow_present_pte(new_spte)) ghost_spte_zapped(kvm, sptep, gfn, npages, old);
+  else ghost_spte_protected(kvm, sptep, gfn, npages, old, new_spte);
 }
 
 /**

@@ -1,11 +1,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, extname, resolve } from "node:path";
-import { type LinePlotSpec, layoutLinePlot } from "./line-plot.js";
-import { encodePng } from "./png.js";
-import { rasterize } from "./raster.js";
-import { sceneToSvg } from "./svg.js";
+import { linePlotSvg } from "./observable.js";
+import { svgToPng } from "./png.js";
+import type { LinePlotSpec } from "./spec.js";
 
-export type { LinePlotSpec, LineSeries, XAxis } from "./line-plot.js";
+export type { LinePlotSpec, LineSeries, XAxis } from "./spec.js";
 
 export type PlotFormat = "svg" | "png";
 
@@ -15,12 +14,10 @@ export function plotFormatOf(file: string): PlotFormat | null {
   return e === ".svg" ? "svg" : e === ".png" ? "png" : null;
 }
 
-/** Render a line plot as an SVG document or PNG bytes. */
+/** Render a line plot as an SVG document (Observable Plot) or PNG bytes (that SVG through resvg). */
 export function renderLinePlot(spec: LinePlotSpec, format: PlotFormat): string | Buffer {
-  const scene = layoutLinePlot(spec);
-  if (format === "svg") return sceneToSvg(scene);
-  const cv = rasterize(scene);
-  return encodePng(cv.width, cv.height, cv.data);
+  const svg = linePlotSvg(spec);
+  return format === "svg" ? svg : svgToPng(svg);
 }
 
 /** Write the plot to `file` (format from its extension; parent directories created). */

@@ -1,6 +1,6 @@
 import { formatDuration, formatSetting, formatSize, type SimPlan } from "../scenarios/sim/params.js";
 import type { SimRecord } from "../scenarios/sim/run-plan.js";
-import type { LinePlotSpec, LineSeries, XAxis } from "./line-plot.js";
+import type { LinePlotSpec, LineSeries, XAxis } from "./spec.js";
 
 /**
  * The line plot of a simulation: x is the swept key (numeric for sizes and numbers, categories for
@@ -33,6 +33,7 @@ export function simPlotSpec(plan: SimPlan, records: readonly SimRecord[], metric
         kind: "numeric",
         values: plan.points.map((_, i) => xOf(i) as number),
         format: spec?.kind === "size" ? formatSize : spec === undefined ? formatDuration : undefined,
+        binary: spec?.kind === "size",
       }
     : { kind: "category", values: plan.points.map((_, i) => String(xOf(i))) };
   const labels = [...new Set(records.map((r) => r.run.label))];

@@ -1,6 +1,8 @@
 import { basename, resolve as resolvePath } from "node:path";
 import { DEFAULT_MAX_STEPS, explore, exploreAsync } from "../engine/explore/explore.js";
 import { exploreParallel } from "../engine/explore/parallel.js";
+import type { RedisTarget } from "../engine/explore/queue/redis.js";
+import { QueueTransport } from "../engine/explore/queue/transport.js";
 import { shrink } from "../engine/explore/shrink.js";
 import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
 import { findLasso, type Lasso } from "../engine/lasso.js";
@@ -17,6 +19,7 @@ import { contentHash, isBuiltinScenarioName, isBuiltinVariantName } from "./cont
 import { overridesOf, type RunConfig, type Variant } from "./define.js";
 import { PROGRAM_FACTORY_MODULE, type ScenarioProgramArgs } from "./program-factory.js";
 import type { ResolvedScenario } from "./resolve.js";
+import { shipProgram } from "./ship.js";
 
 /** One check request, fully resolved. */
 export interface CheckRequest {
@@ -159,14 +162,29 @@ export async function runCheckAsync(req: CheckRequest): Promise<CheckOutcome> {
   return finish(req, prep, await exploreAsync(prep.program, prep.options));
 }
 
+/** Where a parallel check's jobs run when not on this machine's threads: a queue's workers. */
+export interface QueueRun {
+  readonly target: RedisTarget;
+  readonly queueName: string;
+  /** tdplab and model version, which workers compare with their own. */
+  readonly version: string;
+  readonly note?: (line: string) => void;
+}
+
 /**
- * The same over `jobs` worker threads. Workers rebuild the program from plain data: the
- * scenario and the variant by name or absolute path (each thread loads user modules itself) and
- * the configuration this thread resolved.
+ * The same over `jobs` worker threads, or over the workers of a queue. Workers rebuild the program
+ * from plain data: the scenario and the variant by name or absolute path (each thread loads user
+ * modules itself; a queue's workers get the files' content, see ship.ts) and the configuration
+ * this thread resolved. With a queue, `jobs` is half the number of items kept in flight.
  */
-export async function runCheckParallel(req: CheckRequest, jobs: number): Promise<CheckOutcome> {
+export async function runCheckParallel(
+  req: CheckRequest,
+  jobs: number,
+  queue?: QueueRun,
+  splitDepth?: number,
+): Promise<CheckOutcome> {
   const prep = prepare(req);
-  const { overrides: _o, onExecution: _e, resumeFrom: _r, ...options } = prep.options;
+  const { overrides: _o, onExecution: _e, ...options } = prep.options;
   const ref = req.scenario.ref;
   const vref = req.variantRef;
   // Worker threads load the variant themselves: it must have a name or a path.
@@ -177,11 +195,18 @@ export async function runCheckParallel(req: CheckRequest, jobs: number): Promise
     variant: vref === null || isBuiltinVariantName(vref) ? vref : resolvePath(vref),
     config: req.config,
   };
-  const result = await exploreParallel(
-    { module: PROGRAM_FACTORY_MODULE, export: "scenarioProgram", args },
-    { ...options, jobs },
-  );
-  return finish(req, prep, result);
+  const transport =
+    queue === undefined ? undefined : await QueueTransport.open({ ...queue, program: shipProgram(args) });
+  try {
+    const result = await exploreParallel(
+      { module: PROGRAM_FACTORY_MODULE, export: "scenarioProgram", args },
+      { ...options, jobs, transport, splitDepth },
+    );
+    return finish(req, prep, result);
+  } finally {
+    // exploreParallel closes it too, unless it failed before it started.
+    await transport?.close();
+  }
 }
 
 interface Prepared {

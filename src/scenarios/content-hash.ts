@@ -5,7 +5,12 @@ import { BUILTIN_VARIANTS } from "./variants/index.js";
 
 /** SHA-256 of a file's content, hex, first 16 digits: what replay strings and checkpoints record. */
 export function contentHash(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex").slice(0, 16);
+  return contentHashOf(readFileSync(path));
+}
+
+/** The same hash of content in hand (a file shipped to a queue's workers). */
+export function contentHashOf(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex").slice(0, 16);
 }
 
 export function isBuiltinScenarioName(ref: string): boolean {

@@ -3,6 +3,7 @@ import { bootMachine } from "../kernel/machine.js";
 import { register_page_table_checks } from "../mmu/invariants/pages.js";
 import { registerInvariants } from "../mmu/invariants/roots.js";
 import { kvm_create_vm, kvm_vcpu_create } from "../mmu/kvm.js";
+import { writeTrackTask } from "../mmu/page_track.js";
 import { vcpuRoundsTask, yieldingRootWalkTask } from "../mmu/protocol_tasks.js";
 import { kvm_mmu_init_tdp_mmu } from "../mmu/tdp_mmu_invalidate.js";
 import type { Kvm, Vcpu } from "../mmu/types.js";
@@ -83,6 +84,9 @@ function spawnTask(
       return;
     case "dirty-log-clear":
       spawn(name, dirtyLogClearTask(kvm, slot(t.slot)));
+      return;
+    case "write-track":
+      spawn(name, writeTrackTask(kvm, t.gfn));
       return;
     case "destroy-vm":
       spawn(name, destroyVmTask(kvm));

@@ -185,6 +185,7 @@ describe("names come from the MMU model", () => {
       "age",
       "dirty-log-enable",
       "dirty-log-clear",
+      "write-track",
       "destroy-vm",
     ]);
   });

@@ -211,6 +211,10 @@ export const DirtyLogClearTaskSchema = z
   .strictObject({ kind: z.literal("dirty-log-clear"), name: taskName, slot })
   .describe("KVM_CLEAR_DIRTY_LOG on a slot");
 
+export const WriteTrackTaskSchema = z
+  .strictObject({ kind: z.literal("write-track"), name: taskName, gfn: gfn.describe("guest frame number") })
+  .describe("kvm_write_track_add_gfn(): start write-tracking a page, as KVMGT does for a shadowed GTT page");
+
 export const DestroyVmTaskSchema = z
   .strictObject({ kind: z.literal("destroy-vm"), name: taskName })
   .describe("kvm_destroy_vm(): teardown; at most one, and the last task");
@@ -224,6 +228,7 @@ export const TaskSchema = z.discriminatedUnion("kind", [
   AgeTaskSchema,
   DirtyLogEnableTaskSchema,
   DirtyLogClearTaskSchema,
+  WriteTrackTaskSchema,
   DestroyVmTaskSchema,
 ]);
 
@@ -394,6 +399,9 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
       case "dirty-log-enable":
       case "dirty-log-clear":
         checkSlot(at("slot"), t.slot);
+        break;
+      case "write-track":
+        checkGfn(at("gfn"), t.gfn);
         break;
       case "destroy-vm":
         if (destroyAt < 0) destroyAt = i;

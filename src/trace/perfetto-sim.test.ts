@@ -58,6 +58,9 @@ function result(
       lastStepNs: null,
       doneNs: null,
       steps: 0,
+      priority: 0,
+      cpusUsed: [],
+      wakeLatency: null,
     })),
     events: steps.length,
     stats: {
@@ -79,6 +82,7 @@ function result(
     timeline: { steps, waits },
     rcuStalls: [],
     overridesRan: [],
+    perCpu: [],
   };
 }
 

@@ -2,6 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
+import { isParallelCheckpoint } from "../../engine/explore/parallel.js";
 import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
 import { modelFnNames } from "../../mmu/model-fns.js";
@@ -24,6 +25,7 @@ import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample, formatCoverage, formatExploreSummary } from "../format-check.js";
 import type { Out } from "../io.js";
 import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
+import { QUEUE_VERSION, queueFlags } from "../queue-flags.js";
 import { catchStopSignals, signalExit } from "../signals.js";
 import {
   formatKilled,
@@ -94,7 +96,16 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     )
     .option(
       "--jobs <n>",
-      "split the exploration over n worker threads (any scenario and variant; not with --resume)",
+      "split the exploration over n worker threads (any scenario and variant); with --queue, keep 2n items in flight (default 16)",
+    )
+    .option(
+      "--queue <url>",
+      "run the exploration on the workers of a Redis queue (redis://[USER:PASS@]HOST:PORT or rediss://…), started with `tdplab worker`",
+    )
+    .option("--queue-name <name>", "the queue's name on that Redis (default tdplab)")
+    .option(
+      "--split-depth <d>",
+      "with --jobs or --queue: steps (choice points for exhaustive/bounded) the coordinator expands before it hands subtrees out (default 4)",
     )
     .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
     .option("--coverage", "count, per model function, the executions that reached it")
@@ -196,23 +207,34 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             if (e instanceof CheckpointError) throw new UsageError(e.message);
             throw e;
           }
-          const jobs = intFlag("--jobs", o.jobs, 1) ?? 1;
+          const jobsFlag = intFlag("--jobs", o.jobs, 1);
+          const queue = o.queue === undefined ? undefined : queueFlags(o.queue, o.queueName);
+          const jobs = jobsFlag ?? (queue ? 16 : 1);
           const maxJobs = 4 * availableParallelism();
-          if (jobs > maxJobs)
+          if (jobs > maxJobs && !queue)
             throw new UsageError(
               `--jobs ${jobs}: at most ${maxJobs} (4 x the ${availableParallelism()} CPUs this machine has)`,
             );
-          if (jobs > 1 && o.resume) {
-            throw new UsageError("--jobs > 1 does not resume a checkpoint yet: resume with --jobs 1");
-          }
+          const parallel = jobs > 1 || queue !== undefined;
+          const resumed = req.explore.resumeFrom;
+          if (resumed !== undefined && isParallelCheckpoint(resumed) !== parallel)
+            throw new UsageError(
+              parallel
+                ? `--resume: '${o.resume}' is the checkpoint of a one-job run: resume it without --jobs and --queue`
+                : `--resume: '${o.resume}' is the checkpoint of a parallel run: resume it with --jobs N (N > 1) or --queue`,
+            );
           // The user's own code runs in a thread a watchdog can stop (a loop that never yields would
           // otherwise hang this one, deaf to Ctrl-C); tdplab's own models run here.
-          const ran =
-            jobs > 1
-              ? await runCheckParallel(req, jobs)
-              : needsWatchdog(req)
-                ? await runCheckWatched(req, stepTimeoutMs)
-                : await runCheckAsync(req);
+          const ran = parallel
+            ? await runCheckParallel(
+                req,
+                jobs,
+                queue && { ...queue, version: QUEUE_VERSION, note: (line) => out.info(line) },
+                intFlag("--split-depth", o.splitDepth, 1),
+              )
+            : needsWatchdog(req)
+              ? await runCheckWatched(req, stepTimeoutMs)
+              : await runCheckAsync(req);
           out.endProgress();
           if (isKilled(ran)) {
             const stopSignal = caught.received();

@@ -1,4 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
+import type { SimCpuStats } from "../../engine/sim/occupancy.js";
 import type { RcuStall } from "../../engine/sim/simulator.js";
 import { plotFormatOf, writeLinePlot } from "../../plot/index.js";
 import { fixedSettings, simPlotSpec } from "../../plot/sim-plot.js";
@@ -23,7 +24,7 @@ import { EXIT, UsageError } from "../exit-codes.js";
 import type { Out } from "../io.js";
 import { collect, intFlag, seedFlag } from "../options.js";
 import { progressBar } from "../progress-bar.js";
-import { simTable } from "../sim-table.js";
+import { occupancyLines, simTable } from "../sim-table.js";
 import { isKilledSimulation, runPlanWatched } from "../watched/simulate-watched.js";
 import { type TimelineRun, writeSimArtifact } from "./simulate-artifacts.js";
 
@@ -120,6 +121,12 @@ export interface SimulateDoc {
     readonly metrics: Readonly<Record<string, number | null>>;
     /** RCU CPU stall warnings of the run's simulations (virtual times in ns). */
     readonly rcuStalls: readonly RcuStall[];
+    /**
+     * Host-CPU occupancy, one list per simulation of the run (one entry per CPU): busyNs (a task on
+     * it, executing or spinning, or a switch), execNs (executing steps) and occupancy (busyNs over
+     * the simulation's virtual time).
+     */
+    readonly perCpu: readonly (readonly SimCpuStats[])[];
   }[];
 }
 
@@ -148,6 +155,7 @@ export function simulateDoc(
       costs: plan.points[r.point].costs,
       metrics: r.run.metrics,
       rcuStalls: (r.run.results ?? []).flatMap((x) => x.rcuStalls),
+      perCpu: (r.run.results ?? []).map((x) => x.perCpu),
     })),
   };
 }
@@ -347,6 +355,8 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
           `${scenario.name}${scenario.thread ? ` (seed ${scenario.thread})` : ""}: ${fixed.join(" ") || "defaults"}`,
         );
         out.data(simTable(plan, outcome.records));
+        const occupancy = occupancyLines(plan, outcome.records);
+        if (occupancy !== "") out.data(occupancy);
       }
       if (o.plot !== undefined) {
         try {

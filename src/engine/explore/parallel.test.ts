@@ -37,6 +37,31 @@ function shuffledPool(seed: number) {
   };
 }
 
+/** Three tasks over two words and a lock, with a data choice: a few dozen traces. */
+const THREE_TASKS = {
+  objects: 2,
+  locks: 1,
+  tasks: [
+    [
+      { k: "write", o: 0 },
+      { k: "lock", l: 0 },
+      { k: "rmw", o: 1 },
+      { k: "unlock", l: 0 },
+    ],
+    [
+      { k: "read", o: 1 },
+      { k: "choose", n: 2 },
+      { k: "write", o: 0 },
+    ],
+    [
+      { k: "lock", l: 0 },
+      { k: "write", o: 1 },
+      { k: "unlock", l: 0 },
+      { k: "read", o: 0 },
+    ],
+  ],
+};
+
 describe("parallel dpor coordinator (in-process, shuffled job completions)", () => {
   it("explores exactly the traces of the sequential search", async () => {
     await fc.assert(
@@ -69,34 +94,7 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
 });
 
 describe("exploreParallel on worker threads", () => {
-  const spec = {
-    module: fixture,
-    export: "fromSpec",
-    args: {
-      objects: 2,
-      locks: 1,
-      tasks: [
-        [
-          { k: "write", o: 0 },
-          { k: "lock", l: 0 },
-          { k: "rmw", o: 1 },
-          { k: "unlock", l: 0 },
-        ],
-        [
-          { k: "read", o: 1 },
-          { k: "choose", n: 2 },
-          { k: "write", o: 0 },
-        ],
-        [
-          { k: "lock", l: 0 },
-          { k: "write", o: 1 },
-          { k: "unlock", l: 0 },
-          { k: "read", o: 0 },
-        ],
-      ],
-      badModulo: 7,
-    },
-  };
+  const spec = { module: fixture, export: "fromSpec", args: { ...THREE_TASKS, badModulo: 7 } };
 
   it("dpor, exhaustive and bounded: same verdict and execution count as one thread", async () => {
     for (const strategy of ["dpor", "exhaustive", "bounded"] as const) {
@@ -133,5 +131,61 @@ describe("exploreParallel on worker threads", () => {
       expect(parStop.violation?.replay).toBe(oneStop.violation?.replay);
       expect(parStop.executions).toBe(oneStop.executions);
     }
+  });
+});
+
+describe("parallel checkpoints", () => {
+  const args = THREE_TASKS;
+  const spec = { module: fixture, export: "fromSpec", args };
+
+  /** Runs jobs in this thread, in submission order; aborts `ac` once `stopAfter` jobs finished. */
+  function inProcess(stopAfter = Number.POSITIVE_INFINITY, ac?: AbortController) {
+    let n = 0;
+    return {
+      ran: () => n,
+      async run(input: JobInput): Promise<JobOutput> {
+        const out = await runJob(input);
+        if (++n >= stopAfter) ac?.abort();
+        return out;
+      },
+      close: async () => {},
+    };
+  }
+
+  it("a run stopped after k jobs resumes from its checkpoint to the uninterrupted counts", async () => {
+    for (const strategy of ["dpor", "exhaustive"] as const) {
+      const opts = { strategy, stopOnFirstViolation: false, splitDepth: 2, jobs: 2 };
+      const w = inProcess();
+      const whole = await exploreParallel(spec, { ...opts, transport: w });
+      expect(whole.complete).toBe(true);
+      expect(whole.executions).toBe(explore(fromSpec(args as never), opts).executions);
+      expect(w.ran()).toBeGreaterThan(3);
+      for (const k of [1, 2, Math.floor(w.ran() / 2)]) {
+        const ac = new AbortController();
+        const first = await exploreParallel(spec, {
+          ...opts,
+          transport: inProcess(k, ac),
+          signal: ac.signal,
+        });
+        expect(first.complete).toBe(false);
+        expect(first.cutBy).toContain("interrupted");
+        // Through JSON, as a checkpoint file carries it.
+        const cp = JSON.parse(JSON.stringify(first.checkpoint));
+        const t = inProcess();
+        const rest = await exploreParallel(spec, { ...opts, transport: t, resumeFrom: cp });
+        expect(rest.complete).toBe(true);
+        expect(rest.executions).toBe(whole.executions);
+        expect(rest.steps).toBe(whole.steps);
+        // The finished jobs were not run again.
+        expect(t.ran()).toBeLessThan(w.ran());
+      }
+    }
+  });
+
+  it("refuses to resume a single-job checkpoint", async () => {
+    const one = explore(fromSpec(args as never), { maxExecutions: 2, stopOnFirstViolation: false });
+    await expect(exploreParallel(spec, { jobs: 2, resumeFrom: one.checkpoint })).rejects.toThrow(
+      /single-job/,
+    );
   });
 });

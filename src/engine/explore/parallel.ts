@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
 import { encodeChoices } from "../replay-codec.js";
@@ -8,7 +9,15 @@ import { DEFAULT_MAX_STEPS, type DriverSummary, exploreAsync } from "./explore.j
 import { DporCoordinator } from "./parallel-dpor.js";
 import { loadSpec, type ProgramSpec } from "./program-spec.js";
 import { PCT_CALIBRATION } from "./sample.js";
-import type { CutReason, ExploreOptions, ExploreResult, ExploreStats, Strategy } from "./types.js";
+import { isParallelState, JobMemo, type JobTransport, piscinaTransport } from "./transport.js";
+import type {
+  Checkpoint,
+  CutReason,
+  ExploreOptions,
+  ExploreResult,
+  ExploreStats,
+  Strategy,
+} from "./types.js";
 import { emptyStats } from "./types.js";
 import type { JobInput, JobOptions, JobOutput } from "./worker.js";
 
@@ -34,17 +43,32 @@ import type { JobInput, JobOptions, JobOutput } from "./worker.js";
  *
  * Overrides cannot cross threads: the spec's factory returns them beside the
  * program ({ program, overrides }), in every thread. Not supported here:
- * checkpoints, onExecution. maxExecutions is checked
- * when jobs finish, so a parallel run may exceed it by what was in flight.
+ * onExecution. maxExecutions is checked when jobs finish, so a parallel run
+ * may exceed it by what was in flight.
+ *
+ * Checkpoints hold the outputs of the jobs that finished (transport.ts,
+ * JobMemo): resuming runs the coordinator again from the top and answers those
+ * jobs from the checkpoint, so the counts are those of an uninterrupted run.
  */
-export interface ParallelOptions extends Omit<ExploreOptions, "overrides" | "resumeFrom" | "onExecution"> {
-  /** Worker threads (default: os.availableParallelism()). 1 runs in this thread. */
+export interface ParallelOptions extends Omit<ExploreOptions, "overrides" | "onExecution"> {
+  /**
+   * Worker threads (default: os.availableParallelism()). 1 runs in this thread. With a
+   * `transport`, half the number of jobs kept in flight.
+   */
   readonly jobs?: number;
   /** Depth of the split (steps for dpor, choice points for exhaustive/bounded). Default 4. */
   readonly splitDepth?: number;
+  /** Run jobs there instead of on worker threads of this process (a queue's workers). */
+  readonly transport?: JobTransport;
 }
 
-function workerFile(): string {
+/** Whether a checkpoint was written by a parallel run (and so can only resume one). */
+export function isParallelCheckpoint(c: Checkpoint): boolean {
+  return isParallelState(c.state);
+}
+
+/** The module piscina loads in each worker thread (the .mjs bootstrap when running from sources). */
+export function workerFile(): string {
   const here = import.meta.url;
   return here.endsWith(".ts") ? new URL("./worker-entry.mjs", here).href : new URL("./worker.js", here).href;
 }
@@ -113,13 +137,19 @@ export class Jobs {
   private readonly aborter = new AbortController();
 
   constructor(
-    private readonly pool: Pick<Piscina, "run">,
+    private readonly pool: Pick<JobTransport, "run">,
     readonly limit: number,
-  ) {}
+    /** next() also returns after this long, so budgets, signals and checkpoints are looked at while long jobs run. */
+    private readonly tickMs = Number.POSITIVE_INFINITY,
+  ) {
+    // Every job in flight listens for the abort: as many listeners as jobs, not a leak.
+    setMaxListeners(0, this.aborter.signal);
+  }
 
   run(input: JobInput, done: (out: JobOutput) => void): void {
     this.inflight++;
-    (this.pool.run(input, { signal: this.aborter.signal }) as Promise<JobOutput>)
+    this.pool
+      .run(input, { signal: this.aborter.signal })
       .then(
         (out) => {
           if (this.error !== null || this.aborter.signal.aborted) return;
@@ -141,10 +171,14 @@ export class Jobs {
       });
   }
 
-  /** Wait until some job finishes. */
+  /** Wait until some job finishes (or the tick passes). */
   next(): Promise<void> {
     return new Promise((resolve) => {
-      this.wake = resolve;
+      const timer = Number.isFinite(this.tickMs) ? setTimeout(resolve, this.tickMs) : undefined;
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   }
 
@@ -160,11 +194,43 @@ export interface Budget {
   readonly deadline: number | undefined;
   readonly t0: number;
   lastProgress: number;
+  /** The run's checkpoints: the memo of finished jobs, and when the last one was handed out. */
+  readonly memo?: JobMemo;
+  lastCheckpoint?: number;
+}
+
+/** The run so far as a checkpoint (its counts are for the record: resuming recomputes them). */
+function checkpointOf(b: Budget, strategy: Strategy): Checkpoint | undefined {
+  if (b.memo === undefined) return undefined;
+  const t = b.totals;
+  return {
+    version: 1,
+    strategy,
+    executions: t.executions,
+    blockedExecutions: t.blocked,
+    steps: t.steps,
+    elapsedMs: performance.now() - b.t0,
+    cutBy: [...t.cut],
+    stats: structuredClone(t.stats),
+    state: b.memo.state(),
+  };
+}
+
+/** Hand out a periodic checkpoint when one is due. */
+function periodicCheckpoint(b: Budget): void {
+  const { opts } = b;
+  if (opts.onCheckpoint === undefined || opts.checkpointEveryMs === undefined) return;
+  const t = performance.now();
+  if (t - (b.lastCheckpoint ?? b.t0) < opts.checkpointEveryMs) return;
+  b.lastCheckpoint = t;
+  const c = checkpointOf(b, opts.strategy ?? "dpor");
+  if (c !== undefined) opts.onCheckpoint(c);
 }
 
 /** Whether to stop dispatching; records the reason. */
 function exhaustedBudget(b: Budget, stopOnFirst: boolean): boolean {
   const { opts, totals } = b;
+  periodicCheckpoint(b);
   if (opts.signal?.aborted) {
     totals.cut.add("interrupted");
     return true;
@@ -279,6 +345,12 @@ async function parallelDfs(
   }
   if (P.boundCut) budget.totals.cut.add("preemptions");
   while (jobs.inflight > 0) {
+    periodicCheckpoint(budget);
+    if (budget.opts.signal?.aborted && !budget.totals.cut.has("interrupted")) {
+      // Ctrl-C does not wait for the last jobs: the checkpoint has the ones that finished.
+      budget.totals.cut.add("interrupted");
+      jobs.abort();
+    }
     await jobs.next();
     if (jobs.error !== null) throw jobs.error;
   }
@@ -367,20 +439,35 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
   const { program, overrides } = await loadSpec(spec);
   const jobsN = opts.jobs ?? availableParallelism();
   const strategy: Strategy = opts.strategy ?? "dpor";
-  if (jobsN <= 1) return exploreAsync(program, { ...opts, overrides });
+  const resume = opts.resumeFrom;
+  if (resume !== undefined && !isParallelState(resume.state))
+    throw new Error("exploreParallel: the checkpoint is a single-job run's (resume it with jobs: 1)");
+  if (jobsN <= 1 && opts.transport === undefined) {
+    if (resume !== undefined)
+      throw new Error("exploreParallel: the checkpoint is a parallel run's (resume it with jobs > 1)");
+    return exploreAsync(program, { ...opts, overrides });
+  }
   const stopOnFirst = opts.stopOnFirstViolation ?? true;
+  const resumedMs = resume?.elapsedMs ?? 0;
   const jopts: JobOptions = {
     maxSteps: opts.maxSteps,
     stopOnFirstViolation: stopOnFirst,
     stopRunAtViolation: opts.stopRunAtViolation ?? stopOnFirst,
     maxExecutions: opts.maxExecutions,
-    deadline: opts.timeLimitMs === undefined ? undefined : now() + opts.timeLimitMs,
+    deadline: opts.timeLimitMs === undefined ? undefined : now() + opts.timeLimitMs - resumedMs,
   };
-  const t0 = performance.now();
+  const t0 = performance.now() - resumedMs;
   const totals = new Totals();
-  const budget: Budget = { opts, totals, deadline: jopts.deadline, t0, lastProgress: t0 };
-  const pool = new Piscina({ filename: workerFile(), minThreads: jobsN, maxThreads: jobsN });
-  const jobs = new Jobs(pool, jobsN * 2);
+  const transport =
+    opts.transport ??
+    piscinaTransport(new Piscina({ filename: workerFile(), minThreads: jobsN, maxThreads: jobsN }));
+  // Sampling runs are not resumed (as with one job); the others remember finished jobs for checkpoints.
+  const sampling = strategy === "random" || strategy === "pct";
+  const memo = sampling
+    ? undefined
+    : new JobMemo(transport, isParallelState(resume?.state) ? resume.state : undefined);
+  const budget: Budget = { opts, totals, deadline: jopts.deadline, t0, lastProgress: t0, memo };
+  const jobs = new Jobs(memo ?? transport, Math.max(1, jobsN) * 2, 250);
   const split = opts.splitDepth ?? 4;
   let exhausted = true;
   let executionsOverride: number | null = null;
@@ -390,7 +477,8 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
       case "portfolio":
       case "dpor": {
         const ok = await parallelDpor(program, spec, jobs, budget, jopts, split, overrides);
-        if (!ok) return exploreAsync(program, { ...opts, overrides });
+        // Nothing to split: one thread (a parallel checkpoint has nothing in it for that search).
+        if (!ok) return exploreAsync(program, { ...opts, resumeFrom: undefined, overrides });
         break;
       }
       case "exhaustive":
@@ -430,11 +518,13 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
       }
     }
   } finally {
-    await pool.destroy();
+    await transport.close();
   }
   if (totals.cut.has("first-violation") && totals.violation === null) totals.cut.delete("first-violation");
   if (totals.violation !== null && stopOnFirst) totals.cut.add("first-violation");
   const cutBy = [...totals.cut];
+  const complete = exhausted && cutBy.length === 0;
+  const checkpoint = complete ? undefined : checkpointOf(budget, strategy);
   let violation: ExploreResult["violation"] = null;
   if (totals.violation !== null) {
     const choices = totals.violation;
@@ -449,7 +539,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
   }
   return {
     strategy,
-    complete: exhausted && cutBy.length === 0,
+    complete,
     cutBy,
     executions: executionsOverride ?? totals.executions,
     steps: totals.steps,
@@ -457,5 +547,6 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
     ...(strategy === "dpor" || strategy === "portfolio" ? { blockedExecutions: totals.blocked } : {}),
     violation,
     stats: totals.stats,
+    ...(checkpoint ? { checkpoint } : {}),
   };
 }

@@ -257,3 +257,40 @@ export function hostCost(c: CostModel, kind: string, units: number): number {
   if (p === undefined) throw new Error(`cost model has no price for host().cost("${kind}")`);
   return p * units;
 }
+
+/**
+ * Which published figure (docs/published-figures.md id) each price was fitted to; [] for a price
+ * that is an assumption or only bounded by a prior. The calibration table (npm run report,
+ * docs/calibration.md) marks these figures "calibration" and every other one it compares with
+ * "validation": a figure a price was fitted to is never counted as a check of the model.
+ */
+export const FITTED_TO: { readonly [K in Exclude<keyof CostModel, "extra">]: readonly string[] } = {
+  spteReadNs: ["A2"],
+  spteWriteNs: ["A2"],
+  readNs: [],
+  writeNs: [],
+  rmwNs: [],
+  lockAcquireNs: [],
+  lockReleaseNs: [],
+  waitNs: [],
+  kfreeNs: [],
+  ptFreeNs: [],
+  ptAllocNs: ["E5"],
+  tlbFlushNs: [],
+  tlbFlushPerRunningVcpuNs: ["E1"],
+  tlbFlushLocalNs: [],
+  vmExitNs: ["E6"],
+  faultinPfnNs: [],
+  hostPageFaultNs: ["E6"],
+  hostPageFaultSpreadNs: ["E6"],
+  guestPageAccessNs: [],
+  contextSwitchNs: [],
+  wakeupNs: [],
+  rcuGracePeriodNs: ["E3"],
+  rcuUrgentQsNs: [],
+  rcuStallNs: ["A5"],
+  tickNs: [],
+  sliceNs: [],
+  userWorkNs: [],
+  cacheLineTransferNs: [],
+};

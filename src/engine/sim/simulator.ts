@@ -13,6 +13,7 @@ import {
   withCosts,
 } from "./cost-model.js";
 import { EventHeap } from "./event-heap.js";
+import { CpuAccounting, type SimCpuStats, type SimWakeLatency, summariseLatencies } from "./occupancy.js";
 import { RcuClock } from "./rcu-clock.js";
 import type { SimKernelView, SimPreemption } from "./view.js";
 
@@ -31,8 +32,29 @@ import type { SimKernelView, SimPreemption } from "./view.js";
 
 export interface SimOptions {
   readonly cpus: number;
-  /** CPU a task (by name) is bound to, or null for a task any CPU may run. Default: all free. */
-  readonly binding?: (taskName: string) => number | null;
+  /**
+   * CPU a task (by name) is bound to, or null for a task any CPU may run (a kworker of an unbound
+   * workqueue, say). `spawnerCpu` is the CPU of the task that created it (null for the program's
+   * first tasks): an RCU callback, say, runs where call_rcu() queued it. Default: all free. A free
+   * task that becomes runnable is taken by whichever idle CPU looks at it first (event order), unless
+   * `wakeCpu` names one.
+   */
+  readonly binding?: (taskName: string, spawnerCpu: number | null) => number | null;
+  /**
+   * For a free task: the CPU it first runs on, where the kernel's select_task_rq() put it when it
+   * was woken; after its first step any CPU may run it. Null or absent: wherever event order puts it.
+   */
+  readonly wakeCpu?: (taskName: string) => number | null;
+  /**
+   * Scheduling priority of a task (by name); higher runs first. Default 0 for every task (all CFS at
+   * one nice level). A task that becomes runnable on a CPU whose current task has a lower priority
+   * sets TIF_NEED_RESCHED there at once (wakeup preemption, as for a SCHED_FIFO task waking on a CPU
+   * running a CFS one): with full preemption the CPU switches at its next preemptible step, otherwise
+   * at the running task's next need_resched() check. A task of higher priority is never made to give
+   * the CPU up to a lower one at the end of a slice. Nothing inherits a priority: a kworker runs at
+   * what the scenario gives it, whoever queued its work.
+   */
+  readonly priority?: (taskName: string) => number;
   readonly preemption: SimPreemption;
   readonly costs?: Partial<CostModel>;
   /** Bound on processed events; reaching it ends the run with status "event-limit". */
@@ -108,6 +130,12 @@ export interface SimTaskStats {
   /** When it finished, or null if it did not. */
   readonly doneNs: number | null;
   readonly steps: number;
+  /** Its scheduling priority (SimOptions.priority). */
+  readonly priority: number;
+  /** The CPUs it executed steps on, ascending. */
+  readonly cpusUsed: readonly number[];
+  /** Wake-up latencies of its timer sleeps (AccessOp.delayNs), or null if it slept on none. */
+  readonly wakeLatency: SimWakeLatency | null;
 }
 
 export interface SimStats {
@@ -154,6 +182,8 @@ export interface SimResult {
   readonly rcuStalls: readonly RcuStall[];
   /** Overrides (SimOptions.overrides) that were called in this run. */
   readonly overridesRan: readonly string[];
+  /** Per host CPU: how busy it was (top's view of the run). */
+  readonly perCpu: readonly SimCpuStats[];
 }
 
 /** An RCU CPU stall warning, as the kernel prints it: which CPUs held up a grace period since when. */
@@ -173,6 +203,8 @@ interface HeldGp {
 
 interface TState {
   readonly bound: number | null;
+  /** For a free task: the CPU it must first run on (SimOptions.wakeCpu), or null. */
+  readonly wakeCpu: number | null;
   /** CPU it is on, or -1. */
   cpu: number;
   /** Earliest time its pending op may execute. */
@@ -187,6 +219,13 @@ interface TState {
   steps: number;
   /** It called schedule(): give the CPU up at the next step boundary if someone else wants it. */
   yieldReq: boolean;
+  readonly priority: number;
+  /** CPUs it executed steps on. */
+  readonly cpusUsed: Set<number>;
+  /** Expiry of the timer it is sleeping on (AccessOp.delayNs), or null. */
+  timerAt: number | null;
+  /** Wake-up latency of every timer it slept on. */
+  readonly wakeLatencies: number[];
   /** Open wait span (timeline only). */
   waitKind: SimWaitSpan["kind"] | null;
   waitStart: number;
@@ -291,6 +330,7 @@ class Simulator {
   /** Tasks whose pending access was not enabled, by the objects that access declared. */
   private readonly blockedOn = new Map<number, Set<Task>>();
   private readonly timeline: SimTimeline | null;
+  private readonly acct: CpuAccounting;
 
   constructor(private readonly opts: SimOptions) {
     if (!(Number.isInteger(opts.cpus) && opts.cpus >= 1)) throw new RangeError(`cpus = ${opts.cpus}`);
@@ -313,6 +353,7 @@ class Simulator {
       this.lastQs.push(0);
     }
     this.cpuHoldouts = opts.preemption !== "full";
+    this.acct = new CpuAccounting(opts.cpus);
   }
   private readonly maxEvents: number;
 
@@ -419,13 +460,17 @@ class Simulator {
   }
 
   private reschedDue(c: number, cur: Task): boolean {
+    const prio = this.ts[cur.id].priority;
+    // Wakeup preemption: a runnable task of higher priority for this CPU wants it now.
+    if (this.hasWaiter(c, cur, prio + 1)) return true;
     const { sliceNs, tickNs } = this.costs;
     const due = Math.ceil((this.cpus[c].switchedInAt + sliceNs) / tickNs) * tickNs;
-    return this.now >= due && this.hasWaiter(c, cur);
+    return this.now >= due && this.hasWaiter(c, cur, prio);
   }
 
   private eligible(t: Task, c: number): boolean {
-    const b = this.ts[t.id].bound;
+    const st = this.ts[t.id];
+    const b = st.bound ?? (st.firstStepNs === null ? st.wakeCpu : null);
     return b === null || b === c;
   }
 
@@ -446,9 +491,11 @@ class Simulator {
     return this.live;
   }
 
-  private hasWaiter(c: number, cur: Task): boolean {
+  /** Another task of priority `minPrio` or more could run on CPU c now. */
+  private hasWaiter(c: number, cur: Task, minPrio = Number.NEGATIVE_INFINITY): boolean {
     for (const t of this.liveTasks())
-      if (t !== cur && this.eligible(t, c) && this.runnable(t, this.now)) return true;
+      if (t !== cur && this.ts[t.id].priority >= minPrio && this.eligible(t, c) && this.runnable(t, this.now))
+        return true;
     return false;
   }
 
@@ -459,13 +506,24 @@ class Simulator {
     this.heap.push(t, c);
   }
 
-  private addTask(t: Task, at: number): void {
-    const b = this.opts.binding?.(t.name) ?? null;
-    if (b !== null && !(Number.isInteger(b) && b >= 0 && b < this.cpus.length)) {
-      throw new RangeError(`task ${t.name} bound to CPU ${b}, but there are ${this.cpus.length}`);
+  private addTask(t: Task, at: number, spawnerCpu: number | null): void {
+    const b = this.opts.binding?.(t.name, spawnerCpu) ?? null;
+    const w = b === null ? (this.opts.wakeCpu?.(t.name) ?? null) : null;
+    for (const [what, c] of [
+      ["bound to", b],
+      ["woken on", w],
+    ] as const) {
+      if (c !== null && !(Number.isInteger(c) && c >= 0 && c < this.cpus.length)) {
+        throw new RangeError(`task ${t.name} ${what} CPU ${c}, but there are ${this.cpus.length}`);
+      }
     }
     this.ts[t.id] = {
       bound: b,
+      wakeCpu: w,
+      priority: this.opts.priority?.(t.name) ?? 0,
+      cpusUsed: new Set(),
+      timerAt: null,
+      wakeLatencies: [],
       cpu: -1,
       readyAt: at,
       runnableSince: at,
@@ -563,8 +621,13 @@ class Simulator {
   /** The task reached a new pending op at its readyAt: a grace-period wait pushes readyAt out. */
   private arrive(t: Task): void {
     const op = t.pending;
-    if (op === null || !this.view.isGracePeriodWait(op)) return;
+    if (op === null) return;
     const st = this.ts[t.id];
+    if (op.delayNs !== undefined && op.delayNs > 0) {
+      st.readyAt += op.delayNs;
+      st.timerAt = st.readyAt;
+    }
+    if (!this.view.isGracePeriodWait(op)) return;
     const before = this.rcu.started;
     const start = st.readyAt;
     st.readyAt = Math.max(st.readyAt, this.rcu.doneAt(st.readyAt));
@@ -583,6 +646,7 @@ class Simulator {
     st.cpu = -1;
     st.runnableSince = this.now;
     cpu.curr = null;
+    this.acct.off(c, this.now);
     this.quiescent(c);
     this.view.switchedOut(t);
     this.openWait(t, reason === "sleep" ? "sleep" : "runqueue", this.now, -1);
@@ -592,6 +656,7 @@ class Simulator {
       // schedule() already charged its caller; other switches cost the CPU itself.
       cpu.freeAt = this.now + this.costs.contextSwitchNs;
       this.stats.switchNs += this.costs.contextSwitchNs;
+      this.acct.switching(c, this.costs.contextSwitchNs);
     }
     // Another CPU that is idle may take it.
     if (this.runnable(t, this.now)) {
@@ -606,12 +671,19 @@ class Simulator {
     }
   }
 
-  /** Pick the longest-waiting runnable task this CPU may run (ties: lowest id). */
+  /** Pick the runnable task of highest priority this CPU may run, the longest-waiting first (ties: lowest id). */
   private pickNext(c: number): Task | null {
     let best: Task | null = null;
     for (const t of this.liveTasks()) {
       if (!this.eligible(t, c) || !this.runnable(t, this.now)) continue;
-      if (best === null || this.ts[t.id].runnableSince < this.ts[best.id].runnableSince) best = t;
+      if (best === null) {
+        best = t;
+        continue;
+      }
+      const a = this.ts[t.id];
+      const b = this.ts[best.id];
+      if (a.priority > b.priority || (a.priority === b.priority && a.runnableSince < b.runnableSince))
+        best = t;
     }
     return best;
   }
@@ -637,6 +709,7 @@ class Simulator {
     if (cur?.done) {
       cpu.curr = null;
       this.ts[cur.id].cpu = -1;
+      this.acct.off(c, this.ts[cur.id].doneNs ?? this.now);
       cur = null;
       this.quiescent(c);
     }
@@ -670,6 +743,7 @@ class Simulator {
       }
       cpu.curr = next;
       cpu.switchedInAt = this.now;
+      this.acct.on(c, this.now);
       this.ts[next.id].cpu = c;
       this.quiescent(c);
     }
@@ -698,6 +772,11 @@ class Simulator {
     const before = this.rt.tasks.length;
     this.charged = 0;
     if (st.firstStepNs === null) st.firstStepNs = this.now;
+    if (st.timerAt !== null) {
+      st.wakeLatencies.push(this.now - st.timerAt);
+      st.timerAt = null;
+    }
+    st.cpusUsed.add(c);
     this.closeWait(t, this.now);
     const line = this.lineDelay(c, op, base);
     this.rt.execute(t, [t]);
@@ -725,6 +804,7 @@ class Simulator {
     }
     st.steps += weight;
     st.busyNs += cost;
+    this.acct.executed(c, cost);
     st.lastStepNs = end;
     st.readyAt = end;
     cpu.freeAt = end;
@@ -734,7 +814,7 @@ class Simulator {
     } else this.arrive(t);
     this.noteCallbacks(t);
     for (let i = before; i < this.rt.tasks.length; i++) {
-      this.addTask(this.rt.tasks[i], end + this.costs.wakeupNs);
+      this.addTask(this.rt.tasks[i], end + this.costs.wakeupNs, c);
     }
     this.wake(c, end);
     // The access took effect now: whoever waits for the object it changed may go on from now. Busy
@@ -794,7 +874,7 @@ class Simulator {
     const rt = this.rt;
     rt.start(program);
     this.view.prepare(rt, this.opts.preemption);
-    for (const t of rt.tasks) this.addTask(t, 0);
+    for (const t of rt.tasks) this.addTask(t, 0, null);
     for (let c = 0; c < this.cpus.length; c++) this.wake(c, 0);
     let status: SimResult["status"] = "ok";
     while (!rt.stopped) {
@@ -847,8 +927,12 @@ class Simulator {
         lastStepNs: st.lastStepNs,
         doneNs: st.doneNs,
         steps: st.steps,
+        priority: st.priority,
+        cpusUsed: [...st.cpusUsed].sort((a, b) => a - b),
+        wakeLatency: summariseLatencies(st.wakeLatencies),
       };
     });
+    const perCpu = this.acct.finish(virtualNs, Math.max(virtualNs, this.now));
     return {
       status,
       virtualNs,
@@ -860,6 +944,7 @@ class Simulator {
       ...(this.timeline === null ? {} : { timeline: this.timeline }),
       rcuStalls: this.rcuStalls.slice(),
       overridesRan: [...rt.overridesRan].sort(),
+      perCpu,
     };
   }
 }

@@ -3,7 +3,15 @@ import { currentFn } from "../../engine/model-fn.js";
 import type { Atomic } from "../../kernel/atomic.js";
 import { type KTask, ktask } from "../../kernel/machine.js";
 import { roleInvalid } from "../role.js";
-import { describeSpte, is_frozen_spte, is_last_spte, is_shadow_present_pte, spte_to_pfn } from "../spte.js";
+import {
+  describeSpte,
+  is_dirty_spte,
+  is_frozen_spte,
+  is_last_spte,
+  is_shadow_present_pte,
+  is_writable_pte,
+  spte_to_pfn,
+} from "../spte.js";
 import type { Kvm, KvmMmuPage } from "../types.js";
 
 /**
@@ -15,7 +23,10 @@ import type { Kvm, KvmMmuPage } from "../types.js";
  * register_page_table_checks() adds the checks that run after every step.
  */
 
-/** A zap of a present SPTE in a valid, referenced root whose TLB flush is still owed. */
+/**
+ * A change to a present SPTE in a valid, referenced root whose TLB flush is still owed: a zap, or a
+ * leaf that lost Writable or Dirty while staying present (write-protection, dirty-state clearing).
+ */
 interface PendingFlush {
   readonly k: KTask;
   readonly task: string;
@@ -23,6 +34,11 @@ interface PendingFlush {
   readonly start: number;
   readonly end: number;
   readonly spte: string;
+  readonly what: "zapped" | "write-protected" | "made clean";
+  /** The lock the owner must still hold when it is paid (see ghost_spte_protected). */
+  readonly until: "mmu_lock" | "slots_lock";
+  /** Other tasks that flushed the range since (it is not their debt, but they may rely on it). */
+  readonly flushedBy: Set<KTask>;
 }
 
 interface PagesGhost {
@@ -80,25 +96,101 @@ export function ghost_spte_frozen(kvm: Kvm, sptep: Atomic): void {
  * (invalid roots, or a VM that will not run again), so its zaps are exempt too.
  */
 export function ghost_spte_zapped(kvm: Kvm, sptep: Atomic, gfn: number, npages: number, old: number): void {
-  const t = host().current;
-  if (t.frames.includes("tdp_mmu_zap_root")) return;
+  if (host().current.frames.includes("tdp_mmu_zap_root")) return;
+  owe(kvm, sptep, gfn, npages, old, "zapped", "mmu_lock");
+}
+
+/**
+ * A present leaf mapping [gfn, gfn + npages) stays present but loses Writable, or Dirty where the
+ * root tracks dirty state with the D bit. A vCPU's TLB may still hold the old permission: a write
+ * through it is neither stopped nor logged (a stale Dirty bit is never set again). The kernel pays
+ * the flush before the promise it serves is visible. Dirty logging (enabling it, GET/CLEAR_DIRTY_LOG,
+ * run with slots_lock held) may flush after dropping mmu_lock but before returning to user space,
+ * which the model reads as before slots_lock is released (kvm_mmu_slot_apply_flags() says so for
+ * enabling; kvm_get_dirty_log_protect() flushes after its write_unlock()). Write-protection for
+ * page tracking holds mmu_lock for write and flushes before dropping it, as a zap does.
+ */
+export function ghost_spte_protected(
+  kvm: Kvm,
+  sptep: Atomic,
+  gfn: number,
+  npages: number,
+  old: number,
+  now: number,
+): void {
+  const sp = pageOfSptep(kvm, sptep);
+  if (sp === null || !is_last_spte(old, sp.level) || !is_last_spte(now, sp.level)) return;
+  let what: PendingFlush["what"];
+  if (is_writable_pte(old) && !is_writable_pte(now)) what = "write-protected";
+  else if (is_dirty_spte(old) && !is_dirty_spte(now)) what = "made clean";
+  else return;
+  const holdsSlots = ktask().held.some((h) => h.lock.id === kvm.slots_lock.id);
+  owe(kvm, sptep, gfn, npages, old, what, holdsSlots ? "slots_lock" : "mmu_lock");
+}
+
+function owe(
+  kvm: Kvm,
+  sptep: Atomic,
+  gfn: number,
+  npages: number,
+  old: number,
+  what: PendingFlush["what"],
+  until: PendingFlush["until"],
+): void {
   const sp = pageOfSptep(kvm, sptep);
   const root = sp === null ? null : rootOfPage(kvm, sp);
   if (root === null || roleInvalid(root.role.v) || root.tdp_mmu_root_count.v <= 0) return;
   ghost(kvm).pending.push({
     k: ktask(),
-    task: t.name,
+    task: host().current.name,
     fn: currentFn(),
     start: gfn,
     end: gfn + npages,
     spte: `${sptep.name} (${describeSpte(old, sp!.level)})`,
+    what,
+    until,
+    flushedBy: new Set(),
   });
 }
 
-/** A remote flush of [start, end) completed: every owed flush inside it is paid. */
+/**
+ * A remote flush of [start, end) completed: every flush the flushing task owes inside it is paid.
+ * Only its own (others' debts only note that this task flushed after them): the kernel's rule is that whoever changes an SPTE flushes (or hands the need to its
+ * caller, the same task), never that it may count on someone else's flush. It also keeps the ghost
+ * a function of the trace: whether another task's flush came after a change depends on the order of
+ * two independent steps, which the checker does not explore both ways.
+ */
 export function ghost_tlb_flushed(kvm: Kvm, start: number, end: number): void {
   const p = ghost(kvm).pending;
-  for (let i = p.length - 1; i >= 0; i--) if (p[i].start >= start && p[i].end <= end) p.splice(i, 1);
+  const k = ktask();
+  for (let i = p.length - 1; i >= 0; i--) {
+    if (p[i].start < start || p[i].end > end) continue;
+    if (p[i].k === k) p.splice(i, 1);
+    else p[i].flushedBy.add(k);
+  }
+}
+
+/**
+ * Invariant 17 where write tracking makes its promise (__kvm_write_track_add_gfn(), v6.6): when it
+ * returns, no vCPU may still write `gfn` without an exit. A flush owed by anyone for a change that
+ * took Writable away from it (write-protection, or a zap) breaks that promise: the TLB may still
+ * hold the writable translation. This is the race of 6dbf79e7164e ("KVM: Fix write protection race
+ * during dirty logging", 2012): a task that found the SPTE already read-only skipped its flush
+ * while the task that had made it read-only had not flushed yet. The caller reads the VM's TLB
+ * word first (tlb_flush_state_observed), so the explorers order this check against every flush.
+ */
+export function check_write_track_flushed(kvm: Kvm, gfn: number): void {
+  const g = ghost(kvm);
+  if (!g.enabled) return;
+  for (const p of g.pending) {
+    if (p.what === "made clean" || gfn < p.start || gfn >= p.end || p.flushedBy.has(ktask())) continue;
+    host().report({
+      invariant: "inv17-no-lost-flush",
+      message: `${currentFn()} returned with gfn ${gfn} write-tracked while a TLB flush for it is still owed by ${p.task} (${p.what} in ${p.fn}: ${p.spte}): the guest can still write it without an exit`,
+      details: { gfn, owner: p.task, fn: p.fn, what: p.what },
+    });
+    return;
+  }
 }
 
 /**
@@ -219,15 +311,18 @@ function checkInv16(kvm: Kvm): void {
 
 /**
  * Invariant 17: a task that zapped a present SPTE in a valid root flushes (or
- * has the flush done) before it lets go of mmu_lock, cond_resched included.
+ * has the flush done) before it lets go of mmu_lock, cond_resched included; one
+ * that write-protected or cleaned a leaf for dirty logging, before it releases
+ * slots_lock (returns to user space).
  */
 function checkInv17(kvm: Kvm): void {
   for (const p of ghost(kvm).pending) {
-    if (p.k.held.some((h) => h.lock.id === kvm.mmu_lock.id)) continue;
+    const lock = p.until === "mmu_lock" ? kvm.mmu_lock : kvm.slots_lock;
+    if (p.k.held.some((h) => h.lock.id === lock.id)) continue;
     host().report({
       invariant: "inv17-no-lost-flush",
-      message: `${p.task} dropped mmu_lock owing a TLB flush for gfns [${p.start}, ${p.end}) zapped in ${p.fn}: ${p.spte}`,
-      details: { task: p.task, fn: p.fn, start: p.start, end: p.end },
+      message: `${p.task} dropped ${p.until} owing a TLB flush for gfns [${p.start}, ${p.end}) ${p.what} in ${p.fn}: ${p.spte}`,
+      details: { task: p.task, fn: p.fn, start: p.start, end: p.end, what: p.what },
     });
     return;
   }

@@ -5,6 +5,7 @@ import { mmuStress } from "./mmu-stress.js";
 import { rootWalk } from "./root-walk.js";
 import { teardownWaitScenario } from "./teardown-wait.js";
 import type { SimScenario } from "./types.js";
+import { unboundZapWorkerScenario } from "./unbound-zap-worker.js";
 
 /**
  * Every timed scenario `tdplab simulate`, the report and the benchmark know, in the order they are
@@ -18,6 +19,7 @@ export const SIM_SCENARIOS: readonly SimScenario[] = [
   locklessAging,
   dirtyLog,
   mmuStress,
+  unboundZapWorkerScenario,
 ];
 
 /** The scenario called `name` in `list`, or undefined. */
