@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -25,9 +25,12 @@ function run(...args: string[]): { code: number; text: string; ms: number } {
   return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}`, ms: performance.now() - t0 };
 }
 
-/** Start the CLI, send `signal` after `afterMs`; the exit code, output and ms from signal to exit. */
+/**
+ * Start the CLI and send `signal` once `ready()` holds (polled); the exit code, the output and the
+ * ms from the signal to the exit.
+ */
 function runAndSignal(
-  afterMs: number,
+  ready: () => boolean,
   signal: NodeJS.Signals,
   ...args: string[]
 ): Promise<{ code: number; text: string; ms: number }> {
@@ -41,14 +44,16 @@ function runAndSignal(
       text += d;
     });
     let sentAt = 0;
-    const t = setTimeout(() => {
+    const poll = setInterval(() => {
+      if (!ready()) return;
+      clearInterval(poll);
       sentAt = performance.now();
       p.kill(signal);
-    }, afterMs);
+    }, 50);
     // Deaf to the signal: fail instead of hanging the suite.
-    const hard = setTimeout(() => p.kill("SIGKILL"), afterMs + 30_000);
+    const hard = setTimeout(() => p.kill("SIGKILL"), 60_000);
     p.on("exit", (code) => {
-      clearTimeout(t);
+      clearInterval(poll);
       clearTimeout(hard);
       resolve({ code: code ?? -1, text, ms: performance.now() - sentAt });
     });
@@ -58,7 +63,7 @@ function runAndSignal(
 const variant = (name: string, override: string) =>
   write(
     `${name}.mjs`,
-    `import { defineVariant } from "tdplab";
+    `import { writeFileSync } from "node:fs"; import { defineVariant } from "tdplab";
 export default defineVariant({
   name: "${name}",
   description: "test",
@@ -153,9 +158,12 @@ export default defineVariant({
   }
 
   describe("a loop of the user's that never reaches a primitive", () => {
+    // It leaves a mark on disk as it enters the loop, so a test knows when to press Ctrl-C.
+    const mark = join(dir, "spinning");
     const loop = variant(
       "spins",
       `    *kvm_tdp_mmu_put_root(original, kvm, root, shared = false) {
+      writeFileSync(${JSON.stringify(mark)}, "");
       for (;;) {}
       yield* original(kvm, root, shared);
     },`,
@@ -187,7 +195,14 @@ export default defineVariant({
     });
 
     it("Ctrl-C stops it within a second or two: exit 130, naming the loop", async () => {
-      const r = await runAndSignal(6000, "SIGINT", ...checkLoop, "--step-timeout", "600000");
+      rmSync(mark, { force: true });
+      const r = await runAndSignal(
+        () => existsSync(mark),
+        "SIGINT",
+        ...checkLoop,
+        "--step-timeout",
+        "600000",
+      );
       expect(r.code).toBe(EXIT.interrupted);
       expect(r.text).toMatch(named);
       expect(r.text).toContain("cut by interrupted");
