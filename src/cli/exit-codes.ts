@@ -1,4 +1,4 @@
-/** Exit codes, documented in --help and docs/cli.md. */
+/** Exit codes, documented in --help and in the README. */
 export const EXIT = {
   ok: 0,
   violation: 1,

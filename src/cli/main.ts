@@ -15,7 +15,8 @@ Examples:
 
 Exit codes:
   0 no violation   1 violation   2 usage or input error
-  3 inconclusive (with --fail-on-incomplete)   4 error in your module (variant, scenario)
+  3 inconclusive (with --fail-on-incomplete; replay: a run cut by the depth bound)
+  4 error in your module (variant, scenario): an exception, or a loop that never reaches a primitive
   70 internal error   130 interrupted`;
 
 export async function main(argv: readonly string[], out: Out = processOut()): Promise<number> {

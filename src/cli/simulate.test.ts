@@ -10,7 +10,10 @@ import { memoryOut } from "./io.js";
 import { main } from "./main.js";
 
 // The CLI is tested on fixture scenarios with known numbers (one closed-form, one on the real
-// simulator), independently of the real scenarios' calibration.
+// simulator), independently of the real scenarios' calibration. They exist only in this module
+// graph (mocked), which a worker thread does not share: the plan runs in this thread.
+// (simulate-real.test.ts and simulate-sigint.test.ts cover the worker thread.)
+vi.stubEnv("TDPLAB_SIMULATE_IN_THREAD", "1");
 vi.mock("../scenarios/sim/registry.js", async () => {
   const f = await import("./simulate-fixtures.js");
   return {

@@ -1,5 +1,5 @@
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -18,15 +18,52 @@ function write(name: string, body: string): string {
   return f;
 }
 
-function run(...args: string[]): { code: number; text: string } {
-  const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8" });
-  return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}` };
+function run(...args: string[]): { code: number; text: string; ms: number } {
+  const t0 = performance.now();
+  // A hang must fail the test, not stall the suite.
+  const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8", timeout: 60_000 });
+  return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}`, ms: performance.now() - t0 };
+}
+
+/**
+ * Start the CLI and send `signal` once `ready()` holds (polled); the exit code, the output and the
+ * ms from the signal to the exit.
+ */
+function runAndSignal(
+  ready: () => boolean,
+  signal: NodeJS.Signals,
+  ...args: string[]
+): Promise<{ code: number; text: string; ms: number }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ["dist/cli/bin.js", ...args]);
+    let text = "";
+    p.stdout.on("data", (d) => {
+      text += d;
+    });
+    p.stderr.on("data", (d) => {
+      text += d;
+    });
+    let sentAt = 0;
+    const poll = setInterval(() => {
+      if (!ready()) return;
+      clearInterval(poll);
+      sentAt = performance.now();
+      p.kill(signal);
+    }, 50);
+    // Deaf to the signal: fail instead of hanging the suite.
+    const hard = setTimeout(() => p.kill("SIGKILL"), 60_000);
+    p.on("exit", (code) => {
+      clearInterval(poll);
+      clearTimeout(hard);
+      resolve({ code: code ?? -1, text, ms: performance.now() - sentAt });
+    });
+  });
 }
 
 const variant = (name: string, override: string) =>
   write(
     `${name}.mjs`,
-    `import { defineVariant } from "tdplab";
+    `import { writeFileSync } from "node:fs"; import { defineVariant } from "tdplab";
 export default defineVariant({
   name: "${name}",
   description: "test",
@@ -119,4 +156,74 @@ export default defineVariant({
       expect(r.text).toContain(`cannot load variant module: ${f}:5:86: Expected ")" but found ";"`);
     });
   }
+
+  describe("a loop of the user's that never reaches a primitive", () => {
+    // It leaves a mark on disk as it enters the loop, so a test knows when to press Ctrl-C.
+    const mark = join(dir, "spinning");
+    const loop = variant(
+      "spins",
+      `    *kvm_tdp_mmu_put_root(original, kvm, root, shared = false) {
+      writeFileSync(${JSON.stringify(mark)}, "");
+      for (;;) {}
+      yield* original(kvm, root, shared);
+    },`,
+    );
+    const checkLoop = ["check", "seed-003-put-root", "--kernel", "v5.18", "--variant", loop];
+    const named = /task \S+ in kvm_tdp_mmu_put_root\(\) ran \d+ ms without reaching a primitive/;
+
+    it("--time-limit stops it: the user's error, naming task and function, with a replay that stalls the same way", () => {
+      const r = run(...checkLoop, "--time-limit", "2", "--json");
+      expect(r.code).toBe(EXIT.userError);
+      const doc = JSON.parse(r.text.slice(0, r.text.lastIndexOf("}") + 1));
+      expect(doc.cutBy).toEqual(["time-limit"]);
+      expect(doc.violation.invariant).toBe("user-error");
+      expect(doc.violation.message).toMatch(named);
+      expect(doc.violation.fn).toBe("kvm_tdp_mmu_put_root");
+      expect(doc.violation.replay).toMatch(/^tdp1\./);
+      const replay = run("replay", doc.violation.replay, "--variant", loop, "--step-timeout", "1000");
+      expect(replay.code).toBe(EXIT.userError);
+      expect(replay.text).toMatch(named);
+    });
+
+    it("--step-timeout stops it without a time limit, and the human report has the seed and replay", () => {
+      const r = run(...checkLoop, "--step-timeout", "1000");
+      expect(r.code).toBe(EXIT.userError);
+      expect(r.text).toMatch(named);
+      expect(r.text).toContain("cut by step-timeout");
+      expect(r.text).toMatch(/replay: tdp1\./);
+      expect(r.text).toContain("seed 0x");
+    });
+
+    it("Ctrl-C stops it within a second or two: exit 130, naming the loop", async () => {
+      rmSync(mark, { force: true });
+      const r = await runAndSignal(
+        () => existsSync(mark),
+        "SIGINT",
+        ...checkLoop,
+        "--step-timeout",
+        "600000",
+      );
+      expect(r.code).toBe(EXIT.interrupted);
+      expect(r.text).toMatch(named);
+      expect(r.text).toContain("cut by interrupted");
+      expect(r.ms).toBeLessThan(5000);
+    });
+
+    it("a scenario task that spins in its own body, after a choice: named, and replayed to the same stall", () => {
+      const f = scenario(
+        "spinbody",
+        `    spawn("reader", (function* () { yield* READ_ONCE(a); })());
+    spawn("spinner", (function* () { if ((yield* READ_ONCE(a)) === 0) for (;;) {} })());`,
+      );
+      const r = run("check", f, "--step-timeout", "1000", "--json");
+      expect(r.code).toBe(EXIT.userError);
+      const doc = JSON.parse(r.text.slice(0, r.text.lastIndexOf("}") + 1));
+      expect(doc.violation.message).toMatch(
+        /task spinner in its own body ran \d+ ms without reaching a primitive/,
+      );
+      const replay = run("replay", doc.violation.replay, "--scenario", f, "--step-timeout", "1000");
+      expect(replay.code).toBe(EXIT.userError);
+      expect(replay.text).toContain("task spinner in its own body");
+    });
+  });
 });

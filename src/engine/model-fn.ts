@@ -1,3 +1,4 @@
+import { BEACON } from "./beacon.js";
 import { host } from "./host.js";
 import type { Gen } from "./op.js";
 import { describeValue, isGenerator } from "./user-frame.js";
@@ -33,6 +34,9 @@ export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A)
     const frames = h.current.frames;
     const ov = h.overrides.size === 0 ? undefined : (h.overrides.get(name) as Override<A, R> | undefined);
     frames.push(name);
+    // A loop that never yields is reported in the innermost model function it runs in.
+    const beacon = BEACON.current;
+    if (beacon !== null) beacon.frame(name);
     if (ov !== undefined) h.overrideRan(name);
     const cov = h.coverage;
     if (cov !== null) cov.add(name);
@@ -52,6 +56,7 @@ export function modelFn<A extends unknown[], R>(name: string, impl: (...args: A)
       throw e;
     } finally {
       frames.pop();
+      if (beacon !== null) beacon.frame(frames.length === 0 ? "<task>" : frames[frames.length - 1]);
     }
   };
   return Object.assign(wrapped, { kernelName: name, impl });

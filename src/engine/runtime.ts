@@ -1,4 +1,6 @@
+import { BEACON } from "./beacon.js";
 import { type Host, setActiveHost } from "./host.js";
+import { findLasso } from "./lasso.js";
 import { THROWN_IN } from "./model-fn.js";
 import type { AccessKind, AccessOp, ChooseOp, Gen } from "./op.js";
 import { ReplayMismatch, type Scheduler } from "./scheduler.js";
@@ -113,6 +115,7 @@ export class Runtime implements Host {
     this.stopOnViolation = opts.stopOnViolation ?? true;
     this.maxSteps = opts.maxSteps ?? 100_000;
     this.coverage = opts.coverage === true ? new Set() : null;
+    BEACON.current?.run();
   }
 
   readonly coverage: Set<string> | null;
@@ -180,6 +183,8 @@ export class Runtime implements Host {
     const prev = setActiveHost(this);
     const wasHosting = this.hosting;
     this.hosting = true;
+    const beacon = BEACON.current;
+    beacon?.enter(this.current, -1);
     try {
       program({ host: this, spawn: (name, body, lane) => this.spawn(name, body, lane ?? name, -1) });
     } catch (e) {
@@ -187,6 +192,7 @@ export class Runtime implements Host {
       if (e instanceof ReplayMismatch || !errorOrigin(e).user) throw e;
       this.reportError(e);
     } finally {
+      beacon?.leave();
       this.hosting = wasHosting;
       setActiveHost(prev);
     }
@@ -347,6 +353,9 @@ export class Runtime implements Host {
   private resume(task: Task, value: unknown): void {
     const prevTask = this.current;
     this.current = task;
+    // A watchdog in another thread learns that the task's own code runs now, until it yields.
+    const beacon = BEACON.current;
+    if (beacon !== null) beacon.enter(task, this.stepIndex);
     try {
       let v = value;
       for (;;) {
@@ -378,6 +387,7 @@ export class Runtime implements Host {
       }
     } finally {
       this.current = prevTask;
+      if (beacon !== null) beacon.leave();
     }
   }
 
@@ -411,6 +421,7 @@ export class Runtime implements Host {
     if (op.n <= 1) return 0;
     const v = this.scheduler.pickValue(op.n, op, task);
     this.choices.push(v);
+    BEACON.current?.choice(v);
     this.stats.choicePoints++;
     this.observer?.onChoice?.(this.stepIndex, task, op, op.n, v);
     return v;
@@ -454,6 +465,8 @@ export class Runtime implements Host {
       } else {
         task = scheduler.pickTask(enabled, this.stepIndex + 1);
         choices.push(task.id);
+        const beacon = BEACON.current;
+        if (beacon !== null) beacon.choice(task.id);
         stats.choicePoints++;
       }
       this.step(task, enabled);
@@ -491,10 +504,17 @@ export class Runtime implements Host {
     }
     this.current = setupTask();
     const w = worst!;
+    // With the steps recorded (a replay, a trace), say whether the run ends in a repeating cycle:
+    // evidence of a livelock, not a proof (lasso.ts says why).
+    const lasso = this.trace === null ? null : findLasso(this.trace);
+    const cycle =
+      lasso === null
+        ? ""
+        : `; suspected livelock: from step ${lasso.fromStep} one cycle of ${lasso.period} steps (${lasso.tasks.map((t) => this.tasks[t]?.name ?? t).join(", ")}, in ${lasso.fns.join(", ")}) repeats ${lasso.repeats} times`;
     this.report({
       invariant: "livelock",
-      message: `possible livelock: the run passed ${this.maxSteps} steps; ${w.name} took ${best} of the last ${LIVELOCK_WINDOW}, last in ${w.pending?.fn ?? "?"} (${w.pending?.step ?? "?"})`,
-      details: { task: w.id, name: w.name, steps: this.maxSteps },
+      message: `possible livelock: the run passed ${this.maxSteps} steps; ${w.name} took ${best} of the last ${LIVELOCK_WINDOW}, last in ${w.pending?.fn ?? "?"} (${w.pending?.step ?? "?"})${cycle}`,
+      details: { task: w.id, name: w.name, steps: this.maxSteps, ...(lasso === null ? {} : { lasso }) },
     });
   }
 

@@ -304,3 +304,21 @@ describe("RCU quiescent states (PREEMPT_NONE)", () => {
     expect(r.rcuStalls[0].atNs).toBe(r.rcuStalls[0].gpStartNs + 500_000_000);
   });
 });
+
+describe("stopping a run (SimOptions.stop)", () => {
+  it("is asked every 1024 events and ends the run there, as interrupted rather than deadlocked", () => {
+    const full = simulate(sharedCounter(2, 5000), { cpus: 2, preemption: "none" });
+    expect(full.status).toBe("ok");
+    let asked = 0;
+    const cut = simulate(sharedCounter(2, 5000), {
+      cpus: 2,
+      preemption: "none",
+      stop: () => ++asked === 3,
+    });
+    expect(cut.status).toBe("interrupted");
+    expect(asked).toBe(3);
+    expect(cut.events).toBe(3 * 1024);
+    expect(cut.events).toBeLessThan(full.events);
+    expect(cut.unfinished.length).toBeGreaterThan(0);
+  });
+});

@@ -5,7 +5,9 @@ import type { RedisTarget } from "../engine/explore/queue/redis.js";
 import { QueueTransport } from "../engine/explore/queue/transport.js";
 import { shrink } from "../engine/explore/shrink.js";
 import type { ExploreOptions, ExploreResult } from "../engine/explore/types.js";
-import type { Program, RunResult } from "../engine/runtime.js";
+import { findLasso, type Lasso } from "../engine/lasso.js";
+import { type Program, type RunResult, runProgram } from "../engine/runtime.js";
+import { ReplayScheduler } from "../engine/scheduler.js";
 import type { MachineConfig } from "../kernel/machine.js";
 import { WAIVED_INVARIANTS } from "../mmu/invariants/roots.js";
 import { snapshotRun } from "../mmu/snapshot.js";
@@ -52,13 +54,22 @@ export interface CheckOutcome {
   /** Replay string of the last execution explored (what an interrupted run reports). */
   readonly lastReplay: string | null;
   /**
-   * Replay string of the first execution the depth bound cut (a possible livelock: a loop that
-   * never ends, or a bound too small for the scenario), or null if none was cut.
+   * Replay string of the longest execution the depth bound cut (a possible livelock: a loop that
+   * never ends, or a bound too small for the scenario), or null if none was cut. Every cut run
+   * reaches the bound, so this is the first one cut.
    */
   readonly depthCutReplay: string | null;
+  /**
+   * That run's repeating tail, if it ends in one: a suspected livelock, never a proof (the engine
+   * sees the tasks' accesses, not their local state; src/engine/lasso.ts). Task names resolved.
+   */
+  readonly suspectedLivelock: SuspectedLivelock | null;
   /** What the user should know about the verdict, e.g. overrides of the variant that never ran. */
   readonly warnings: readonly string[];
 }
+
+/** A Lasso with its tasks named. */
+export type SuspectedLivelock = Omit<Lasso, "tasks"> & { readonly tasks: readonly string[] };
 
 /** A variant's overrides that no explored run called: the verdict says nothing about them. */
 function overrideWarnings(req: CheckRequest, result: ExploreResult): string[] {
@@ -204,7 +215,7 @@ interface Prepared {
   readonly maxSteps: number | undefined;
   readonly options: ExploreOptions;
   readonly last: { choices: readonly number[] | null };
-  readonly firstCut: { choices: readonly number[] | null };
+  readonly longestCut: { choices: readonly number[] | null; steps: number };
 }
 
 function prepare(req: CheckRequest): Prepared {
@@ -212,7 +223,7 @@ function prepare(req: CheckRequest): Prepared {
   const overrides = overridesOf(req.variant);
   const maxSteps = req.explore.maxSteps ?? req.scenario.scenario.maxSteps;
   const last: { choices: readonly number[] | null } = { choices: null };
-  const firstCut: { choices: readonly number[] | null } = { choices: null };
+  const longestCut: Prepared["longestCut"] = { choices: null, steps: -1 };
   const user = req.explore.onExecution;
   const options: ExploreOptions = {
     ...req.explore,
@@ -220,22 +231,24 @@ function prepare(req: CheckRequest): Prepared {
     maxSteps,
     onExecution: (run) => {
       last.choices = run.choices;
-      if (run.depthCut && firstCut.choices === null) firstCut.choices = run.choices.slice();
+      if (run.depthCut && run.steps > longestCut.steps) {
+        longestCut.choices = run.choices.slice();
+        longestCut.steps = run.steps;
+      }
       user?.(run);
     },
   };
-  return { program, overrides, maxSteps, options, last, firstCut };
+  return { program, overrides, maxSteps, options, last, longestCut };
 }
 
 function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): CheckOutcome {
   const header = replayHeaderFor(req);
   const lastReplay = prep.last.choices ? encodeReplayToken({ header, choices: prep.last.choices }) : null;
-  const depthCutReplay = prep.firstCut.choices
-    ? encodeReplayToken({
-        header: { ...header, d: prep.maxSteps ?? DEFAULT_MAX_STEPS },
-        choices: prep.firstCut.choices,
-      })
+  const cut = prep.longestCut.choices;
+  const depthCutReplay = cut
+    ? encodeReplayToken({ header: { ...header, d: prep.maxSteps ?? DEFAULT_MAX_STEPS }, choices: cut })
     : null;
+  const suspectedLivelock = cut ? lassoOf(prep, cut) : null;
   const warnings = overrideWarnings(req, result);
   if (result.violation === null) {
     return {
@@ -244,6 +257,7 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
       counterexample: null,
       lastReplay,
       depthCutReplay,
+      suspectedLivelock,
       warnings,
     };
   }
@@ -275,8 +289,25 @@ function finish(req: CheckRequest, prep: Prepared, result: ExploreResult): Check
     counterexample: { trace, replay, shrunk },
     lastReplay,
     depthCutReplay,
+    suspectedLivelock,
     warnings,
   };
+}
+
+/**
+ * The repeating tail of a cut run, from a recorded replay of it (the runtime looks for one when
+ * it stops a recorded run at the bound).
+ */
+function lassoOf(prep: Prepared, choices: readonly number[]): SuspectedLivelock | null {
+  const r = runProgram(prep.program, {
+    scheduler: new ReplayScheduler(choices),
+    record: true,
+    maxSteps: prep.maxSteps ?? DEFAULT_MAX_STEPS,
+    overrides: prep.overrides,
+  });
+  const l = findLasso(r.trace ?? []);
+  if (l === null) return null;
+  return { ...l, tasks: l.tasks.map((t) => r.taskNames[t] ?? `task${t}`) };
 }
 
 export function traceRunInfo(

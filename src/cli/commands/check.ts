@@ -26,7 +26,14 @@ import { formatCounterexample, formatCoverage, formatExploreSummary } from "../f
 import type { Out } from "../io.js";
 import { collect, intFlag, machineFlags, seedFlag } from "../options.js";
 import { QUEUE_VERSION, queueFlags } from "../queue-flags.js";
-import { STOP_SIGNALS, signalExit } from "../signals.js";
+import { catchStopSignals, signalExit } from "../signals.js";
+import {
+  formatKilled,
+  isKilled,
+  killedDoc,
+  needsWatchdog,
+  runCheckWatched,
+} from "../watched/check-watched.js";
 import { serveExplorer } from "./explore.js";
 
 const STRATEGIES: readonly Strategy[] = ["portfolio", "dpor", "bounded", "pct", "random", "exhaustive"];
@@ -64,6 +71,11 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     .option("--pct-depth <d>", "bug depth for --strategy pct")
     .option("--max-executions <n>", "stop after n executions")
     .option("--time-limit <s>", "stop after s seconds")
+    .option(
+      "--step-timeout <ms>",
+      "your module's code (a variant's override, a scenario's task) running this long without reaching a primitive is an error in your module",
+      "5000",
+    )
     .option("--seed <s>", "seed for pct/random (decimal or 0x-hex); printed either way")
     .option("--preemption <model>", "none | voluntary | full (CONFIG_PREEMPT*)")
     .option(
@@ -121,14 +133,9 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       if (o.resume && targets.length > 1)
         throw new UsageError("--resume continues one run: give one scenario");
       const checkpointEvery = intFlag("--checkpoint-every", o.checkpointEvery, 0) ?? 60;
-      const controller = new AbortController();
+      const stepTimeoutMs = intFlag("--step-timeout", o.stepTimeout, 1) ?? 5000;
       // Ctrl-C, a kill or a closed terminal all stop the search cleanly, with a checkpoint.
-      let stopSignal: NodeJS.Signals | null = null;
-      const onSignal = (sig: NodeJS.Signals) => {
-        stopSignal ??= sig;
-        controller.abort();
-      };
-      for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
+      const caught = catchStopSignals();
       let worst: number = EXIT.ok;
       const docs: unknown[] = [];
       let perfettoFrom: string | null = null;
@@ -166,7 +173,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 pctDepth: intFlag("--pct-depth", o.pctDepth, 1),
                 plainDependence: o.plainDependence === true,
                 coverage: o.coverage === true,
-                signal: controller.signal,
+                signal: caught.signal,
                 onProgress: (p) => {
                   if (o.jsonl) out.data(JSON.stringify({ event: "progress", scenario: target, ...p }));
                   else
@@ -216,18 +223,51 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
                 ? `--resume: '${o.resume}' is the checkpoint of a one-job run: resume it without --jobs and --queue`
                 : `--resume: '${o.resume}' is the checkpoint of a parallel run: resume it with --jobs N (N > 1) or --queue`,
             );
-          const outcome = parallel
+          // The user's own code runs in a thread a watchdog can stop (a loop that never yields would
+          // otherwise hang this one, deaf to Ctrl-C); tdplab's own models run here.
+          const ran = parallel
             ? await runCheckParallel(
                 req,
                 jobs,
                 queue && { ...queue, version: QUEUE_VERSION, note: (line) => out.info(line) },
                 intFlag("--split-depth", o.splitDepth, 1),
               )
-            : await runCheckAsync(req);
+            : needsWatchdog(req)
+              ? await runCheckWatched(req, stepTimeoutMs)
+              : await runCheckAsync(req);
           out.endProgress();
+          if (isKilled(ran)) {
+            const stopSignal = caught.received();
+            const code = stopSignal
+              ? signalExit(stopSignal)
+              : ran.stall
+                ? EXIT.userError
+                : o.failOnIncomplete
+                  ? EXIT.inconclusive
+                  : EXIT.ok;
+            worst = Math.max(worst, code);
+            const head = {
+              scenario: target,
+              kernel: req.config.kernel,
+              features: o.feature,
+              variant: req.variantRef,
+              strategy,
+              seed: formatSeed(seed),
+            };
+            if (o.json) docs.push(killedDoc(head, ran));
+            else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...killedDoc(head, ran) }));
+            else {
+              out.data(formatKilled(labelOf(target, req.config.kernel, req.variantRef), strategy, ran));
+              printSeed(out, strategy, seed);
+            }
+            if (caught.signal.aborted) break;
+            continue;
+          }
+          const outcome = ran;
           // The final checkpoint goes where the periodic ones went (or where --out or a signal asks);
           // a finished search leaves none behind.
           const finalCp = outcome.explore.complete ? undefined : outcome.explore.checkpoint;
+          const stopSignal = caught.received();
           if (finalCp && (checkpoint.written || o.out || stopSignal)) {
             writeCheckpointAt(checkpoint.file, req, finalCp);
             checkpoint.written = true;
@@ -238,7 +278,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           }
           const code = stopSignal
             ? signalExit(stopSignal)
-            : exitFor(outcome, o.failOnIncomplete === true, controller.signal.aborted);
+            : exitFor(outcome, o.failOnIncomplete === true, caught.signal.aborted);
           worst = Math.max(worst, code);
           const doc = jsonDoc(target, req.config.kernel, o.feature, req.variantRef, strategy, seed, outcome);
           if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome);
@@ -274,10 +314,10 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
               o.steps === true,
               checkpoint.written ? checkpoint.file : null,
             );
-          if (controller.signal.aborted) break;
+          if (caught.signal.aborted) break;
         }
       } finally {
-        for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
+        caught.release();
       }
       if (o.perfetto && perfettoFrom === null) out.info(`no counterexample: ${o.perfetto} not written`);
       if (o.json)
@@ -343,6 +383,7 @@ function jsonDoc(
         }
       : null,
     depthCutReplay: o.depthCutReplay,
+    suspectedLivelock: o.suspectedLivelock,
     warnings: o.warnings,
     ...(o.explore.stats.coverage === undefined
       ? {}
@@ -386,14 +427,18 @@ function printHuman(
   steps: boolean,
   checkpointFile: string | null,
 ): void {
-  const label = `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
-  out.data(formatExploreSummary(o, label));
+  out.data(formatExploreSummary(o, labelOf(target, kernel, variant)));
   for (const w of o.warnings) out.data(`warning: ${w}`);
   if (o.depthCutReplay !== null) {
     const n = o.explore.stats.depthCuts;
     out.data(
-      `depth bound: ${n} execution${n === 1 ? "" : "s"} reached ${o.explore.stats.maxDepth} steps without finishing (a loop that never ends, or raise --depth); the first: tdplab replay '${o.depthCutReplay}'`,
+      `depth bound: ${n} execution${n === 1 ? "" : "s"} reached ${o.explore.stats.maxDepth} steps without finishing (a loop that never ends, or raise --depth); the longest: tdplab replay '${o.depthCutReplay}'`,
     );
+    const l = o.suspectedLivelock;
+    if (l !== null)
+      out.data(
+        `suspected livelock: from step ${l.fromStep} that run repeats one cycle of ${l.period} step${l.period === 1 ? "" : "s"} (${l.tasks.join(", ")}; in ${l.fns.join(", ")}) ${l.repeats} times, with no task finishing. Not a proof: tdplab sees the tasks' accesses, not their local variables, so it cannot tell that the cycle never ends (the verdict stays inconclusive)`,
+      );
   }
   const cov = o.explore.stats.coverage;
   if (cov !== undefined) out.data(formatCoverage(cov, o.explore.executions));
@@ -413,8 +458,16 @@ function printHuman(
         : `to resume: the same command with --resume ${checkpointFile}`,
     );
   }
-  // Only the strategies that draw random numbers have a seed worth reprinting.
-  if (o.explore.strategy === "portfolio" || o.explore.strategy === "pct" || o.explore.strategy === "random")
+  printSeed(out, o.explore.strategy, seed);
+}
+
+function labelOf(target: string, kernel: string, variant: string | null): string {
+  return `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
+}
+
+/** Only the strategies that draw random numbers have a seed worth reprinting. */
+function printSeed(out: Out, strategy: Strategy, seed: bigint): void {
+  if (strategy === "portfolio" || strategy === "pct" || strategy === "random")
     out.info(`seed ${formatSeed(seed)} (--seed=${formatSeed(seed)} reproduces this run)`);
 }
 

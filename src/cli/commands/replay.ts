@@ -7,6 +7,8 @@ import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample } from "../format-check.js";
 import type { Out } from "../io.js";
+import { intFlag } from "../options.js";
+import { replayWatched } from "../watched/replay-watched.js";
 
 /** Read a replay string, or the replay string inside a trace file. */
 function replayStringOf(arg: string): string {
@@ -44,12 +46,29 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
     .option("--perfetto <file>", "write the replayed run as Chrome Trace Event JSON (ui.perfetto.dev)")
     .option("--scenario <file>", "the scenario file the string was recorded on (checked by content hash)")
     .option("--variant <file>", "the variant module the string was recorded on (checked by content hash)")
+    .option(
+      "--step-timeout <ms>",
+      "your module's code running this long without reaching a primitive is an error in your module",
+      "5000",
+    )
     .action(async (arg, o) => {
       const replay = replayStringOf(arg);
+      const files = { scenario: o.scenario, variant: o.variant };
       let recorded: Awaited<ReturnType<typeof recordReplay>>;
       try {
         // The document carries the model state after every step, for the explorer and the counters.
-        recorded = await recordReplay(replay, { scenario: o.scenario, variant: o.variant });
+        // The user's own modules run where a watchdog can stop a loop of theirs that never yields.
+        if (files.scenario === undefined && files.variant === undefined)
+          recorded = await recordReplay(replay, files);
+        else {
+          const r = await replayWatched(replay, files, intFlag("--step-timeout", o.stepTimeout, 1) ?? 5000);
+          if (r.kind === "killed") {
+            out.data(r.text);
+            setExit(r.code);
+            return;
+          }
+          recorded = r.value;
+        }
       } catch (e) {
         if (e instanceof ReplayError) throw new UsageError(e.message);
         throw e;
@@ -71,14 +90,18 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
         out.data(formatCounterexample(trace, replay, null, o.steps === true));
       }
       const inv = result.status === "violation" ? trace.violation?.invariant : undefined;
+      // A run the depth bound cut proves nothing: not even a repeating tail shows that it never
+      // ends (the tasks' local state is not seen), so it is inconclusive, never a violation.
       setExit(
         inv === "user-error"
           ? EXIT.userError
           : inv === "model-error"
             ? EXIT.internal
-            : inv !== undefined
-              ? EXIT.violation
-              : EXIT.ok,
+            : inv === "livelock"
+              ? EXIT.inconclusive
+              : inv !== undefined
+                ? EXIT.violation
+                : EXIT.ok,
       );
     });
 }

@@ -3,6 +3,7 @@ import type { SimCpuStats } from "../../engine/sim/occupancy.js";
 import type { RcuStall } from "../../engine/sim/simulator.js";
 import { plotFormatOf, writeLinePlot } from "../../plot/index.js";
 import { fixedSettings, simPlotSpec } from "../../plot/sim-plot.js";
+import { isBuiltinVariantName } from "../../scenarios/content-hash.js";
 import { overridesOf, type Variant } from "../../scenarios/define.js";
 import { ResolveError, resolveVariant } from "../../scenarios/resolve.js";
 import { featureText, type SimFeatures, simFeatures } from "../../scenarios/sim/features.js";
@@ -21,9 +22,10 @@ import { TOOL_VERSION } from "../../version.js";
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import type { Out } from "../io.js";
-import { collect, seedFlag } from "../options.js";
+import { collect, intFlag, seedFlag } from "../options.js";
 import { progressBar } from "../progress-bar.js";
 import { occupancyLines, simTable } from "../sim-table.js";
+import { isKilledSimulation, runPlanWatched } from "../watched/simulate-watched.js";
 import { type TimelineRun, writeSimArtifact } from "./simulate-artifacts.js";
 
 /** Version of the --json document (bumped when a field changes meaning). */
@@ -88,7 +90,9 @@ Output: a table on stdout (or one JSON document with --json); --plot FILE.svg|FI
 headline metric (or --plot-metric KEY) against the swept key, one line per run label; --perfetto
 writes the runs' timelines as Chrome Trace Event JSON (ui.perfetto.dev), --trace as the explorer's
 sim trace.
-Exit codes: 0 done, 2 bad input, 70 internal error, 130 interrupted (what finished is printed).
+Exit codes: 0 done, 2 bad input, 4 a loop in your variant module that never reaches a primitive,
+70 internal error, 130 interrupted (within a second, even inside a long point; the points that
+finished are printed).
 
 Examples:
   tdplab simulate defunct-root-zap
@@ -221,6 +225,11 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
       [] as string[],
     )
     .option("--json", "print one JSON document on stdout")
+    .option(
+      "--step-timeout <ms>",
+      "a variant module's code running this long without reaching a primitive is an error in your module",
+      "5000",
+    )
     .option("--plot <file>", "draw the headline metric against the swept key (.svg or .png)")
     .option("--plot-metric <key>", "the metric --plot draws")
     .option("--perfetto <file>", "write the runs' timelines as Chrome Trace Event JSON (ui.perfetto.dev)")
@@ -244,6 +253,7 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
         throw e;
       }
       const seed = seedNumber(o.seed);
+      const timeline = o.perfetto !== undefined || o.trace !== undefined;
       const variant = await variantFor(o.variant);
       let features: SimFeatures | null;
       try {
@@ -262,28 +272,50 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
         );
       }
 
-      let sigint = false;
-      const onSigint = () => {
-        sigint = true;
-      };
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
       process.on("SIGINT", onSigint);
       const t0 = performance.now();
       const total = plan.points.length;
-      let outcome: PlanOutcome;
+      const onPoint = (i: number) => {
+        if (total > 1) {
+          const at = plan.points[i].label ?? "";
+          out.progress(progressBar(i, total, performance.now() - t0, `${plan.sweep?.key}=${at}`), true);
+        }
+      };
+      let ran: Awaited<ReturnType<typeof runPlanWatched>>;
+      out.info(
+        `simulate: ${scenario.name}, ${total} point${total === 1 ? "" : "s"} (Ctrl-C stops and prints the finished ones)`,
+      );
       try {
-        outcome = await runPlan(plan, {
-          seed: seed ?? undefined,
-          timeline: o.perfetto !== undefined || o.trace !== undefined,
-          overrides: variant === null ? undefined : overridesOf(variant),
-          features: features ?? undefined,
-          stop: () => sigint,
-          onPoint: (i) => {
-            if (total > 1) {
-              const at = plan.points[i].label ?? "";
-              out.progress(progressBar(i, total, performance.now() - t0, `${plan.sweep?.key}=${at}`), true);
-            }
-          },
-        });
+        ran =
+          process.env.TDPLAB_SIMULATE_IN_THREAD === "1"
+            ? // Tests whose scenarios exist only in their own module graph (mocked) run here.
+              await runPlan(plan, {
+                seed: seed ?? undefined,
+                timeline,
+                overrides: variant === null ? undefined : overridesOf(variant),
+                features: features ?? undefined,
+                stop: () => controller.signal.aborted,
+                onPoint,
+              })
+            : await runPlanWatched(
+                {
+                  kind: "simulate",
+                  scenario: scenario.name,
+                  plan: { set: o.set, sweep: o.sweep, kernel: o.kernel },
+                  variant: o.variant ?? null,
+                  featureFlags: o.feature,
+                  seed: seed ?? undefined,
+                  timeline,
+                },
+                {
+                  signal: controller.signal,
+                  stepTimeoutMs: intFlag("--step-timeout", o.stepTimeout, 1) ?? 5000,
+                  watchTasks: variant !== null && !isBuiltinVariantName(o.variant ?? ""),
+                  onPoint,
+                },
+              );
       } catch (e) {
         if (e instanceof SimParamError) throw new UsageError(e.message);
         throw e;
@@ -291,6 +323,12 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
         process.removeListener("SIGINT", onSigint);
         out.endProgress();
       }
+      if (isKilledSimulation(ran)) {
+        out.info(ran.text);
+        setExit(controller.signal.aborted ? EXIT.interrupted : ran.code);
+        return;
+      }
+      const outcome = ran;
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       if (outcome.interrupted) {
         out.info(

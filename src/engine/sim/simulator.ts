@@ -59,6 +59,11 @@ export interface SimOptions {
   readonly costs?: Partial<CostModel>;
   /** Bound on processed events; reaching it ends the run with status "event-limit". */
   readonly maxEvents?: number;
+  /**
+   * Asked every STOP_EVERY events; true ends the run there with status "interrupted" (a Ctrl-C
+   * must not wait for the end of a run that takes seconds). Must be cheap and side-effect free.
+   */
+  readonly stop?: () => boolean;
   /** Seed of the grace-period lengths and of data choices other than need_resched. */
   readonly seed?: bigint | number;
   readonly overrides?: ReadonlyMap<string, Function>;
@@ -159,7 +164,7 @@ export interface SimStats {
 }
 
 export interface SimResult {
-  readonly status: "ok" | "violation" | "deadlock" | "event-limit";
+  readonly status: "ok" | "violation" | "deadlock" | "event-limit" | "interrupted";
   readonly virtualNs: number;
   readonly perTask: readonly SimTaskStats[];
   /**
@@ -892,13 +897,19 @@ class Simulator {
         status = "event-limit";
         break;
       }
+      if ((this.events & (STOP_EVERY - 1)) === 0 && this.opts.stop?.() === true) {
+        status = "interrupted";
+        break;
+      }
       this.now = ev.time;
       this.decide(ev.cpu);
     }
     this.checkStall();
     const unfinished = rt.tasks.filter((t) => !t.done).map((t) => t.name);
     for (const t of rt.tasks) if (!t.done) this.closeWait(t, this.now);
-    if (rt.violations.length > 0) status = "violation";
+    if (status === "interrupted") {
+      // Cut short: the run's outcome is unknown, not a deadlock of its unfinished tasks.
+    } else if (rt.violations.length > 0) status = "violation";
     else if (status === "ok" && unfinished.length > 0) status = "deadlock";
     let virtualNs = 0;
     for (const st of this.ts) virtualNs = Math.max(virtualNs, st.lastStepNs ?? 0, st.doneNs ?? 0);
@@ -937,6 +948,9 @@ class Simulator {
     };
   }
 }
+
+/** Events between two questions to SimOptions.stop (a power of two). */
+const STOP_EVERY = 1024;
 
 function enabledNow(op: AccessOp): boolean {
   return op.enabled === undefined || op.enabled();

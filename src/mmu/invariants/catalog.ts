@@ -195,7 +195,8 @@ export const INVARIANTS: readonly InvariantInfo[] = [
   {
     name: "livelock",
     area: "kernel",
-    meaning: "a run passed the step bound without finishing (possible livelock)",
+    meaning:
+      "a run passed the step bound without finishing (possible livelock; inconclusive, never a violation)",
   },
   {
     name: "model-error",

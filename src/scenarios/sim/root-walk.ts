@@ -296,6 +296,7 @@ export function runRootWalk(
     costs,
     overrides,
     env: runHooks(opts).env,
+    stop: opts.stop,
     seed: opts.seed ?? 1,
     // A walk that never ends (restart on an all-roots walk) is cut off well after a normal one would end.
     maxEvents: 64 * c.roots * c.pages + 200_000,

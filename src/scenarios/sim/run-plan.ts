@@ -17,7 +17,10 @@ export interface RunPlanOptions {
   readonly features?: Partial<Features>;
   /** Called before point `i` starts (for a progress line). */
   readonly onPoint?: (i: number) => void;
-  /** Asked before each point; true stops the sweep there (e.g. after SIGINT). */
+  /**
+   * Asked before each point and now and then inside its runs (SimOptions.stop); true stops the
+   * sweep, and a point cut short is left out (e.g. after SIGINT).
+   */
   readonly stop?: () => boolean;
 }
 
@@ -30,9 +33,10 @@ export interface PlanOutcome {
 
 /**
  * Run every point of a plan in order, keeping the runs the kernel filter allows. Between points it
- * yields to the event loop once, so that a SIGINT handler gets to run (a point itself is one
- * synchronous simulation and is not cut short). A RangeError from a scenario (a combination of
- * parameters it refuses) becomes a SimParamError.
+ * yields to the event loop once, so that a SIGINT handler gets to run; inside a point the simulator
+ * asks `stop` itself, so a stop flag another thread sets (simulate runs in a worker) cuts even a
+ * point of seconds short. A RangeError from a scenario (a combination of parameters it refuses)
+ * becomes a SimParamError.
  */
 export async function runPlan(plan: SimPlan, o: RunPlanOptions = {}): Promise<PlanOutcome> {
   const records: SimRecord[] = [];
@@ -49,8 +53,11 @@ export async function runPlan(plan: SimPlan, o: RunPlanOptions = {}): Promise<Pl
         timeline: o.timeline,
         overrides: o.overrides,
         features: o.features,
+        stop: o.stop,
       });
     } catch (e) {
+      // A scenario may refuse the partial result of a run cut short: that is the stop, not an error.
+      if (o.stop?.()) return { records, completed: i, interrupted: true };
       if (e instanceof RangeError) {
         throw new SimParamError(
           `${plan.scenario.name}${point.label ? ` at ${plan.sweep?.key}=${point.label}` : ""}: ${e.message}`,
@@ -58,6 +65,8 @@ export async function runPlan(plan: SimPlan, o: RunPlanOptions = {}): Promise<Pl
       }
       throw e;
     }
+    if (runs.some((r) => r.results?.some((x) => x.status === "interrupted")))
+      return { records, completed: i, interrupted: true };
     for (const run of runs) {
       kernelsSeen.add(run.kernel);
       if (plan.kernelFilter === null || run.kernel === plan.kernelFilter) records.push({ point: i, run });

@@ -57,15 +57,22 @@ export interface SimRunOptions {
    * after the scenario's own: the simulated kernel is the preset with these commits changed.
    */
   readonly features?: Partial<Features>;
+  /** Asked now and then during each run; true cuts it short (SimOptions.stop), after Ctrl-C. */
+  readonly stop?: () => boolean;
 }
 
-/** The simulator options that carry SimRunOptions into a run: overrides, and features via the run's env. */
+/**
+ * The simulator options that carry SimRunOptions into a run: overrides, features via the run's
+ * env, and the stop question.
+ */
 export function runHooks(opts: SimRunOptions): {
   overrides?: ReadonlyMap<string, Function>;
   env?: ReadonlyMap<string, unknown>;
+  stop?: () => boolean;
 } {
   return {
     overrides: opts.overrides,
+    stop: opts.stop,
     env: opts.features === undefined ? undefined : new Map([[FEATURE_OVERRIDES_ENV, opts.features]]),
   };
 }
