@@ -68,12 +68,14 @@ const stmt = (regs: readonly string[]): fc.Arbitrary<LitmusStmt> =>
       op: fc.constant("fence" as const),
       kind: fc.constantFrom("smp_mb" as const, "smp_wmb" as const),
     }),
-    fc.record({
-      op: fc.constant("rmw" as const),
-      kind: fc.constantFrom("xchg" as const, "atomic_inc" as const),
-      loc: fc.constantFrom("x", "y"),
-      value: fc.constant({ const: 3 }),
-    }),
+    fc
+      .record({
+        op: fc.constant("rmw" as const),
+        kind: fc.constantFrom("xchg" as const, "atomic_inc" as const),
+        loc: fc.constantFrom("x", "y"),
+        value: fc.constant({ const: 3 }),
+      })
+      .map((s) => ({ ...s, order: s.kind === "xchg" ? ("mb" as const) : ("relaxed" as const) })),
   );
 
 const program = (threads: number, stmts: number): fc.Arbitrary<LitmusTest> =>
@@ -158,13 +160,32 @@ describe("parsing", () => {
   });
 
   it("an unsupported primitive: its line and column, and the list of what is supported", () => {
-    const e = err(base("\tsynchronize_rcu();"));
+    const e = err(base("\tspin_trylock(x);"));
     expect([e.line, e.col]).toEqual([6, 2]);
-    expect(e.message).toMatch(/'synchronize_rcu' is not supported; the primitives are .*READ_ONCE/);
+    expect(e.message).toMatch(/'spin_trylock' is not supported; the primitives are .*READ_ONCE/);
   });
 
-  it("control flow is refused, not approximated", () => {
-    expect(err(base("\tif (r0 == 1) WRITE_ONCE(*x, 1);")).message).toMatch(/'if' is not supported/);
+  it("if/else with ==, != and a bare register; loops are refused, not approximated", () => {
+    const t = parseLitmus(
+      base("\tr0 = READ_ONCE(*x);\n\tif (r0 == 1) { WRITE_ONCE(*x, 2); } else if (!r0) WRITE_ONCE(*x, 3);"),
+    );
+    expect(t.threads[0].stmts[1]).toMatchObject({
+      op: "if",
+      cond: { left: { reg: "r0" }, op: "==", right: { const: 1 } },
+      then: [{ op: "store", loc: "x", value: { const: 2 } }],
+      else: [{ op: "if", cond: { op: "==", right: { const: 0 } } }],
+    });
+    expect(err(base("\twhile (r0 == 1) WRITE_ONCE(*x, 1);")).message).toMatch(/'while' is not supported/);
+  });
+
+  it("ordering suffixes are kept; non-value-returning atomics have none", () => {
+    const t = parseLitmus(base("\tr0 = xchg_acquire(x, 1);\n\tatomic_inc(x);\n\tr0 = cmpxchg(x, 0, 1);"));
+    expect(t.threads[0].stmts.map((s) => (s.op === "rmw" ? s.order : null))).toEqual([
+      "acquire",
+      "relaxed",
+      "mb",
+    ]);
+    expect(err(base("\tatomic_inc_relaxed(x);")).message).toMatch(/only value-returning atomics/);
   });
 
   it("an undeclared register, an unknown location, a condition on a missing register", () => {

@@ -4,12 +4,15 @@ import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import {
   conditionAtoms,
+  type LitmusCond,
   type LitmusExpr,
   type LitmusStmt,
   type LitmusTest,
   type Operand,
+  RCU_KINDS,
   returnsOld,
 } from "./parse.js";
+import { OperationalRcu } from "./rcu-operational.js";
 
 /**
  * Running a litmus test: every execution of its threads under a memory model, explored by the same
@@ -87,12 +90,16 @@ export function litmusProgram(
       for (const [loc, m] of mem) values[loc] = m.v;
       sink.values = values;
     };
+    const tso = model === "tso";
+    const bufObjs = test.threads.map((th) => (tso ? h.newObject(`P${th.index}.store_buffer`) : -1));
+    // Stores each thread has buffered and drained so far: what a grace period waits for under TSO.
+    const counts = { pushed: bufObjs.map(() => 0), drained: bufObjs.map(() => 0), objs: bufObjs };
+    const rcu = usesRcu(test) ? new OperationalRcu(h, test.threads.length, tso ? counts : null) : null;
     for (const th of test.threads) {
       const regs = new Map<string, number>(th.regs.map((r) => [r, 0]));
       regsOf.push(regs);
-      const tso = model === "tso";
       const buf: Buffered[] = [];
-      const bufObj = tso ? h.newObject(`P${th.index}.store_buffer`) : -1;
+      const bufObj = bufObjs[th.index];
       const state = { done: false };
       const val = (o: Operand): number => ("const" in o ? o.const : (regs.get(o.reg) ?? 0));
       const drained = () => buf.length === 0;
@@ -124,6 +131,7 @@ export function litmusProgram(
                 step: `${s.kind}(${s.loc}, ${v}) into the store buffer`,
               };
               buf.push({ loc: s.loc, v });
+              counts.pushed[th.index]++;
             } else {
               yield { kind: "write", obj: m.obj, fn: s.kind, step: `${s.kind}(${s.loc}, ${v})` };
               m.v = v;
@@ -149,8 +157,13 @@ export function litmusProgram(
             regs.set(s.reg, v);
             return;
           }
+          case "if":
+            for (const t of condHolds(s.cond, val) ? s.then : s.else) yield* step(t);
+            return;
           case "fence":
-            if (tso && s.kind === "smp_mb") yield* fence(s.kind);
+            if (s.kind === "rcu_read_lock" || s.kind === "rcu_read_unlock" || s.kind === "synchronize_rcu")
+              yield* rcu!.step(th.index, s.kind, fence);
+            else if (tso && s.kind === "smp_mb") yield* fence(s.kind);
             return;
           case "lock": {
             // spin_lock(): a locked RMW on x86 (it drains the buffer), taken when the lock word is 0.
@@ -226,6 +239,7 @@ export function litmusProgram(
               m.v = head.v;
               yield { kind: "write", obj: bufObj, fn: "store buffer", step: "remove the drained store" };
               buf.shift();
+              counts.drained[th.index]++;
             }
             finish();
           })(),
@@ -233,6 +247,22 @@ export function litmusProgram(
       }
     }
   };
+}
+
+/** Whether the test calls any RCU primitive. */
+export function usesRcu(test: LitmusTest): boolean {
+  const any = (stmts: readonly LitmusStmt[]): boolean =>
+    stmts.some((s) =>
+      s.op === "fence"
+        ? (RCU_KINDS as readonly string[]).includes(s.kind)
+        : s.op === "if" && (any(s.then) || any(s.else)),
+    );
+  return test.threads.some((t) => any(t.stmts));
+}
+
+/** Whether an if's condition holds, given the thread's register values. */
+export function condHolds(c: LitmusCond, val: (o: Operand) => number): boolean {
+  return (val(c.left) === val(c.right)) === (c.op === "==");
 }
 
 /** Whether `e` holds in the final state `values`. */
