@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LitmusError, type LitmusStmt, type LitmusTest, parseLitmus } from "./parse.js";
 import { referenceFinalStates } from "./reference-tso.js";
-import { finalStates, MEMORY_MODELS, runLitmus } from "./run.js";
+import { finalStates, OPERATIONAL_MODELS, runLitmus } from "./run.js";
 
 /**
  * The litmus corpus (litmus/*.litmus) gives, in each header, the outcome every model must show
@@ -37,7 +37,7 @@ describe("the litmus corpus", () => {
   it("every file: the engine (DPOR) and the reference interpreter reach the same final states", () => {
     for (const { text } of corpus) {
       const test = parseLitmus(text);
-      for (const model of MEMORY_MODELS) {
+      for (const model of OPERATIONAL_MODELS) {
         const dpor = finalStates(test, model);
         expect(dpor.complete).toBe(true);
         expect([...dpor.states].sort()).toEqual([...referenceFinalStates(test, model)].sort());
@@ -97,7 +97,7 @@ const program = (threads: number, stmts: number): fc.Arbitrary<LitmusTest> =>
     }));
 
 describe("the engine's memory models against brute force and the reference interpreter", () => {
-  for (const model of MEMORY_MODELS) {
+  for (const model of OPERATIONAL_MODELS) {
     it(`${model}: random programs of three threads, DPOR against the reference interpreter`, () => {
       fc.assert(
         fc.property(program(3, 3), (test) => {

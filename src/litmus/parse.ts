@@ -314,8 +314,8 @@ export function parseLitmus(src: string): LitmusTest {
   const init = new Map<string, number>();
   p.expect("{");
   while (!p.at("}")) {
-    // `x=1;`, `int x=1;`, `int *p=&x;` (pointers are not supported)
-    if (p.at("int")) p.next("int");
+    // `x=1;`, `int x=1;`, `spinlock_t s;`, `int *p=&x;` (pointers are not supported)
+    if (p.at("int") || p.at("atomic_t") || p.at("spinlock_t")) p.next("a type");
     if (p.at("*")) p.fail("pointer-valued locations are not supported");
     const loc = p.ident("a location name");
     let value = 0;

@@ -2,6 +2,8 @@ import { explore } from "../engine/explore/explore.js";
 import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
+import { type LkmmWitness, lkmmFinalStates } from "./lkmm/enumerate.js";
+import { lkmmReplayString } from "./lkmm/replay.js";
 import {
   conditionAtoms,
   type LitmusCond,
@@ -32,9 +34,13 @@ import { OperationalRcu } from "./rcu-operational.js";
  * buffer and memory hold the same value for that entry, and the only reader of the buffer's entries
  * is its own thread, which forwards the youngest one, so no thread can tell the two steps from one.
  */
-export type MemoryModel = "sc" | "tso";
+export type MemoryModel = "sc" | "tso" | "lkmm";
 
-export const MEMORY_MODELS: readonly MemoryModel[] = ["sc", "tso"];
+export const MEMORY_MODELS: readonly MemoryModel[] = ["sc", "tso", "lkmm"];
+
+/** The models run operationally on the engine; lkmm is axiomatic (src/litmus/lkmm/). */
+export type OperationalModel = Exclude<MemoryModel, "lkmm">;
+export const OPERATIONAL_MODELS: readonly OperationalModel[] = ["sc", "tso"];
 
 export interface LitmusState {
   /** The observed values: the registers and locations the condition names ("0:r0", "x"). */
@@ -59,6 +65,11 @@ export interface LitmusResult {
   readonly executions: number;
   /** Every execution was explored; otherwise the states are a subset and the verdict is not final. */
   readonly complete: boolean;
+  /**
+   * lkmm: an allowed execution (events, rf, co) reaching the first state that satisfies the
+   * condition, or null when none does; with its replay string.
+   */
+  readonly witness?: (LkmmWitness & { readonly replay: string }) | null;
 }
 
 interface Buffered {
@@ -69,7 +80,7 @@ interface Buffered {
 /** The engine program of `test` under `model`; `sink.values` holds the final state of the last run. */
 export function litmusProgram(
   test: LitmusTest,
-  model: MemoryModel,
+  model: OperationalModel,
   sink: { values: Record<string, number> | null },
 ): Program {
   return ({ spawn }) => {
@@ -298,7 +309,24 @@ export function finalStates(
   test: LitmusTest,
   model: MemoryModel,
   opts: LitmusOptions = {},
-): { readonly states: ReadonlySet<string>; readonly executions: number; readonly complete: boolean } {
+): {
+  readonly states: ReadonlySet<string>;
+  readonly executions: number;
+  readonly complete: boolean;
+  readonly witnesses?: ReadonlyMap<string, LkmmWitness>;
+} {
+  if (model === "lkmm") {
+    const r = lkmmFinalStates(test, {
+      maxCandidates: opts.maxExecutions,
+      brute: opts.strategy === "exhaustive",
+    });
+    return {
+      states: new Set(r.states.keys()),
+      executions: r.executions,
+      complete: r.complete,
+      witnesses: r.states,
+    };
+  }
   const sink: { values: Record<string, number> | null } = { values: null };
   const states = new Set<string>();
   const r = explore(litmusProgram(test, model, sink), {
@@ -320,7 +348,8 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
   );
   const all = finalStates(test, model, opts);
   const finals = new Map<string, Record<string, number>>();
-  for (const text of all.states) {
+  let witness: LkmmWitness | null = null;
+  for (const text of [...all.states].sort()) {
     const values = JSON.parse(text) as Record<string, number>;
     const shown = keys.size === 0 ? Object.keys(values) : [...keys].sort();
     const observed: Record<string, number> = {};
@@ -328,6 +357,7 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
     // Two final states with the same observed values may differ in whether an unobserved part
     // satisfies the condition only if the condition reads it, which it then observes: one suffices.
     finals.set(JSON.stringify(observed), values);
+    if (witness === null && holds(test.condition, values)) witness = all.witnesses?.get(text) ?? null;
   }
   const states = [...finals.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -356,6 +386,9 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
     ok,
     executions: all.executions,
     complete: all.complete,
+    ...(model === "lkmm"
+      ? { witness: witness && { ...witness, replay: lkmmReplayString(test, witness) } }
+      : {}),
   };
 }
 
