@@ -172,8 +172,8 @@ describe("parsing", () => {
     expect(t.threads[0].stmts[1]).toMatchObject({
       op: "if",
       cond: { left: { reg: "r0" }, op: "==", right: { const: 1 } },
-      then: [{ op: "store", loc: "x", value: { const: 2 } }],
-      else: [{ op: "if", cond: { op: "==", right: { const: 0 } } }],
+      thenArm: [{ op: "store", loc: "x", value: { const: 2 } }],
+      elseArm: [{ op: "if", cond: { op: "==", right: { const: 0 } } }],
     });
     expect(err(base("\twhile (r0 == 1) WRITE_ONCE(*x, 1);")).message).toMatch(/'while' is not supported/);
   });

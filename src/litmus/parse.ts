@@ -43,8 +43,8 @@ export type LitmusStmt =
   | {
       readonly op: "if";
       readonly cond: LitmusCond;
-      readonly then: readonly LitmusStmt[];
-      readonly else: readonly LitmusStmt[];
+      readonly thenArm: readonly LitmusStmt[];
+      readonly elseArm: readonly LitmusStmt[];
     };
 
 /** The condition of an `if`: `r`, `!r`, `a == b` or `a != b` over registers and constants. */
@@ -430,7 +430,7 @@ function parseStmt(p: Parser, regs: Set<string>, init: Map<string, number>, stmt
       p.next("else");
       otherwise = parseArm(p, regs, init);
     }
-    stmts.push({ op: "if", cond, then, else: otherwise });
+    stmts.push({ op: "if", cond, thenArm: then, elseArm: otherwise });
     return;
   }
   if (tok.t === "while" || tok.t === "for" || tok.t === "goto" || tok.t === "return") {

@@ -15,11 +15,11 @@ function flatten(stmts: readonly LitmusStmt[], out: Flat[] = []): Flat[] {
     }
     const branch = out.length;
     out.push({ op: "jump", to: -1 });
-    flatten(s.then, out);
+    flatten(s.thenArm, out);
     const jump = out.length;
     out.push({ op: "jump", to: -1 });
     out[branch] = { op: "branch", cond: s.cond, ifFalse: out.length };
-    flatten(s.else, out);
+    flatten(s.elseArm, out);
     out[jump] = { op: "jump", to: out.length };
   }
   return out;

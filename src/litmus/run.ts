@@ -169,7 +169,7 @@ export function litmusProgram(
             return;
           }
           case "if":
-            for (const t of condHolds(s.cond, val) ? s.then : s.else) yield* step(t);
+            for (const t of condHolds(s.cond, val) ? s.thenArm : s.elseArm) yield* step(t);
             return;
           case "fence":
             if (s.kind === "rcu_read_lock" || s.kind === "rcu_read_unlock" || s.kind === "synchronize_rcu")
@@ -266,7 +266,7 @@ export function usesRcu(test: LitmusTest): boolean {
     stmts.some((s) =>
       s.op === "fence"
         ? (RCU_KINDS as readonly string[]).includes(s.kind)
-        : s.op === "if" && (any(s.then) || any(s.else)),
+        : s.op === "if" && (any(s.thenArm) || any(s.elseArm)),
     );
   return test.threads.some((t) => any(t.stmts));
 }

@@ -146,12 +146,14 @@ function walk(
   switch (s.op) {
     case "set":
       st.regs.set(s.reg, sym(s.value));
-      return next(st);
+      next(st);
+      return;
     case "store": {
       const value = sym(s.value);
       const tag = s.kind === "smp_store_release" ? "release" : "once";
       push({ kind: "W", tag, loc: s.loc, rmw: false, value, data: value.deps, text: storeText(s) });
-      return next(st);
+      next(st);
+      return;
     }
     case "load": {
       const e = push({
@@ -162,11 +164,13 @@ function walk(
         text: `${s.reg} = ${s.kind}(${s.loc})`,
       });
       st.regs.set(s.reg, readOf(e));
-      return next(st);
+      next(st);
+      return;
     }
     case "fence":
       push({ kind: "F", tag: FENCE_TAGS[s.kind], rmw: false, text: `${s.kind}()` });
-      return next(st);
+      next(st);
+      return;
     case "lock": {
       // lock.cat: an LKR that reads the lock free and its LKW, paired by rmw; a spin that reads it
       // taken is not an event of any complete execution.
@@ -175,11 +179,13 @@ function walk(
       const w = push({ kind: "W", tag: "lkw", loc: s.loc, rmw: false, value: konst(1), text });
       st.rmw.push([r, w]);
       st.constraints.push({ left: readOf(r), right: konst(0), equal: true });
-      return next(st);
+      next(st);
+      return;
     }
     case "unlock":
       push({ kind: "W", tag: "ul", loc: s.loc, rmw: false, value: konst(0), text: `spin_unlock(${s.loc})` });
-      return next(st);
+      next(st);
+      return;
     case "if": {
       const left = sym(s.cond.left);
       const right = sym(s.cond.right);
@@ -189,7 +195,7 @@ function walk(
         if (refuted(left, right, equal)) continue;
         const b = clone(st);
         b.constraints.push({ left, right, equal });
-        walk(taken ? s.then : s.else, 0, b, guard, next);
+        walk(taken ? s.thenArm : s.elseArm, 0, b, guard, next);
       }
       return;
     }
