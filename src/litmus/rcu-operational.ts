@@ -45,7 +45,7 @@ export class OperationalRcu {
       }
       return;
     }
-    yield* fence(kind);
+    if (this.buffers !== null) yield* fence(kind);
     // The readers inside a section now, and how many sections each has finished.
     yield {
       kind: "read",
