@@ -3,6 +3,7 @@ import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { type LkmmWitness, lkmmFinalStates } from "./lkmm/enumerate.js";
+import { formatWitness } from "./lkmm/format.js";
 import { lkmmReplayString } from "./lkmm/replay.js";
 import {
   conditionAtoms,
@@ -393,7 +394,7 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
 }
 
 /** The result as herd7 users read it: the states, then Ok/No, witnesses and the observation. */
-export function formatLitmus(r: LitmusResult): string {
+export function formatLitmus(r: LitmusResult, file?: string): string {
   const lines = [
     `Test ${r.name} (${r.model})${r.complete ? "" : " INCOMPLETE"}`,
     `States ${r.states.length}`,
@@ -410,5 +411,7 @@ export function formatLitmus(r: LitmusResult): string {
     `Observation ${r.name} ${r.observation} ${r.positive} ${r.negative}`,
     `(${r.executions} executions${r.complete ? ", every one explored" : "; cut before the end: not a verdict"})`,
   );
+  if (r.witness) lines.push(formatWitness(r.witness, r.witness.replay, file));
+  else if (r.witness === null) lines.push("Witness: no allowed execution satisfies the condition");
   return lines.join("\n");
 }
