@@ -8,7 +8,8 @@ import { finalStates, OPERATIONAL_MODELS, runLitmus } from "./run.js";
 
 /**
  * The litmus corpus (litmus/*.litmus) gives, in each header, the outcome every model must show
- * ("tdplab: sc=Never tso=Sometimes", the known x86-TSO results). The engine's TSO (store-buffer
+ * ("tdplab: sc=Never tso=Sometimes lkmm=Sometimes": the known x86-TSO results, and the LKMM result
+ * with its source: a kernel litmus test's Result line or the kernel's documentation). The engine's TSO (store-buffer
  * tasks explored by DPOR) is checked against brute force and against an independent interpreter
  * of the operational model, on the corpus and on random programs.
  */
@@ -25,12 +26,15 @@ describe("the litmus corpus", () => {
   });
 
   for (const { file, text } of corpus) {
-    const expected = /tdplab: sc=(\w+) tso=(\w+)/.exec(text);
+    const expected = /tdplab: sc=(\w+) tso=(\w+) lkmm=(\w+)/.exec(text);
     it(`${file}: ${expected?.[0] ?? "(no expectation)"}`, () => {
       expect(expected).not.toBeNull();
+      // Every file says where its LKMM expectation comes from.
+      expect(text).toMatch(/\* lkmm: \S/);
       const test = parseLitmus(text);
       expect(runLitmus(test, "sc").observation).toBe(expected![1]);
       expect(runLitmus(test, "tso").observation).toBe(expected![2]);
+      expect(runLitmus(test, "lkmm").observation).toBe(expected![3]);
     });
   }
 

@@ -31,18 +31,22 @@ export class OperationalRcu {
 
   /** Thread `t` runs `kind`; `fence` waits for its store buffer to drain (a no-op under SC). */
   *step(t: number, kind: RcuKind, fence: (fn: string) => Gen<void>): Gen<void> {
+    // State changes come after the yield: the code before a yield runs when the step is announced,
+    // the code after it when the scheduler runs the step.
     if (kind === "rcu_read_lock") {
-      if (this.depth[t]++ === 0)
+      if (this.depth[t] === 0)
         yield { kind: "write", obj: this.objs[t], fn: kind, step: "enter a read-side critical section" };
+      this.depth[t]++;
       return;
     }
     if (kind === "rcu_read_unlock") {
       if (this.depth[t] === 0)
         throw new Error(`P${t}: rcu_read_unlock() outside a read-side critical section`);
-      if (--this.depth[t] === 0) {
+      if (this.depth[t] === 1) {
         yield { kind: "write", obj: this.objs[t], fn: kind, step: "leave the read-side critical section" };
         this.exits[t].push(this.buffers?.pushed[t] ?? 0);
       }
+      this.depth[t]--;
       return;
     }
     if (this.buffers !== null) yield* fence(kind);

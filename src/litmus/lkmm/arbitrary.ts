@@ -85,10 +85,33 @@ const stmt: fc.Arbitrary<LitmusStmt> = fc.oneof(
   },
 );
 
+const fence = (kind: "rcu_read_lock" | "rcu_read_unlock" | "synchronize_rcu"): LitmusStmt => ({
+  op: "fence",
+  kind,
+});
+
+/**
+ * With RCU: a thread's body may run inside one read-side critical section, or have a
+ * synchronize_rcu() at a random place (never both, which would deadlock).
+ */
+const withRcu = (body: LitmusStmt[]): fc.Arbitrary<LitmusStmt[]> =>
+  fc.oneof(
+    fc.constant(body),
+    fc.constant<LitmusStmt[]>([fence("rcu_read_lock"), ...body, fence("rcu_read_unlock")]),
+    fc
+      .integer({ min: 0, max: body.length })
+      .map((k) => [...body.slice(0, k), fence("synchronize_rcu"), ...body.slice(k)]),
+  );
+
 /** Programs of 2..threads threads with 1..stmts statements each; the condition is `true`. */
-export function arbitraryLitmus(threads: number, stmts: number): fc.Arbitrary<LitmusTest> {
+export function arbitraryLitmus(
+  threads: number,
+  stmts: number,
+  opts: { rcu?: boolean } = {},
+): fc.Arbitrary<LitmusTest> {
+  const body = fc.array(stmt, { minLength: 1, maxLength: stmts });
   return fc
-    .array(fc.array(stmt, { minLength: 1, maxLength: stmts }), { minLength: 2, maxLength: threads })
+    .array(opts.rcu ? body.chain(withRcu) : body, { minLength: 2, maxLength: threads })
     .map((bodies) => ({
       name: "random",
       init: new Map(LOCS.map((l) => [l, 0])),
