@@ -35,10 +35,43 @@ describe("tdplab litmus", () => {
     expect(two.results.map((r: { name: string }) => r.name)).toEqual(["MP", "LB"]);
   });
 
-  it("lkmm is refused as not implemented, an unknown model as a usage error", async () => {
-    const lkmm = await run("litmus", "litmus/SB.litmus", "--model", "lkmm");
-    expect(lkmm.code).toBe(2);
-    expect(lkmm.stderr).toMatch(/not implemented yet/);
+  it("lkmm: herd7's Observation line, and a witness execution with a replay string tdplab replay shows", async () => {
+    const r = await run("litmus", "litmus/MP+inc+rmb.litmus", "--model", "lkmm");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Observation MP+inc+rmb Sometimes 1 3");
+    expect(r.stdout).toMatch(
+      /P1 e\d+ R\[once\] +data=0 +r1 = READ_ONCE\(data\) +rf from e\d+ \(initial data\)/,
+    );
+    const replay = /replay: tdplab replay '(lkmm1\.[\w-]+)' --litmus litmus\/MP\+inc\+rmb\.litmus/.exec(
+      r.stdout,
+    )?.[1];
+    expect(replay).toBeDefined();
+    const shown = await run("replay", replay!, "--litmus", "litmus/MP+inc+rmb.litmus");
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("MP+inc+rmb (lkmm): the execution is allowed");
+    expect(shown.stdout).toContain("flag=1   r0 = atomic_read(flag)");
+    // The string names its test: another file, or none, is exit 2.
+    expect((await run("replay", replay!, "--litmus", "litmus/MP.litmus")).stderr).toMatch(
+      /recorded on litmus test MP\+inc\+rmb/,
+    );
+    expect((await run("replay", replay!)).code).toBe(2);
+  });
+
+  it("lkmm --json: result, states and witness (events, rf, co, replay)", async () => {
+    const doc = JSON.parse((await run("litmus", "litmus/SB+mbs.litmus", "--model", "lkmm", "--json")).stdout);
+    expect(doc).toMatchObject({ model: "lkmm", result: "Never", positive: 0, witness: null, complete: true });
+    const sb = JSON.parse((await run("litmus", "litmus/SB.litmus", "--model", "lkmm", "--json")).stdout);
+    expect(sb.result).toBe("Sometimes");
+    expect(sb.states).toHaveLength(4);
+    expect(sb.witness.replay).toMatch(/^lkmm1\./);
+    expect(sb.witness.co).toEqual({ x: [0, 2], y: [1, 4] });
+    expect(sb.witness.rf).toEqual([
+      [1, 3],
+      [0, 5],
+    ]);
+  });
+
+  it("an unknown model is a usage error", async () => {
     expect((await run("litmus", "litmus/SB.litmus", "--model", "arm")).code).toBe(2);
   });
 
