@@ -3,11 +3,11 @@ import { Rel } from "./relation.js";
 
 /**
  * The axioms of the Linux-kernel memory model over one candidate execution, computed from the
- * definitions in tools/memory-model/linux-kernel.cat (torvalds/linux, blob at commit 0031e38adf38,
- * with lock.cat and linux-kernel.bell). Every access a litmus test here can make is marked (there
- * are no plain C accesses), so [Marked] is the identity and the plain-access part of the model
- * (data races, plain-coherence) has nothing to check. Names follow the .cat file; each function's
- * comment says which of its relations it computes.
+ * definitions in tools/memory-model/linux-kernel.cat of torvalds/linux (the version whose RCU part
+ * is the recursive rcu-fence, read in 2026), with lock.cat and linux-kernel.bell. Every access a
+ * litmus test here can make is marked (there are no plain C accesses), so [Marked] is the identity
+ * and the plain-access part of the model (data races, plain-coherence) has nothing to check.
+ * Names follow the .cat file; each function's comment says which of its relations it computes.
  */
 
 export interface Ev extends PathEvent {
