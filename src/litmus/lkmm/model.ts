@@ -3,10 +3,11 @@ import { Rel } from "./relation.js";
 
 /**
  * The axioms of the Linux-kernel memory model over one candidate execution, computed from the
- * definitions in tools/memory-model/linux-kernel.cat of torvalds/linux (the version whose RCU part
- * is the recursive rcu-fence, read in 2026), with lock.cat and linux-kernel.bell. Every access a
- * litmus test here can make is marked (there are no plain C accesses), so [Marked] is the identity
- * and the plain-access part of the model (data races, plain-coherence) has nothing to check.
+ * definitions in tools/memory-model/linux-kernel.cat of torvalds/linux (the version with
+ * po-unlock-lock-po and rcu-order, blob eb5cc113dd2f), with lock.cat and linux-kernel.bell.
+ * Every access a litmus test here can make is marked (there are no plain C accesses), so
+ * [Marked] is the identity and the plain-access part of the model (data races,
+ * plain-coherence) has nothing to check.
  * Names follow the .cat file; each function's comment says which of its relations it computes.
  */
 
@@ -116,10 +117,11 @@ export function orders(b: Base): Orders {
   const rfe = b.rf.inter(b.ext);
   const rfi = b.rf.inter(b.int);
 
-  // acq-po, po-rel, po-unlock-rf-lock-po
+  // acq-po, po-rel, po-unlock-lock-po: an unlock followed by a lock that reads from it, or by a
+  // later lock of the same CPU (of any lock).
   const acqPo = Rel.seqAll(acquire, po, M);
   const poRel = Rel.seqAll(M, po, release);
-  const poUnlockRfLockPo = Rel.seqAll(po, b.tag("ul"), b.rf, b.tag("lkr"), po);
+  const poUnlockLockPo = Rel.seqAll(po, b.tag("ul"), po.union(b.rf), b.tag("lkr"), po);
   // rmb ignores the reads of non-value-returning RMWs (R4rmb); wmb orders writes.
   const r4rmb = R.minus(b.tag("noreturn"));
   const rmb = Rel.seqAll(r4rmb, fencerel("rmb"), r4rmb);
@@ -138,18 +140,18 @@ export function orders(b: Base): Orders {
   const nonrwFence = strongFence.union(poRel, acqPo);
   const fence = nonrwFence.union(wmb, rmb);
 
-  // ppo: to-r | to-w | fence | (po-unlock-rf-lock-po & int). No addr dependencies exist here
+  // ppo: to-r | to-w | fence | (po-unlock-lock-po & int). No addr dependencies exist here
   // (no pointers), so dep is data, to-r is dep ; rfi and to-w drops its addr ; [Plain] ; wmb term.
   const rwdep = b.data.union(b.ctrl).seq(W);
   const overwrite = b.co.union(b.fr);
   const toW = rwdep.union(overwrite.inter(b.int));
   const toR = b.data.seq(rfi);
-  const ppo = toR.union(toW, fence, poUnlockRfLockPo.inter(b.int));
+  const ppo = toR.union(toW, fence, poUnlockLockPo.inter(b.int));
 
-  // cumul-fence = A-cumul(strong-fence | po-rel) | wmb | po-unlock-rf-lock-po,
+  // cumul-fence = A-cumul(strong-fence | po-rel) | wmb | po-unlock-lock-po,
   // with A-cumul(r) = rfe? ; r.
   const aCumul = (r: Rel) => rfe.opt().seq(r);
-  const cumulFence = aCumul(strongFence.union(poRel)).union(wmb, poUnlockRfLockPo);
+  const cumulFence = aCumul(strongFence.union(poRel)).union(wmb, poUnlockLockPo);
   // prop = (overwrite & ext)? ; cumul-fence* ; rfe?
   const prop = Rel.seqAll(overwrite.inter(b.ext).opt(), cumulFence.star(), rfe.opt());
   // hb = ppo | rfe | ((prop \ id) & int)
@@ -182,10 +184,10 @@ export function rcuSections(x: Execution): [number, number][] {
 }
 
 /**
- * rb = prop ; po ; rcu-fence ; po? ; hb* ; pb*, where rcu-fence is the least relation holding
- * grace periods, and sequences of grace periods and read-side critical sections joined by
- * rcu-link with at least as many of the first as of the second (linux-kernel.cat's recursive
- * definition, without SRCU).
+ * rb = prop ; rcu-fence ; hb* ; pb*, with rcu-fence = po ; rcu-order ; po?, where rcu-order is the
+ * least relation holding grace periods, and sequences of grace periods and read-side critical
+ * sections joined by rcu-link with at least as many of the first as of the second
+ * (linux-kernel.cat's recursive definition, without SRCU).
  */
 export function rcuRb(b: Base, x: Execution, o: Orders): Rel {
   const { po, n } = b;
@@ -195,17 +197,18 @@ export function rcuRb(b: Base, x: Execution, o: Orders): Rel {
   const pbStar = o.pb.star();
   // rcu-link = po? ; hb* ; pb* ; prop ; po
   const link = Rel.seqAll(po.opt(), hbStar, pbStar, o.prop, po);
-  let fence = rcuGp.union(Rel.seqAll(rcuGp, link, rscsi), Rel.seqAll(rscsi, link, rcuGp));
+  let order = rcuGp.union(Rel.seqAll(rcuGp, link, rscsi), Rel.seqAll(rscsi, link, rcuGp));
   for (;;) {
-    const grown = fence.union(
-      Rel.seqAll(rcuGp, link, fence, link, rscsi),
-      Rel.seqAll(rscsi, link, fence, link, rcuGp),
-      Rel.seqAll(fence, link, fence),
+    const grown = order.union(
+      Rel.seqAll(rcuGp, link, order, link, rscsi),
+      Rel.seqAll(rscsi, link, order, link, rcuGp),
+      Rel.seqAll(order, link, order),
     );
-    if (grown.equals(fence)) break;
-    fence = grown;
+    if (grown.equals(order)) break;
+    order = grown;
   }
-  return Rel.seqAll(o.prop, po, fence, po.opt(), hbStar, pbStar);
+  const rcuFence = Rel.seqAll(po, order, po.opt());
+  return Rel.seqAll(o.prop, rcuFence, hbStar, pbStar);
 }
 
 /** The first LKMM axiom the execution violates, in the .cat file's order, or null if it is allowed. */
