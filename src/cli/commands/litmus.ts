@@ -1,6 +1,4 @@
-import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
-import { LitmusError, parseLitmus } from "../../litmus/parse.js";
 import {
   formatLitmus,
   type LitmusResult,
@@ -11,6 +9,7 @@ import {
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import type { Out } from "../io.js";
+import { readLitmusFile } from "../litmus-file.js";
 import { intFlag } from "../options.js";
 
 /** `tdplab litmus`: every execution of C litmus tests under a memory model, herd7-style output. */
@@ -29,19 +28,7 @@ export function registerLitmus(program: Command, out: Out, setExit: SetExit): vo
       const maxExecutions = intFlag("--max-executions", o.maxExecutions, 1);
       const results: (LitmusResult & { file: string })[] = [];
       for (const file of files) {
-        let text: string;
-        try {
-          text = readFileSync(file, "utf8");
-        } catch {
-          throw new UsageError(`litmus file '${file}' cannot be read`);
-        }
-        let test: ReturnType<typeof parseLitmus>;
-        try {
-          test = parseLitmus(text);
-        } catch (e) {
-          if (e instanceof LitmusError) throw new UsageError(`${file}:${e.line}:${e.col}: ${e.message}`);
-          throw e;
-        }
+        const test = readLitmusFile(file);
         const run = runLitmus(test, model, { maxExecutions });
         // herd7's word for the observation is the result: Never, Sometimes or Always.
         const r = { file, result: run.observation, ...run };

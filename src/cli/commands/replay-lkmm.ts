@@ -1,10 +1,9 @@
-import { readFileSync } from "node:fs";
 import { ReplayFormatError } from "../../engine/replay-codec.js";
 import { formatWitness } from "../../litmus/lkmm/format.js";
 import { replayLkmm } from "../../litmus/lkmm/replay.js";
-import { LitmusError, parseLitmus } from "../../litmus/parse.js";
 import { UsageError } from "../exit-codes.js";
 import type { Out } from "../io.js";
+import { readLitmusFile } from "../litmus-file.js";
 
 /**
  * `tdplab replay 'lkmm1.…' --litmus FILE`: the LKMM witness execution a string names, judged again
@@ -13,15 +12,9 @@ import type { Out } from "../io.js";
 export function replayLkmmWitness(replay: string, file: string | undefined, json: boolean, out: Out): void {
   if (file === undefined)
     throw new UsageError("an lkmm1 replay string names a litmus test: pass its file with --litmus FILE");
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    throw new UsageError(`litmus file '${file}' cannot be read`);
-  }
+  const test = readLitmusFile(file);
   let witness: ReturnType<typeof replayLkmm>;
   try {
-    const test = parseLitmus(text);
     witness = replayLkmm(replay, test);
     if (json)
       out.data(JSON.stringify({ schemaVersion: 1, test: test.name, model: "lkmm", witness }, null, 2));
@@ -30,7 +23,6 @@ export function replayLkmmWitness(replay: string, file: string | undefined, json
         `${test.name} (lkmm): the execution is allowed\n${formatWitness(witness, replay.trim(), file)}`,
       );
   } catch (e) {
-    if (e instanceof LitmusError) throw new UsageError(`${file}:${e.line}:${e.col}: ${e.message}`);
     if (e instanceof ReplayFormatError) throw new UsageError(`${file}: ${e.message}`);
     throw e;
   }

@@ -202,7 +202,8 @@ function walk(
     case "rmw":
       for (const succeeds of s.kind === "cmpxchg" ? [true, false] : [true]) {
         const b = clone(st);
-        if (rmw(s, succeeds, b, ctrl, sym)) next(b);
+        rmw(s, succeeds, b, ctrl, sym);
+        next(b);
       }
       return;
   }
@@ -215,14 +216,14 @@ function refuted(left: Sym, right: Sym, equal: boolean): boolean {
   );
 }
 
-/** The events of an RMW that succeeds or (a cmpxchg) fails; false if constants refute that. */
+/** The events of an RMW that succeeds or (a cmpxchg) fails. */
 function rmw(
   s: Extract<LitmusStmt, { op: "rmw" }>,
   succeeds: boolean,
   st: State,
   ctrl: readonly number[],
   sym: (o: Operand) => Sym,
-): boolean {
+): void {
   const text = rmwText(s);
   const push = (e: NewEvent) => emit(st, ctrl, e);
   const operand = sym(s.value);
@@ -260,7 +261,6 @@ function rmw(
   }
   if (full) push({ kind: "F", tag: "mb", rmw: false, text: `${text}: implied smp_mb()` });
   if (s.reg !== undefined) st.regs.set(s.reg, returnsOld(s.kind) || !succeeds ? old : result);
-  return true;
 }
 
 const operandText = (o: Operand): string => ("const" in o ? String(o.const) : o.reg);

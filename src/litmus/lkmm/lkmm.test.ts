@@ -82,27 +82,26 @@ describe("lkmm contains the operational models", () => {
   }, 120_000);
 });
 
+/** The LKMM's observation of a two-thread test. */
+const observe = (p0: string, p1: string, cond: string) => runLitmus(two(p0, p1, cond), "lkmm").observation;
+
 describe("lkmm: the rules the kernel documents", () => {
   it("a failed cmpxchg orders nothing (litmus-tests/cmpxchg-fail-unordered-1.litmus: Sometimes)", () => {
     const body = (a: string, b: string) =>
       `\tWRITE_ONCE(*${a}, 1);\n\tr1 = cmpxchg(z, 1, 0);\n\tr0 = READ_ONCE(*${b});`;
-    const t = two(body("x", "y"), body("y", "x"), "0:r0=0 /\\ 1:r0=0");
-    expect(runLitmus(t, "lkmm").observation).toBe("Sometimes");
-    // A successful one is a full barrier: with z=1 one of them succeeds, and that one orders.
-    const full = two(
-      "\tWRITE_ONCE(*x, 1);\n\tr1 = xchg(z, 1);\n\tr0 = READ_ONCE(*y);",
-      "\tWRITE_ONCE(*y, 1);\n\tr1 = xchg(z, 1);\n\tr0 = READ_ONCE(*x);",
-      "0:r0=0 /\\ 1:r0=0",
-    );
-    expect(runLitmus(full, "lkmm").observation).toBe("Never");
+    expect(observe(body("x", "y"), body("y", "x"), "0:r0=0 /\\ 1:r0=0")).toBe("Sometimes");
+    // A successful one is a full barrier.
+    const xchg = (a: string, b: string) =>
+      `\tWRITE_ONCE(*${a}, 1);\n\tr1 = xchg(z, 1);\n\tr0 = READ_ONCE(*${b});`;
+    expect(observe(xchg("x", "y"), xchg("y", "x"), "0:r0=0 /\\ 1:r0=0")).toBe("Never");
   });
 
   it("smp_mb__after_atomic() after a failed cmpxchg orders it (cmpxchg-fail-ordered-2.litmus: Never)", () => {
     const p0 = "\tWRITE_ONCE(*x, 1);\n\tr1 = cmpxchg(y, 0, 1);";
     const reader = (mb: string) => `\tr1 = cmpxchg(y, 0, 1);\n${mb}\tr0 = READ_ONCE(*x);`;
     const cond = "0:r1=0 /\\ 1:r1=1 /\\ 1:r0=0";
-    expect(runLitmus(two(p0, reader(""), cond), "lkmm").observation).toBe("Sometimes");
-    expect(runLitmus(two(p0, reader("\tsmp_mb__after_atomic();\n"), cond), "lkmm").observation).toBe("Never");
+    expect(observe(p0, reader(""), cond)).toBe("Sometimes");
+    expect(observe(p0, reader("\tsmp_mb__after_atomic();\n"), cond)).toBe("Never");
   });
 
   it("each axiom is what rejects its classic shape", () => {
@@ -122,18 +121,11 @@ describe("lkmm: the rules the kernel documents", () => {
   });
 
   it("a control dependency orders a load before a store inside the if, not one after the join", () => {
-    const inside = two(
-      "\tr0 = READ_ONCE(*x);\n\tif (r0) WRITE_ONCE(*y, 1);",
-      "\tr0 = READ_ONCE(*y);\n\tsmp_mb();\n\tWRITE_ONCE(*x, 1);",
-      "0:r0=1 /\\ 1:r0=1",
-    );
-    expect(runLitmus(inside, "lkmm").observation).toBe("Never");
-    const after = two(
-      "\tr0 = READ_ONCE(*x);\n\tif (r0) r1 = 2; else r1 = 2;\n\tWRITE_ONCE(*y, 1);",
-      "\tr0 = READ_ONCE(*y);\n\tsmp_mb();\n\tWRITE_ONCE(*x, 1);",
-      "0:r0=1 /\\ 1:r0=1",
-    );
-    expect(runLitmus(after, "lkmm").observation).toBe("Sometimes");
+    const p1 = "\tr0 = READ_ONCE(*y);\n\tsmp_mb();\n\tWRITE_ONCE(*x, 1);";
+    const cond = "0:r0=1 /\\ 1:r0=1";
+    expect(observe("\tr0 = READ_ONCE(*x);\n\tif (r0) WRITE_ONCE(*y, 1);", p1, cond)).toBe("Never");
+    const join = "\tr0 = READ_ONCE(*x);\n\tif (r0) r1 = 2; else r1 = 2;\n\tWRITE_ONCE(*y, 1);";
+    expect(observe(join, p1, cond)).toBe("Sometimes");
   });
 });
 

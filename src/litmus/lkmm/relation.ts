@@ -65,16 +65,15 @@ export class Rel {
     return this.map2(o, (a, b) => a & ~b);
   }
 
+  /** Row i of this |= row j of `src`. */
+  private orRow(i: number, src: Rel, j: number): void {
+    for (let k = 0; k < this.w; k++) this.bits[i * this.w + k] |= src.bits[j * this.w + k];
+  }
+
   /** this ; o */
   seq(o: Rel): Rel {
     const out = Rel.empty(this.n);
-    const w = this.w;
-    for (let i = 0; i < this.n; i++) {
-      for (let j = 0; j < this.n; j++) {
-        if (!this.has(i, j)) continue;
-        for (let k = 0; k < w; k++) out.bits[i * w + k] |= o.bits[j * w + k];
-      }
-    }
+    for (let i = 0; i < this.n; i++) for (let j = 0; j < this.n; j++) if (this.has(i, j)) out.orRow(i, o, j);
     return out;
   }
 
@@ -95,13 +94,7 @@ export class Rel {
   /** r+ (Warshall on bitsets). */
   plus(): Rel {
     const out = this.map2(this, (a) => a);
-    const w = this.w;
-    for (let k = 0; k < this.n; k++) {
-      for (let i = 0; i < this.n; i++) {
-        if (!out.has(i, k)) continue;
-        for (let x = 0; x < w; x++) out.bits[i * w + x] |= out.bits[k * w + x];
-      }
-    }
+    for (let k = 0; k < this.n; k++) for (let i = 0; i < this.n; i++) if (out.has(i, k)) out.orRow(i, out, k);
     return out;
   }
 
