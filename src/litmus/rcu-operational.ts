@@ -10,7 +10,8 @@ import type { RcuKind } from "./parse.js";
  * comes from the grace period, which on x86 means the reader's CPU passed a quiescent state (a
  * context switch: a full barrier) before the grace period ends. Under TSO, therefore, a reader's
  * section counts as ended only once the stores it buffered before rcu_read_unlock() reached
- * memory, and synchronize_rcu() is itself a full barrier (it drains its own buffer).
+ * memory, every other CPU's stores buffered when the grace period started reach memory before it
+ * ends, and synchronize_rcu() is itself a full barrier (it drains its own buffer).
  */
 export class OperationalRcu {
   private readonly depth: number[];
@@ -50,17 +51,23 @@ export class OperationalRcu {
       return;
     }
     if (this.buffers !== null) yield* fence(kind);
-    // The readers inside a section now, and how many sections each has finished.
+    // The readers inside a section now, and how many sections each has finished; under TSO also
+    // every CPU's buffered stores so far, which the grace period reads with the sections.
+    const b = this.buffers;
     yield {
       kind: "read",
       obj: this.objs[0],
-      objs: this.objs.slice(1),
+      objs: [...this.objs.slice(1), ...(b?.objs ?? [])],
       fn: kind,
       step: "start a grace period",
     };
     const waitFor = this.depth.flatMap((d, u) => (d > 0 ? [{ u, ended: this.exits[u].length }] : []));
+    // Every other CPU outside a section passes a quiescent state (a full barrier) after the grace
+    // period starts, so the stores it had buffered by then reach memory before it ends.
+    const drains = b
+      ? this.depth.flatMap((d, u) => (d === 0 && u !== t ? [{ u, mark: b.pushed[u] }] : []))
+      : [];
     for (const { u, ended } of waitFor) {
-      const b = this.buffers;
       yield {
         kind: "wait",
         obj: this.objs[u],
@@ -68,6 +75,15 @@ export class OperationalRcu {
         fn: kind,
         step: `wait for P${u}'s read-side critical section`,
         enabled: () => this.exits[u].length > ended && (b === null || b.drained[u] >= this.exits[u][ended]),
+      };
+    }
+    for (const { u, mark } of drains) {
+      yield {
+        kind: "wait",
+        obj: b!.objs[u],
+        fn: kind,
+        step: `wait for P${u}'s quiescent state`,
+        enabled: () => b!.drained[u] >= mark,
       };
     }
   }

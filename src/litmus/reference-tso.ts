@@ -43,7 +43,10 @@ export function referenceFinalStates(test: LitmusTest, model: "sc" | "tso"): Set
     exits: number[][];
     pushed: number[];
     drained: number[];
-    /** A thread inside synchronize_rcu(): the readers it waits for, with their sections ended then. */
+    /**
+     * A thread inside synchronize_rcu(): the readers it waits for, with their sections ended then,
+     * or -1 - (stores pushed then) for a CPU outside a section whose buffer must drain that far.
+     */
     gp: ([number, number][] | null)[];
   }
   const code = test.threads.map((t) => flatten(t.stmts));
@@ -139,12 +142,18 @@ export function referenceFinalStates(test: LitmusTest, model: "sc" | "tso"): Set
           if (tso && n.bufs[i].length > 0) return false;
           const gp = n.gp[i];
           if (gp === null) {
-            // Start the grace period; the statement runs again until it is over.
-            n.gp[i] = n.depth.flatMap((d, u) => (d > 0 ? [[u, n.exits[u].length] as [number, number]] : []));
+            // Start the grace period; the statement runs again until it is over. It waits for the
+            // readers inside a section to leave it (their stores drained), and under TSO for every
+            // other CPU's stores buffered now to drain (its quiescent state is a full barrier).
+            n.gp[i] = n.depth.flatMap((d, u): [number, number][] =>
+              d > 0 ? [[u, n.exits[u].length]] : tso && u !== i ? [[u, -1 - n.pushed[u]]] : [],
+            );
             return pc;
           }
-          const over = gp.every(
-            ([u, ended]) => n.exits[u].length > ended && n.drained[u] >= n.exits[u][ended],
+          const over = gp.every(([u, ended]) =>
+            ended < 0
+              ? n.drained[u] >= -1 - ended
+              : n.exits[u].length > ended && n.drained[u] >= n.exits[u][ended],
           );
           if (!over) return false;
           n.gp[i] = null;
