@@ -182,6 +182,13 @@ describe("parsing", () => {
     expect(err(base("\twhile (r0 == 1) WRITE_ONCE(*x, 1);")).message).toMatch(/'while' is not supported/);
   });
 
+  it("plain C accesses are refused at their column", () => {
+    const e = err(base("\tr0 = *x;"));
+    expect([e.line, e.col]).toEqual([6, 7]);
+    expect(e.message).toMatch(/plain C accesses are not supported/);
+    expect(err(base("\t*x = 1;")).message).toMatch(/plain C accesses are not supported/);
+  });
+
   it("ordering suffixes are kept; non-value-returning atomics have none", () => {
     const t = parseLitmus(base("\tr0 = xchg_acquire(x, 1);\n\tatomic_inc(x);\n\tr0 = cmpxchg(x, 0, 1);"));
     expect(t.threads[0].stmts.map((s) => (s.op === "rmw" ? s.order : null))).toEqual([

@@ -433,6 +433,7 @@ function parseStmt(p: Parser, regs: Set<string>, init: Map<string, number>, stmt
     stmts.push({ op: "if", cond, thenArm: then, elseArm: otherwise });
     return;
   }
+  if (tok.t === "*") p.fail(PLAIN);
   if (tok.t === "while" || tok.t === "for" || tok.t === "goto" || tok.t === "return") {
     p.fail(`'${tok.t}' is not supported: litmus bodies are straight-line code with if/else`);
   }
@@ -557,7 +558,11 @@ function parseCall(
   return stmt;
 }
 
+const PLAIN =
+  "plain C accesses are not supported: every shared access is marked (READ_ONCE(), WRITE_ONCE(), ...)";
+
 function operand(p: Parser, regs: Set<string>): Operand {
+  if (p.at("*")) p.fail(PLAIN);
   const tok = p.next("a value or register");
   if (/^-?[0-9]+$/.test(tok.t)) return { const: Number(tok.t) };
   if (regs.has(tok.t)) return { reg: tok.t };

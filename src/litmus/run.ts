@@ -412,6 +412,11 @@ export function formatLitmus(r: LitmusResult, file?: string): string {
     `(${r.executions} executions${r.complete ? ", every one explored" : "; cut before the end: not a verdict"})`,
   );
   if (r.witness) lines.push(formatWitness(r.witness, r.witness.replay, file));
-  else if (r.witness === null) lines.push("Witness: no allowed execution satisfies the condition");
+  else if (r.witness === null)
+    lines.push(
+      r.complete
+        ? "Witness: no allowed execution satisfies the condition"
+        : "Witness: none among the executions examined",
+    );
   return lines.join("\n");
 }
