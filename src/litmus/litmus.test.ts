@@ -182,6 +182,17 @@ describe("parsing", () => {
     expect(err(base("\twhile (r0 == 1) WRITE_ONCE(*x, 1);")).message).toMatch(/'while' is not supported/);
   });
 
+  it("herd7's locations clause adds what the states show", async () => {
+    const t = parseLitmus(
+      "C T\n{}\nP0(int *x)\n{\n\tint r0;\n\tint r1;\n\tr0 = READ_ONCE(*x);\n}\nlocations [0:r1; x] (* shown too *)\nexists (0:r0=0)\n",
+    );
+    expect(t.locations).toEqual(["0:r1", "x"]);
+    expect(Object.keys(runLitmus(t, "sc").states[0].values).sort()).toEqual(["0:r0", "0:r1", "x"]);
+    expect(err(base("\tr0 = READ_ONCE(*x);", "locations [0:r7]\nexists (0:r0=0)")).message).toMatch(
+      /no register r7/,
+    );
+  });
+
   it("plain C accesses are refused at their column", () => {
     const e = err(base("\tr0 = *x;"));
     expect([e.line, e.col]).toEqual([6, 7]);

@@ -114,6 +114,8 @@ export interface LitmusTest {
   readonly condition: LitmusExpr;
   /** The condition as written, for output. */
   readonly conditionText: string;
+  /** herd7's `locations [...]` clause: more registers ("N:reg") and locations to show in states. */
+  readonly locations?: readonly string[];
 }
 
 const STORES: readonly StoreKind[] = ["WRITE_ONCE", "smp_store_release", "atomic_set"];
@@ -204,9 +206,11 @@ function tokenize(src: string): Tok[] {
       while (i < src.length && src[i] !== "\n") adv(1);
       continue;
     }
-    // OCaml-style (* *) comments are the doc comment of the header, before the initial state: in a
-    // body, "(*" is a call taking a dereference, WRITE_ONCE(*x, 1).
-    const close = src.startsWith("/*", i) ? "*/" : !headerDone && src.startsWith("(*", i) ? "*)" : null;
+    // OCaml-style (* *) comments are the doc comment of the header, before the initial state, or
+    // start with "(* " (a space) anywhere: in a body, "(*x" is a call taking a dereference,
+    // WRITE_ONCE(*x, 1).
+    const ocaml = src.startsWith("(*", i) && (!headerDone || /\s/.test(src[i + 2] ?? ""));
+    const close = src.startsWith("/*", i) ? "*/" : ocaml ? "*)" : null;
     if (close !== null) {
       const end = src.indexOf(close, i + 2);
       if (end < 0) throw new LitmusError(line, col, "unterminated comment");
@@ -348,6 +352,7 @@ export function parseLitmus(src: string): LitmusTest {
     threads.push({ index, ...parseBody(p, init) });
   }
   if (threads.length === 0) p.fail("expected at least one thread P0(...) { ... }");
+  const locations = p.at("locations") ? parseLocations(p, init, threads) : undefined;
   if (p.done()) p.fail("expected the final condition: exists, ~exists or forall");
   const condStart = p.peek()!;
   let quantifier: LitmusTest["quantifier"];
@@ -380,7 +385,29 @@ export function parseLitmus(src: string): LitmusTest {
     .slice(condStart.col - 1)
     .replace(/\s+/g, " ")
     .trim();
-  return { name, init, threads, quantifier, condition, conditionText };
+  return { name, init, threads, quantifier, condition, conditionText, ...(locations ? { locations } : {}) };
+}
+
+/** `locations [0:r1; 1:r3; x; y]`: what herd7 shows besides the condition's atoms. */
+function parseLocations(p: Parser, init: Map<string, number>, threads: readonly LitmusThread[]): string[] {
+  p.next("locations");
+  p.expect("[");
+  const out: string[] = [];
+  while (!p.at("]")) {
+    const first = p.next("a location or N:register");
+    if (/^[0-9]+$/.test(first.t) && p.at(":")) {
+      p.next(":");
+      const reg = p.ident("a register");
+      const t = threads[Number(first.t)];
+      if (t === undefined || !t.regs.includes(reg.t))
+        p.fail(`P${first.t} declares no register ${reg.t}`, reg);
+      out.push(`${first.t}:${reg.t}`);
+    } else if (init.has(first.t)) out.push(first.t);
+    else p.fail(`'${first.t}' is neither N:register nor a location of this test`, first);
+    if (p.at(";")) p.next(";");
+  }
+  p.expect("]");
+  return out;
 }
 
 function parseBody(p: Parser, init: Map<string, number>): { stmts: LitmusStmt[]; regs: string[] } {

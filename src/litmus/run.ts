@@ -344,9 +344,10 @@ export function finalStates(
 
 /** Explore every execution of `test` under `model` and collect its final states. */
 export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOptions = {}): LitmusResult {
-  const keys = new Set(
-    conditionAtoms(test.condition).map((a) => (a.op === "reg" ? `${a.thread}:${a.reg}` : a.loc)),
-  );
+  const keys = new Set([
+    ...conditionAtoms(test.condition).map((a) => (a.op === "reg" ? `${a.thread}:${a.reg}` : a.loc)),
+    ...(test.locations ?? []),
+  ]);
   const all = finalStates(test, model, opts);
   const finals = new Map<string, Record<string, number>>();
   let witness: LkmmWitness | null = null;
