@@ -71,6 +71,19 @@ describe("tdplab litmus", () => {
     ]);
   });
 
+  it("sc/tso: the witness is a schedule of the engine, and its lit1 string replays it", async () => {
+    const r = await run("litmus", "litmus/SB.litmus", "--model", "tso");
+    expect(r.stdout).toContain("Witness: a schedule of the engine under tso");
+    expect(r.stdout).toMatch(/P0\.store_buffer +drain x = 1 to memory/);
+    const replay = /replay: tdplab replay '(lit1\.[\w-]+)'/.exec(r.stdout)![1];
+    const shown = await run("replay", replay, "--litmus", "litmus/SB.litmus");
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("final: 0:r0=0; 1:r0=0; x=1; y=1;");
+    const doc = JSON.parse((await run("replay", replay, "--litmus", "litmus/SB.litmus", "--json")).stdout);
+    expect(doc.witness).toMatchObject({ model: "tso", values: { "0:r0": 0, "1:r0": 0 } });
+    expect((await run("replay", replay, "--litmus", "litmus/MP.litmus")).code).toBe(2);
+  });
+
   it("an unknown model is a usage error", async () => {
     expect((await run("litmus", "litmus/SB.litmus", "--model", "arm")).code).toBe(2);
   });

@@ -16,6 +16,7 @@ import {
   returnsOld,
 } from "./parse.js";
 import { OperationalRcu } from "./rcu-operational.js";
+import { formatSchedule, type ScheduleWitness, scheduleWitness } from "./schedule.js";
 
 /**
  * Running a litmus test: every execution of its threads under a memory model, explored by the same
@@ -67,10 +68,11 @@ export interface LitmusResult {
   /** Every execution was explored; otherwise the states are a subset and the verdict is not final. */
   readonly complete: boolean;
   /**
-   * lkmm: an allowed execution (events, rf, co) reaching the first state that satisfies the
-   * condition, or null when none does; with its replay string.
+   * An execution reaching the first state that satisfies the condition, or null when none does,
+   * with its replay string: under lkmm the candidate execution (events, rf, co), under sc and tso
+   * the engine's schedule.
    */
-  readonly witness?: (LkmmWitness & { readonly replay: string }) | null;
+  readonly witness: (LkmmWitness & { readonly replay: string }) | ScheduleWitness | null;
 }
 
 interface Buffered {
@@ -315,6 +317,7 @@ export function finalStates(
   readonly executions: number;
   readonly complete: boolean;
   readonly witnesses?: ReadonlyMap<string, LkmmWitness>;
+  readonly schedules?: ReadonlyMap<string, readonly number[]>;
 } {
   if (model === "lkmm") {
     const r = lkmmFinalStates(test, {
@@ -330,16 +333,35 @@ export function finalStates(
   }
   const sink: { values: Record<string, number> | null } = { values: null };
   const states = new Set<string>();
+  // The first schedule that reached each state: its witness.
+  const schedules = new Map<string, readonly number[]>();
   const r = explore(litmusProgram(test, model, sink), {
     strategy: opts.strategy ?? "dpor",
     stopOnFirstViolation: false,
     maxExecutions: opts.maxExecutions,
     onExecution: (run) => {
       if (run.blocked || sink.values === null) return;
-      states.add(JSON.stringify(Object.fromEntries(Object.entries(sink.values).sort())));
+      const key = JSON.stringify(Object.fromEntries(Object.entries(sink.values).sort()));
+      states.add(key);
+      if (!schedules.has(key)) schedules.set(key, run.choices);
     },
   });
-  return { states, executions: r.executions, complete: r.complete };
+  return { states, executions: r.executions, complete: r.complete, schedules };
+}
+
+/** The witness of final state `key`: the LKMM execution, or the engine's schedule, that reached it. */
+function witnessOf(
+  test: LitmusTest,
+  model: MemoryModel,
+  key: string,
+  all: ReturnType<typeof finalStates>,
+): LitmusResult["witness"] {
+  if (model === "lkmm") {
+    const w = all.witnesses?.get(key);
+    return w ? { ...w, replay: lkmmReplayString(test, w) } : null;
+  }
+  const choices = all.schedules?.get(key);
+  return choices ? scheduleWitness(test, model, choices) : null;
 }
 
 /** Explore every execution of `test` under `model` and collect its final states. */
@@ -350,7 +372,7 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
   ]);
   const all = finalStates(test, model, opts);
   const finals = new Map<string, Record<string, number>>();
-  let witness: LkmmWitness | null = null;
+  let witness: LitmusResult["witness"] = null;
   for (const text of [...all.states].sort()) {
     const values = JSON.parse(text) as Record<string, number>;
     const shown = keys.size === 0 ? Object.keys(values) : [...keys].sort();
@@ -359,7 +381,7 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
     // Two final states with the same observed values may differ in whether an unobserved part
     // satisfies the condition only if the condition reads it, which it then observes: one suffices.
     finals.set(JSON.stringify(observed), values);
-    if (witness === null && holds(test.condition, values)) witness = all.witnesses?.get(text) ?? null;
+    if (witness === null && holds(test.condition, values)) witness = witnessOf(test, model, text, all);
   }
   const states = [...finals.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -388,9 +410,7 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
     ok,
     executions: all.executions,
     complete: all.complete,
-    ...(model === "lkmm"
-      ? { witness: witness && { ...witness, replay: lkmmReplayString(test, witness) } }
-      : {}),
+    witness,
   };
 }
 
@@ -412,7 +432,8 @@ export function formatLitmus(r: LitmusResult, file?: string): string {
     `Observation ${r.name} ${r.observation} ${r.positive} ${r.negative}`,
     `(${r.executions} executions${r.complete ? ", every one explored" : "; cut before the end: not a verdict"})`,
   );
-  if (r.witness) lines.push(formatWitness(r.witness, r.witness.replay, file));
+  if (r.witness && "steps" in r.witness) lines.push(formatSchedule(r.witness, file));
+  else if (r.witness) lines.push(formatWitness(r.witness, r.witness.replay, file));
   else if (r.witness === null)
     lines.push(
       r.complete

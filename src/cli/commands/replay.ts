@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
-import { isLkmmReplay } from "../../litmus/lkmm/replay.js";
 import { ReplayError, recordReplay } from "../../scenarios/replay.js";
 import { writeChromeTrace } from "../../trace/perfetto-file.js";
 import { TraceDoc } from "../../trace/schema.js";
@@ -8,7 +7,7 @@ import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import { formatCounterexample } from "../format-check.js";
 import type { Out } from "../io.js";
-import { replayLkmmWitness } from "./replay-lkmm.js";
+import { isLitmusReplay, replayLitmusWitness } from "./replay-litmus.js";
 
 /** Read a replay string, or the replay string inside a trace file. */
 function replayStringOf(arg: string): string {
@@ -40,16 +39,19 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
   program
     .command("replay")
     .description("reproduce a run from a replay string or a trace file, step by step")
-    .argument("<replay>", "replay string (tdp1.…, or lkmm1.… with --litmus), or trace.json")
+    .argument(
+      "<replay>",
+      "replay string (tdp1.…, or a litmus witness's lkmm1.…/lit1.… with --litmus), or trace.json",
+    )
     .option("--json", "print the trace document (JSON) on stdout")
     .option("--steps", "also print every step")
     .option("--perfetto <file>", "write the replayed run as Chrome Trace Event JSON (ui.perfetto.dev)")
     .option("--scenario <file>", "the scenario file the string was recorded on (checked by content hash)")
     .option("--variant <file>", "the variant module the string was recorded on (checked by content hash)")
-    .option("--litmus <file>", "for an lkmm1 string: the litmus test its witness execution belongs to")
+    .option("--litmus <file>", "for a litmus witness (lkmm1.… or lit1.…): the litmus test it belongs to")
     .action(async (arg, o) => {
-      if (isLkmmReplay(arg)) {
-        replayLkmmWitness(arg, o.litmus, o.json === true, out);
+      if (isLitmusReplay(arg)) {
+        replayLitmusWitness(arg, o.litmus, o.json === true, out);
         setExit(EXIT.ok);
         return;
       }

@@ -1,4 +1,5 @@
-import { fromBase64Url, ReplayFormatError, toBase64Url } from "../../engine/replay-codec.js";
+import { ReplayFormatError } from "../../engine/replay-codec.js";
+import { decodeJson, encodeJson, testDigest } from "../digest.js";
 import type { LitmusTest } from "../parse.js";
 import { type LkmmWitness, lkmmCandidate } from "./enumerate.js";
 
@@ -17,22 +18,9 @@ interface Header {
   readonly c: readonly number[];
 }
 
-/** FNV-1a over the parsed test (two 32-bit lanes): a replay refuses a different test. */
-export function testDigest(test: LitmusTest): string {
-  const text = JSON.stringify({ ...test, init: [...test.init], conditionText: undefined });
-  let a = 0x811c9dc5;
-  let b = 0x01000193;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193) >>> 0;
-    b = Math.imul(b ^ c, 0x811c9dc5 | 1) >>> 0;
-  }
-  return a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0");
-}
-
 export function lkmmReplayString(test: LitmusTest, w: LkmmWitness): string {
   const header: Header = { t: test.name, h: testDigest(test), c: w.choice };
-  return PREFIX + toBase64Url(Array.from(new TextEncoder().encode(JSON.stringify(header))));
+  return encodeJson(PREFIX, header);
 }
 
 export function isLkmmReplay(s: string): boolean {
@@ -41,13 +29,9 @@ export function isLkmmReplay(s: string): boolean {
 
 /** The witness a string names, judged again on `test`; a ReplayFormatError says why it does not fit. */
 export function replayLkmm(text: string, test: LitmusTest): LkmmWitness {
-  let header: Header;
-  try {
-    const bytes = fromBase64Url(text.trim().slice(PREFIX.length));
-    header = JSON.parse(new TextDecoder().decode(new Uint8Array(bytes))) as Header;
-  } catch {
+  const header = decodeJson(PREFIX, text) as Header | null;
+  if (header === null)
     throw new ReplayFormatError("not an lkmm1 replay string (its payload does not decode)");
-  }
   if (typeof header?.t !== "string" || typeof header.h !== "string" || !Array.isArray(header.c))
     throw new ReplayFormatError("not an lkmm1 replay string (its header lacks t, h or c)");
   if (header.t !== test.name || header.h !== testDigest(test))
