@@ -348,7 +348,7 @@ function judge(
 }
 
 /** Every index vector below `sizes`, the last index fastest. */
-export function* product(sizes: readonly number[]): Generator<number[]> {
+function* product(sizes: readonly number[]): Generator<number[]> {
   if (sizes.some((s) => s === 0)) return;
   const idx = sizes.map(() => 0);
   for (;;) {
