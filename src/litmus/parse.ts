@@ -31,9 +31,28 @@ export type LitmusStmt =
       readonly expected?: Operand;
       /** Register that receives the old (xchg, cmpxchg, fetch_*) or new (*_return) value, if any. */
       readonly reg?: string;
+      /**
+       * The ordering its name asks for: "mb" (no suffix: fully ordered when it returns a value and,
+       * for cmpxchg, succeeds), or the _relaxed, _acquire, _release forms. Non-value-returning
+       * atomics (atomic_inc(), ...) are "relaxed": they order nothing.
+       */
+      readonly order: RmwOrder;
     }
   | { readonly op: "set"; readonly reg: string; readonly value: Operand }
-  | { readonly op: "lock" | "unlock"; readonly loc: string };
+  | { readonly op: "lock" | "unlock"; readonly loc: string }
+  | {
+      readonly op: "if";
+      readonly cond: LitmusCond;
+      readonly thenArm: readonly LitmusStmt[];
+      readonly elseArm: readonly LitmusStmt[];
+    };
+
+/** The condition of an `if`: `r`, `!r`, `a == b` or `a != b` over registers and constants. */
+export interface LitmusCond {
+  readonly left: Operand;
+  readonly op: "==" | "!=";
+  readonly right: Operand;
+}
 
 export type StoreKind = "WRITE_ONCE" | "smp_store_release" | "atomic_set";
 export type LoadKind = "READ_ONCE" | "smp_load_acquire" | "atomic_read";
@@ -43,7 +62,13 @@ export type FenceKind =
   | "smp_wmb"
   | "smp_mb__before_atomic"
   | "smp_mb__after_atomic"
-  | "barrier";
+  | "smp_mb__after_spinlock"
+  | "smp_mb__after_unlock_lock"
+  | "barrier"
+  | RcuKind;
+/** RCU's read-side markers and grace period: fences in linux-kernel.def. */
+export type RcuKind = "rcu_read_lock" | "rcu_read_unlock" | "synchronize_rcu";
+export const RCU_KINDS: readonly RcuKind[] = ["rcu_read_lock", "rcu_read_unlock", "synchronize_rcu"];
 export type RmwKind =
   | "xchg"
   | "cmpxchg"
@@ -59,6 +84,8 @@ export type RmwKind =
   | "atomic_fetch_sub"
   | "atomic_fetch_inc"
   | "atomic_fetch_dec";
+
+export type RmwOrder = "mb" | "relaxed" | "acquire" | "release";
 
 /** A constant or the value of a register of the same thread. */
 export type Operand = { readonly const: number } | { readonly reg: string };
@@ -87,6 +114,8 @@ export interface LitmusTest {
   readonly condition: LitmusExpr;
   /** The condition as written, for output. */
   readonly conditionText: string;
+  /** herd7's `locations [...]` clause: more registers ("N:reg") and locations to show in states. */
+  readonly locations?: readonly string[];
 }
 
 const STORES: readonly StoreKind[] = ["WRITE_ONCE", "smp_store_release", "atomic_set"];
@@ -97,7 +126,10 @@ const FENCES: readonly FenceKind[] = [
   "smp_wmb",
   "smp_mb__before_atomic",
   "smp_mb__after_atomic",
+  "smp_mb__after_spinlock",
+  "smp_mb__after_unlock_lock",
   "barrier",
+  ...RCU_KINDS,
 ];
 /** Value-returning RMWs that return the old value. */
 const OLD_VALUE: readonly string[] = [
@@ -131,6 +163,11 @@ const LOCKS = ["spin_lock", "spin_unlock"];
 
 /** Every primitive a litmus body may call. */
 export const LITMUS_PRIMITIVES: readonly string[] = [...STORES, ...LOADS, ...FENCES, ...RMWS, ...LOCKS];
+
+/** Whether an RMW returns a value at all (atomic_inc() and friends do not). */
+export function returnsValue(kind: RmwKind): boolean {
+  return /return|fetch|xchg/.test(kind);
+}
 
 /** Whether a value-returning RMW returns the old value (else the new one). */
 export function returnsOld(kind: RmwKind): boolean {
@@ -169,9 +206,11 @@ function tokenize(src: string): Tok[] {
       while (i < src.length && src[i] !== "\n") adv(1);
       continue;
     }
-    // OCaml-style (* *) comments are the doc comment of the header, before the initial state: in a
-    // body, "(*" is a call taking a dereference, WRITE_ONCE(*x, 1).
-    const close = src.startsWith("/*", i) ? "*/" : !headerDone && src.startsWith("(*", i) ? "*)" : null;
+    // OCaml-style (* *) comments are the doc comment of the header, before the initial state, or
+    // start with "(* " (a space) anywhere: in a body, "(*x" is a call taking a dereference,
+    // WRITE_ONCE(*x, 1).
+    const ocaml = src.startsWith("(*", i) && (!headerDone || /\s/.test(src[i + 2] ?? ""));
+    const close = src.startsWith("/*", i) ? "*/" : ocaml ? "*)" : null;
     if (close !== null) {
       const end = src.indexOf(close, i + 2);
       if (end < 0) throw new LitmusError(line, col, "unterminated comment");
@@ -191,7 +230,7 @@ function tokenize(src: string): Tok[] {
       adv(word[0].length);
       continue;
     }
-    if ('{}()[];,=*:~&+-"'.includes(c)) {
+    if ('{}()[];,=*:~&+-"!'.includes(c)) {
       if (c === "{") headerDone = true;
       out.push({ t: c, ...start });
       adv(1);
@@ -279,8 +318,8 @@ export function parseLitmus(src: string): LitmusTest {
   const init = new Map<string, number>();
   p.expect("{");
   while (!p.at("}")) {
-    // `x=1;`, `int x=1;`, `int *p=&x;` (pointers are not supported)
-    if (p.at("int")) p.next("int");
+    // `x=1;`, `int x=1;`, `spinlock_t s;`, `int *p=&x;` (pointers are not supported)
+    if (p.at("int") || p.at("atomic_t") || p.at("spinlock_t")) p.next("a type");
     if (p.at("*")) p.fail("pointer-valued locations are not supported");
     const loc = p.ident("a location name");
     let value = 0;
@@ -313,6 +352,7 @@ export function parseLitmus(src: string): LitmusTest {
     threads.push({ index, ...parseBody(p, init) });
   }
   if (threads.length === 0) p.fail("expected at least one thread P0(...) { ... }");
+  const locations = p.at("locations") ? parseLocations(p, init, threads) : undefined;
   if (p.done()) p.fail("expected the final condition: exists, ~exists or forall");
   const condStart = p.peek()!;
   let quantifier: LitmusTest["quantifier"];
@@ -345,51 +385,127 @@ export function parseLitmus(src: string): LitmusTest {
     .slice(condStart.col - 1)
     .replace(/\s+/g, " ")
     .trim();
-  return { name, init, threads, quantifier, condition, conditionText };
+  return { name, init, threads, quantifier, condition, conditionText, ...(locations ? { locations } : {}) };
+}
+
+/** `locations [0:r1; 1:r3; x; y]`: what herd7 shows besides the condition's atoms. */
+function parseLocations(p: Parser, init: Map<string, number>, threads: readonly LitmusThread[]): string[] {
+  p.next("locations");
+  p.expect("[");
+  const out: string[] = [];
+  while (!p.at("]")) {
+    const first = p.next("a location or N:register");
+    if (/^[0-9]+$/.test(first.t) && p.at(":")) {
+      p.next(":");
+      const reg = p.ident("a register");
+      const t = threads[Number(first.t)];
+      if (t === undefined || !t.regs.includes(reg.t))
+        p.fail(`P${first.t} declares no register ${reg.t}`, reg);
+      out.push(`${first.t}:${reg.t}`);
+    } else if (init.has(first.t)) out.push(first.t);
+    else p.fail(`'${first.t}' is neither N:register nor a location of this test`, first);
+    if (p.at(";")) p.next(";");
+  }
+  p.expect("]");
+  return out;
 }
 
 function parseBody(p: Parser, init: Map<string, number>): { stmts: LitmusStmt[]; regs: string[] } {
   const regs = new Set<string>();
-  const stmts: LitmusStmt[] = [];
   p.expect("{");
-  while (!p.at("}")) {
-    const tok = p.peek()!;
-    if (tok.t === "int") {
-      p.next("int");
-      for (;;) {
-        const r = p.ident("a register name").t;
-        regs.add(r);
-        if (p.at("=")) {
-          p.next("=");
-          stmts.push({ op: "set", reg: r, value: { const: p.int("an initial register value") } });
-        }
-        if (!p.at(",")) break;
-        p.next(",");
-      }
-      p.expect(";");
-      continue;
-    }
-    if (tok.t === "if" || tok.t === "while" || tok.t === "for") {
-      p.fail(`'${tok.t}' is not supported: this version checks straight-line litmus bodies`);
-    }
-    // `r = PRIM(...)` or `PRIM(...)`
-    let reg: string | undefined;
-    if (p.peek(1)?.t === "=") {
-      const r = p.ident("a register");
-      if (!regs.has(r.t)) p.fail(`register '${r.t}' is not declared in this thread ('int ${r.t};')`, r);
-      reg = r.t;
-      p.expect("=");
-      if (!p.at("(") && p.peek(1)?.t !== "(") {
-        stmts.push({ op: "set", reg, value: operand(p, regs) });
-        p.expect(";");
-        continue;
-      }
-    }
-    stmts.push(parseCall(p, regs, init, reg));
-    p.expect(";");
-  }
+  const stmts = parseStmts(p, regs, init);
   p.expect("}");
   return { stmts, regs: [...regs] };
+}
+
+/** Statements up to the closing brace of the current block (not consumed). */
+function parseStmts(p: Parser, regs: Set<string>, init: Map<string, number>): LitmusStmt[] {
+  const stmts: LitmusStmt[] = [];
+  while (!p.at("}")) {
+    if (p.done()) p.fail("expected '}'");
+    parseStmt(p, regs, init, stmts);
+  }
+  return stmts;
+}
+
+/** One statement (a declaration, an assignment, a call or an if), appended to `stmts`. */
+function parseStmt(p: Parser, regs: Set<string>, init: Map<string, number>, stmts: LitmusStmt[]): void {
+  const tok = p.peek()!;
+  if (tok.t === "int") {
+    p.next("int");
+    for (;;) {
+      const r = p.ident("a register name").t;
+      regs.add(r);
+      if (p.at("=")) {
+        p.next("=");
+        stmts.push({ op: "set", reg: r, value: { const: p.int("an initial register value") } });
+      }
+      if (!p.at(",")) break;
+      p.next(",");
+    }
+    p.expect(";");
+    return;
+  }
+  if (tok.t === "if") {
+    p.next("if");
+    p.expect("(");
+    const cond = parseCond(p, regs);
+    p.expect(")");
+    const then = parseArm(p, regs, init);
+    let otherwise: LitmusStmt[] = [];
+    if (p.at("else")) {
+      p.next("else");
+      otherwise = parseArm(p, regs, init);
+    }
+    stmts.push({ op: "if", cond, thenArm: then, elseArm: otherwise });
+    return;
+  }
+  if (tok.t === "*") p.fail(PLAIN);
+  if (tok.t === "while" || tok.t === "for" || tok.t === "goto" || tok.t === "return") {
+    p.fail(`'${tok.t}' is not supported: litmus bodies are straight-line code with if/else`);
+  }
+  // `r = PRIM(...)`, `r = operand` or `PRIM(...)`
+  let reg: string | undefined;
+  if (p.peek(1)?.t === "=") {
+    const r = p.ident("a register");
+    if (!regs.has(r.t)) p.fail(`register '${r.t}' is not declared in this thread ('int ${r.t};')`, r);
+    reg = r.t;
+    p.expect("=");
+    if (!p.at("(") && p.peek(1)?.t !== "(") {
+      stmts.push({ op: "set", reg, value: operand(p, regs) });
+      p.expect(";");
+      return;
+    }
+  }
+  stmts.push(parseCall(p, regs, init, reg));
+  p.expect(";");
+}
+
+/** An arm of an if: a braced block or one statement. */
+function parseArm(p: Parser, regs: Set<string>, init: Map<string, number>): LitmusStmt[] {
+  if (!p.at("{")) {
+    const one: LitmusStmt[] = [];
+    parseStmt(p, regs, init, one);
+    return one;
+  }
+  p.next("{");
+  const stmts = parseStmts(p, regs, init);
+  p.expect("}");
+  return stmts;
+}
+
+/** `r`, `!r`, `a == b`, `a != b`. */
+function parseCond(p: Parser, regs: Set<string>): LitmusCond {
+  if (p.at("!")) {
+    p.next("!");
+    return { left: operand(p, regs), op: "==", right: { const: 0 } };
+  }
+  const left = operand(p, regs);
+  if (p.at("==") || p.at("!=")) {
+    const op = p.next("== or !=").t as "==" | "!=";
+    return { left, op, right: operand(p, regs) };
+  }
+  return { left, op: "!=", right: { const: 0 } };
 }
 
 /** The primitive's base name, without an ordering suffix (xchg_relaxed -> xchg). */
@@ -431,25 +547,33 @@ function parseCall(
     stmt = { op: "load", kind: name as LoadKind, reg, loc: loc() };
   } else if ((RMWS as readonly string[]).includes(base)) {
     const kind = base as RmwKind;
+    const suffix = name.slice(base.length);
+    if (suffix !== "" && !returnsValue(kind))
+      p.fail(`${name}(): only value-returning atomics have ${suffix} forms`, nameTok);
+    const order: RmwOrder = !returnsValue(kind)
+      ? "relaxed"
+      : suffix === ""
+        ? "mb"
+        : (suffix.slice(1) as RmwOrder);
     // atomic_add(i, v) and friends take the value first; xchg/cmpxchg take the location first.
     if (kind.startsWith("atomic_") && /(add|sub)/.test(kind)) {
       const value = operand(p, regs);
       comma();
-      stmt = { op: "rmw", kind, loc: loc(), value, reg };
+      stmt = { op: "rmw", kind, loc: loc(), value, reg, order };
     } else if (kind === "cmpxchg") {
       const l = loc();
       comma();
       const expected = operand(p, regs);
       comma();
-      stmt = { op: "rmw", kind, loc: l, expected, value: operand(p, regs), reg };
+      stmt = { op: "rmw", kind, loc: l, expected, value: operand(p, regs), reg, order };
     } else if (kind === "xchg") {
       const l = loc();
       comma();
-      stmt = { op: "rmw", kind, loc: l, value: operand(p, regs), reg };
+      stmt = { op: "rmw", kind, loc: l, value: operand(p, regs), reg, order };
     } else {
-      stmt = { op: "rmw", kind, loc: loc(), value: { const: 1 }, reg };
+      stmt = { op: "rmw", kind, loc: loc(), value: { const: 1 }, reg, order };
     }
-    if (reg !== undefined && !/return|fetch|xchg/.test(kind))
+    if (reg !== undefined && !returnsValue(kind))
       p.fail(`${name}() returns no value in the kernel's API`, nameTok);
   } else {
     p.fail(
@@ -461,7 +585,11 @@ function parseCall(
   return stmt;
 }
 
+const PLAIN =
+  "plain C accesses are not supported: every shared access is marked (READ_ONCE(), WRITE_ONCE(), ...)";
+
 function operand(p: Parser, regs: Set<string>): Operand {
+  if (p.at("*")) p.fail(PLAIN);
   const tok = p.next("a value or register");
   if (/^-?[0-9]+$/.test(tok.t)) return { const: Number(tok.t) };
   if (regs.has(tok.t)) return { reg: tok.t };

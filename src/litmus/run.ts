@@ -2,14 +2,21 @@ import { explore } from "../engine/explore/explore.js";
 import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
+import { type LkmmWitness, lkmmFinalStates } from "./lkmm/enumerate.js";
+import { formatWitness } from "./lkmm/format.js";
+import { lkmmReplayString } from "./lkmm/replay.js";
 import {
   conditionAtoms,
+  type LitmusCond,
   type LitmusExpr,
   type LitmusStmt,
   type LitmusTest,
   type Operand,
+  RCU_KINDS,
   returnsOld,
 } from "./parse.js";
+import { OperationalRcu } from "./rcu-operational.js";
+import { formatSchedule, type ScheduleWitness, scheduleWitness } from "./schedule.js";
 
 /**
  * Running a litmus test: every execution of its threads under a memory model, explored by the same
@@ -29,9 +36,13 @@ import {
  * buffer and memory hold the same value for that entry, and the only reader of the buffer's entries
  * is its own thread, which forwards the youngest one, so no thread can tell the two steps from one.
  */
-export type MemoryModel = "sc" | "tso";
+export type MemoryModel = "sc" | "tso" | "lkmm";
 
-export const MEMORY_MODELS: readonly MemoryModel[] = ["sc", "tso"];
+export const MEMORY_MODELS: readonly MemoryModel[] = ["sc", "tso", "lkmm"];
+
+/** The models run operationally on the engine; lkmm is axiomatic (src/litmus/lkmm/). */
+export type OperationalModel = Exclude<MemoryModel, "lkmm">;
+export const OPERATIONAL_MODELS: readonly OperationalModel[] = ["sc", "tso"];
 
 export interface LitmusState {
   /** The observed values: the registers and locations the condition names ("0:r0", "x"). */
@@ -56,6 +67,12 @@ export interface LitmusResult {
   readonly executions: number;
   /** Every execution was explored; otherwise the states are a subset and the verdict is not final. */
   readonly complete: boolean;
+  /**
+   * An execution reaching the first state that satisfies the condition, or null when none does,
+   * with its replay string: under lkmm the candidate execution (events, rf, co), under sc and tso
+   * the engine's schedule.
+   */
+  readonly witness: (LkmmWitness & { readonly replay: string }) | ScheduleWitness | null;
 }
 
 interface Buffered {
@@ -66,7 +83,7 @@ interface Buffered {
 /** The engine program of `test` under `model`; `sink.values` holds the final state of the last run. */
 export function litmusProgram(
   test: LitmusTest,
-  model: MemoryModel,
+  model: OperationalModel,
   sink: { values: Record<string, number> | null },
 ): Program {
   return ({ spawn }) => {
@@ -87,12 +104,16 @@ export function litmusProgram(
       for (const [loc, m] of mem) values[loc] = m.v;
       sink.values = values;
     };
+    const tso = model === "tso";
+    const bufObjs = test.threads.map((th) => (tso ? h.newObject(`P${th.index}.store_buffer`) : -1));
+    // Stores each thread has buffered and drained so far: what a grace period waits for under TSO.
+    const counts = { pushed: bufObjs.map(() => 0), drained: bufObjs.map(() => 0), objs: bufObjs };
+    const rcu = usesRcu(test) ? new OperationalRcu(h, test.threads.length, tso ? counts : null) : null;
     for (const th of test.threads) {
       const regs = new Map<string, number>(th.regs.map((r) => [r, 0]));
       regsOf.push(regs);
-      const tso = model === "tso";
       const buf: Buffered[] = [];
-      const bufObj = tso ? h.newObject(`P${th.index}.store_buffer`) : -1;
+      const bufObj = bufObjs[th.index];
       const state = { done: false };
       const val = (o: Operand): number => ("const" in o ? o.const : (regs.get(o.reg) ?? 0));
       const drained = () => buf.length === 0;
@@ -124,6 +145,7 @@ export function litmusProgram(
                 step: `${s.kind}(${s.loc}, ${v}) into the store buffer`,
               };
               buf.push({ loc: s.loc, v });
+              counts.pushed[th.index]++;
             } else {
               yield { kind: "write", obj: m.obj, fn: s.kind, step: `${s.kind}(${s.loc}, ${v})` };
               m.v = v;
@@ -149,8 +171,13 @@ export function litmusProgram(
             regs.set(s.reg, v);
             return;
           }
+          case "if":
+            for (const t of condHolds(s.cond, val) ? s.thenArm : s.elseArm) yield* step(t);
+            return;
           case "fence":
-            if (tso && s.kind === "smp_mb") yield* fence(s.kind);
+            if (s.kind === "rcu_read_lock" || s.kind === "rcu_read_unlock" || s.kind === "synchronize_rcu")
+              yield* rcu!.step(th.index, s.kind, fence);
+            else if (tso && s.kind === "smp_mb") yield* fence(s.kind);
             return;
           case "lock": {
             // spin_lock(): a locked RMW on x86 (it drains the buffer), taken when the lock word is 0.
@@ -226,6 +253,7 @@ export function litmusProgram(
               m.v = head.v;
               yield { kind: "write", obj: bufObj, fn: "store buffer", step: "remove the drained store" };
               buf.shift();
+              counts.drained[th.index]++;
             }
             finish();
           })(),
@@ -233,6 +261,22 @@ export function litmusProgram(
       }
     }
   };
+}
+
+/** Whether the test calls any RCU primitive. */
+export function usesRcu(test: LitmusTest): boolean {
+  const any = (stmts: readonly LitmusStmt[]): boolean =>
+    stmts.some((s) =>
+      s.op === "fence"
+        ? (RCU_KINDS as readonly string[]).includes(s.kind)
+        : s.op === "if" && (any(s.thenArm) || any(s.elseArm)),
+    );
+  return test.threads.some((t) => any(t.stmts));
+}
+
+/** Whether an if's condition holds, given the thread's register values. */
+export function condHolds(c: LitmusCond, val: (o: Operand) => number): boolean {
+  return (val(c.left) === val(c.right)) === (c.op === "==");
 }
 
 /** Whether `e` holds in the final state `values`. */
@@ -268,29 +312,68 @@ export function finalStates(
   test: LitmusTest,
   model: MemoryModel,
   opts: LitmusOptions = {},
-): { readonly states: ReadonlySet<string>; readonly executions: number; readonly complete: boolean } {
+): {
+  readonly states: ReadonlySet<string>;
+  readonly executions: number;
+  readonly complete: boolean;
+  readonly witnesses?: ReadonlyMap<string, LkmmWitness>;
+  readonly schedules?: ReadonlyMap<string, readonly number[]>;
+} {
+  if (model === "lkmm") {
+    const r = lkmmFinalStates(test, {
+      maxCandidates: opts.maxExecutions,
+      brute: opts.strategy === "exhaustive",
+    });
+    return {
+      states: new Set(r.states.keys()),
+      executions: r.executions,
+      complete: r.complete,
+      witnesses: r.states,
+    };
+  }
   const sink: { values: Record<string, number> | null } = { values: null };
   const states = new Set<string>();
+  // The first schedule that reached each state: its witness.
+  const schedules = new Map<string, readonly number[]>();
   const r = explore(litmusProgram(test, model, sink), {
     strategy: opts.strategy ?? "dpor",
     stopOnFirstViolation: false,
     maxExecutions: opts.maxExecutions,
     onExecution: (run) => {
       if (run.blocked || sink.values === null) return;
-      states.add(JSON.stringify(Object.fromEntries(Object.entries(sink.values).sort())));
+      const key = JSON.stringify(Object.fromEntries(Object.entries(sink.values).sort()));
+      states.add(key);
+      if (!schedules.has(key)) schedules.set(key, run.choices);
     },
   });
-  return { states, executions: r.executions, complete: r.complete };
+  return { states, executions: r.executions, complete: r.complete, schedules };
+}
+
+/** The witness of final state `key`: the LKMM execution, or the engine's schedule, that reached it. */
+function witnessOf(
+  test: LitmusTest,
+  model: MemoryModel,
+  key: string,
+  all: ReturnType<typeof finalStates>,
+): LitmusResult["witness"] {
+  if (model === "lkmm") {
+    const w = all.witnesses?.get(key);
+    return w ? { ...w, replay: lkmmReplayString(test, w) } : null;
+  }
+  const choices = all.schedules?.get(key);
+  return choices ? scheduleWitness(test, model, choices) : null;
 }
 
 /** Explore every execution of `test` under `model` and collect its final states. */
 export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOptions = {}): LitmusResult {
-  const keys = new Set(
-    conditionAtoms(test.condition).map((a) => (a.op === "reg" ? `${a.thread}:${a.reg}` : a.loc)),
-  );
+  const keys = new Set([
+    ...conditionAtoms(test.condition).map((a) => (a.op === "reg" ? `${a.thread}:${a.reg}` : a.loc)),
+    ...(test.locations ?? []),
+  ]);
   const all = finalStates(test, model, opts);
   const finals = new Map<string, Record<string, number>>();
-  for (const text of all.states) {
+  let witness: LitmusResult["witness"] = null;
+  for (const text of [...all.states].sort()) {
     const values = JSON.parse(text) as Record<string, number>;
     const shown = keys.size === 0 ? Object.keys(values) : [...keys].sort();
     const observed: Record<string, number> = {};
@@ -298,6 +381,7 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
     // Two final states with the same observed values may differ in whether an unobserved part
     // satisfies the condition only if the condition reads it, which it then observes: one suffices.
     finals.set(JSON.stringify(observed), values);
+    if (witness === null && holds(test.condition, values)) witness = witnessOf(test, model, text, all);
   }
   const states = [...finals.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -326,11 +410,12 @@ export function runLitmus(test: LitmusTest, model: MemoryModel, opts: LitmusOpti
     ok,
     executions: all.executions,
     complete: all.complete,
+    witness,
   };
 }
 
 /** The result as herd7 users read it: the states, then Ok/No, witnesses and the observation. */
-export function formatLitmus(r: LitmusResult): string {
+export function formatLitmus(r: LitmusResult, file?: string): string {
   const lines = [
     `Test ${r.name} (${r.model})${r.complete ? "" : " INCOMPLETE"}`,
     `States ${r.states.length}`,
@@ -347,5 +432,13 @@ export function formatLitmus(r: LitmusResult): string {
     `Observation ${r.name} ${r.observation} ${r.positive} ${r.negative}`,
     `(${r.executions} executions${r.complete ? ", every one explored" : "; cut before the end: not a verdict"})`,
   );
+  if (r.witness && "steps" in r.witness) lines.push(formatSchedule(r.witness, file));
+  else if (r.witness) lines.push(formatWitness(r.witness, r.witness.replay, file));
+  else if (r.witness === null)
+    lines.push(
+      r.complete
+        ? "Witness: no allowed execution satisfies the condition"
+        : "Witness: none among the executions examined",
+    );
   return lines.join("\n");
 }

@@ -1,6 +1,4 @@
-import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
-import { LitmusError, parseLitmus } from "../../litmus/parse.js";
 import {
   formatLitmus,
   type LitmusResult,
@@ -11,10 +9,8 @@ import {
 import type { SetExit } from "../commands.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import type { Out } from "../io.js";
+import { readLitmusFile } from "../litmus-file.js";
 import { intFlag } from "../options.js";
-
-/** Models the kernel's tools/memory-model knows that this build does not run yet. */
-const NOT_YET = ["lkmm"];
 
 /** `tdplab litmus`: every execution of C litmus tests under a memory model, herd7-style output. */
 export function registerLitmus(program: Command, out: Out, setExit: SetExit): void {
@@ -22,36 +18,22 @@ export function registerLitmus(program: Command, out: Out, setExit: SetExit): vo
     .command("litmus")
     .description("run C litmus tests (the format of the kernel's tools/memory-model) under a memory model")
     .argument("<file...>", "litmus files (.litmus)")
-    .option("--model <m>", `memory model: ${MEMORY_MODELS.join(" | ")} (lkmm is not implemented yet)`, "sc")
+    .option("--model <m>", `memory model: ${MEMORY_MODELS.join(" | ")}`, "sc")
     .option("--max-executions <n>", "stop after n executions per test (the result then says INCOMPLETE)")
     .option("--json", "print one JSON document on stdout")
     .action((files, o) => {
       const model = o.model as MemoryModel;
-      if (NOT_YET.includes(o.model))
-        throw new UsageError(
-          `--model ${o.model}: not implemented yet; this build runs ${MEMORY_MODELS.join(" and ")} (herd7 with tools/memory-model runs the kernel's model)`,
-        );
       if (!MEMORY_MODELS.includes(model))
         throw new UsageError(`--model takes ${MEMORY_MODELS.join("|")}, not '${o.model}'`);
       const maxExecutions = intFlag("--max-executions", o.maxExecutions, 1);
       const results: (LitmusResult & { file: string })[] = [];
       for (const file of files) {
-        let text: string;
-        try {
-          text = readFileSync(file, "utf8");
-        } catch {
-          throw new UsageError(`litmus file '${file}' cannot be read`);
-        }
-        let test: ReturnType<typeof parseLitmus>;
-        try {
-          test = parseLitmus(text);
-        } catch (e) {
-          if (e instanceof LitmusError) throw new UsageError(`${file}:${e.line}:${e.col}: ${e.message}`);
-          throw e;
-        }
-        const r = { file, ...runLitmus(test, model, { maxExecutions }) };
+        const test = readLitmusFile(file);
+        const run = runLitmus(test, model, { maxExecutions });
+        // herd7's word for the observation is the result: Never, Sometimes or Always.
+        const r = { file, result: run.observation, ...run };
         results.push(r);
-        if (!o.json) out.data(`${formatLitmus(r)}\n`);
+        if (!o.json) out.data(`${formatLitmus(r, file)}\n`);
       }
       if (o.json)
         out.data(

@@ -9,6 +9,7 @@ import { formatCounterexample } from "../format-check.js";
 import type { Out } from "../io.js";
 import { intFlag } from "../options.js";
 import { replayWatched } from "../watched/replay-watched.js";
+import { isLitmusReplay, replayLitmusWitness } from "./replay-litmus.js";
 
 /** Read a replay string, or the replay string inside a trace file. */
 function replayStringOf(arg: string): string {
@@ -40,7 +41,10 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
   program
     .command("replay")
     .description("reproduce a run from a replay string or a trace file, step by step")
-    .argument("<replay>", "replay string (tdp1.…) or trace.json")
+    .argument(
+      "<replay>",
+      "replay string (tdp1.…, or a litmus witness's lkmm1.…/lit1.… with --litmus), or trace.json",
+    )
     .option("--json", "print the trace document (JSON) on stdout")
     .option("--steps", "also print every step")
     .option("--perfetto <file>", "write the replayed run as Chrome Trace Event JSON (ui.perfetto.dev)")
@@ -51,7 +55,13 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
       "your module's code running this long without reaching a primitive is an error in your module",
       "5000",
     )
+    .option("--litmus <file>", "for a litmus witness (lkmm1.… or lit1.…): the litmus test it belongs to")
     .action(async (arg, o) => {
+      if (isLitmusReplay(arg)) {
+        replayLitmusWitness(arg, o.litmus, o.json === true, out);
+        setExit(EXIT.ok);
+        return;
+      }
       const replay = replayStringOf(arg);
       const files = { scenario: o.scenario, variant: o.variant };
       let recorded: Awaited<ReturnType<typeof recordReplay>>;
