@@ -53,6 +53,25 @@ function* vcpu1Fault(w: World): Gen<void> {
   yield* kvm_tdp_mmu_page_fault(w.vcpus[1], 9, true, { maxLevel: 1 });
 }
 
+/** Run `body` on one vCPU's VM round-robin, expect no violation, and return the world. */
+function runClean(kernel: string, body: (w: World) => Gen<void>): World {
+  const { p, w } = program(kernel, 1, body);
+  expect(run(p).violations).toEqual([]);
+  return w();
+}
+
+/** `body` beside vcpu1Fault(): no violation in the first 1,500 schedules DPOR explores. */
+function expectNoViolationRacing(kernel: string, body: (w: World) => Gen<void>): void {
+  const racing: Program = ({ spawn }) => {
+    const w = world(kernel, 2);
+    spawn("t0", body(w));
+    spawn("vcpu1", vcpu1Fault(w));
+  };
+  const res = explore(racing, { stopOnFirstViolation: false, maxExecutions: 1_500 });
+  expect(res.violation).toBeNull();
+  expect(res.executions).toBe(1_500);
+}
+
 const leaves = (w: World) =>
   peekLeaves(w.kvm, w.vcpus[0].root!).map(([g, l, s]) => `${g}@${l}:${describeSpte(s, l)}`);
 
@@ -90,20 +109,10 @@ describe("eager page splitting (kvm_mmu_slot_try_split_huge_pages, 5.18+)", () =
   // Bounded: the whole space (two root loads, the split's lock drop for the allocation) does not
   // finish in a unit test's time; this looks at the first schedules DPOR picks, no claim beyond.
   it("racing with a vCPU's 4K fault that splits the same page on its way down: no violation in 1,500 schedules", () => {
-    const racing: Program = ({ spawn }) => {
-      const w = world("v6.9", 2);
-      spawn(
-        "splitter",
-        (function* () {
-          yield* mapHuge(w, 2, false);
-          yield* kvm_mmu_slot_try_split_huge_pages(w.kvm, w.kvm.memslots[0]);
-        })(),
-      );
-      spawn("vcpu1", vcpu1Fault(w));
-    };
-    const res = explore(racing, { stopOnFirstViolation: false, maxExecutions: 1_500 });
-    expect(res.violation).toBeNull();
-    expect(res.executions).toBe(1_500);
+    expectNoViolationRacing("v6.9", function* (w) {
+      yield* mapHuge(w, 2, false);
+      yield* kvm_mmu_slot_try_split_huge_pages(w.kvm, w.kvm.memslots[0]);
+    });
   });
 
   it("split-preserves-mapping: a split whose children all map the huge page's first pfn is caught", () => {
@@ -144,50 +153,34 @@ describe("huge page recovery when dirty logging is disabled", () => {
   }
 
   it("in place (6.13+): the tables become one 1G leaf again, with the children's bits", () => {
-    const { p, w } = program("v6.15", 1, splitThenRecover);
-    const r = run(p);
-    expect(r.violations).toEqual([]);
-    expect(leaves(w())).toEqual(["8@3:leaf pfn=65544 WAD"]);
+    expect(leaves(runClean("v6.15", splitThenRecover))).toEqual(["8@3:leaf pfn=65544 WAD"]);
   });
 
   it("by zapping (up to 6.12): the tables are zapped and the next fault maps huge", () => {
-    const { p, w } = program("v6.9", 1, function* (w) {
+    const w = runClean("v6.9", function* (w) {
       yield* splitThenRecover(w);
       expect(leaves(w)).toEqual([]);
       expect(yield* kvm_tdp_mmu_page_fault(w.vcpus[0], 11, false)).toBe("RET_PF_FIXED");
     });
-    const r = run(p);
-    expect(r.violations).toEqual([]);
-    expect(leaves(w())).toEqual(["8@3:leaf pfn=65544 WA"]);
+    expect(leaves(w)).toEqual(["8@3:leaf pfn=65544 WA"]);
   });
 
   it("leaves a slot alone that logs dirty pages again", () => {
-    const { p, w } = program("v6.15", 1, function* (w) {
+    const w = runClean("v6.15", function* (w) {
       yield* mapHuge(w);
       yield* kvm_mmu_slot_try_split_huge_pages(w.kvm, w.kvm.memslots[0]);
       w.kvm.memslots[0].flags |= KVM_MEM_LOG_DIRTY_PAGES;
       yield* kvm_mmu_recover_huge_pages(w.kvm, w.kvm.memslots[0]);
     });
-    expect(run(p).violations).toEqual([]);
-    expect(leaves(w())).toHaveLength(4);
+    expect(leaves(w)).toHaveLength(4);
   });
 
   it("racing with a vCPU's 4K fault into the table being recovered: no violation in 1,500 schedules", () => {
-    const racing: Program = ({ spawn }) => {
-      const w = world("v6.15", 2);
-      spawn(
-        "recover",
-        (function* () {
-          yield* mapHuge(w, 2, false);
-          yield* kvm_mmu_slot_try_split_huge_pages(w.kvm, w.kvm.memslots[0]);
-          yield* kvm_mmu_recover_huge_pages(w.kvm, w.kvm.memslots[0]);
-        })(),
-      );
-      spawn("vcpu1", vcpu1Fault(w));
-    };
-    const res = explore(racing, { stopOnFirstViolation: false, maxExecutions: 1_500 });
-    expect(res.violation).toBeNull();
-    expect(res.executions).toBe(1_500);
+    expectNoViolationRacing("v6.15", function* (w) {
+      yield* mapHuge(w, 2, false);
+      yield* kvm_mmu_slot_try_split_huge_pages(w.kvm, w.kvm.memslots[0]);
+      yield* kvm_mmu_recover_huge_pages(w.kvm, w.kvm.memslots[0]);
+    });
   });
 
   it("inv17: recovery that does not flush before dropping mmu_lock is caught", () => {

@@ -79,15 +79,24 @@ export const zap_collapsible_spte_range = modelFn(
   },
 );
 
+/** The per-root part, run with the read lock held over every valid root of the slot's address space. */
+function* for_each_root_of_slot(
+  kvm: Kvm,
+  slot: Memslot,
+  range: (kvm: Kvm, root: KvmMmuPage, slot: Memslot) => Gen<void>,
+): Gen<void> {
+  lockdep_assert_held_read(kvm.mmu_lock);
+  yield* for_each_valid_tdp_mmu_root_yield_safe(kvm, slot.as_id, true, function* (root) {
+    yield* range(kvm, root, slot);
+    return undefined;
+  });
+}
+
 /** kvm_tdp_mmu_zap_collapsible_sptes() (tdp_mmu.c, up to 6.12): every valid root of the slot's address space. */
 export const kvm_tdp_mmu_zap_collapsible_sptes = modelFn(
   "kvm_tdp_mmu_zap_collapsible_sptes",
   function* (kvm: Kvm, slot: Memslot): Gen<void> {
-    lockdep_assert_held_read(kvm.mmu_lock);
-    yield* for_each_valid_tdp_mmu_root_yield_safe(kvm, slot.as_id, true, function* (root) {
-      yield* zap_collapsible_spte_range(kvm, root, slot);
-      return undefined;
-    });
+    yield* for_each_root_of_slot(kvm, slot, zap_collapsible_spte_range);
   },
 );
 
@@ -168,11 +177,7 @@ export const recover_huge_pages_range = modelFn(
 export const kvm_tdp_mmu_recover_huge_pages = modelFn(
   "kvm_tdp_mmu_recover_huge_pages",
   function* (kvm: Kvm, slot: Memslot): Gen<void> {
-    lockdep_assert_held_read(kvm.mmu_lock);
-    yield* for_each_valid_tdp_mmu_root_yield_safe(kvm, slot.as_id, true, function* (root) {
-      yield* recover_huge_pages_range(kvm, root, slot);
-      return undefined;
-    });
+    yield* for_each_root_of_slot(kvm, slot, recover_huge_pages_range);
   },
 );
 
