@@ -33,6 +33,7 @@ export type { FeatureName, Features } from "./mmu/features.js";
 export * from "./mmu/host_mm.js";
 export { register_page_table_checks } from "./mmu/invariants/pages.js";
 export { check_yield_progress, registerInvariants } from "./mmu/invariants/roots.js";
+export { check_split_preserves_mapping, split_child_problem } from "./mmu/invariants/split.js";
 export { kvm_create_vm, kvm_vcpu_create, reuse_root_frames, tdp_mmu_alloc_sp } from "./mmu/kvm.js";
 // Every model function a variant may override or call, from every module that defines them.
 export * from "./mmu/kvm_destroy.js";
@@ -52,7 +53,9 @@ export * from "./mmu/tdp_mmu_invalidate.js";
 export * from "./mmu/tdp_mmu_iter_roots.js";
 export * from "./mmu/tdp_mmu_map.js";
 export { kvm_tdp_mmu_map, kvm_tdp_mmu_page_fault } from "./mmu/tdp_mmu_map.js";
+export * from "./mmu/tdp_mmu_recover.js";
 export * from "./mmu/tdp_mmu_root.js";
+export * from "./mmu/tdp_mmu_split.js";
 export * from "./mmu/tdp_mmu_spte.js";
 export { tdp_mmu_free_sp_rcu_callback } from "./mmu/tdp_mmu_spte.js";
 export * from "./mmu/tdp_mmu_walks.js";

@@ -66,6 +66,20 @@ export interface Features {
    * under rcu_read_lock(), because the worker may still list_del_rcu() concurrently.
    */
   readonly teardownInvalidateUnderRcu: boolean;
+  /**
+   * a3fe5dbda0a4 (5.18, David Matlack): eager page splitting. Enabling dirty logging first splits
+   * the slot's huge SPTEs down to 4K under the read mmu_lock (kvm_mmu_slot_try_split_huge_pages(),
+   * module parameter eager_page_split, default on), so vCPUs do not take the splits as faults.
+   * Off: huge SPTEs are only write-protected and split by the next write fault.
+   */
+  readonly eagerPageSplit: boolean;
+  /**
+   * 13e2e4f62a4b (6.13, David Matlack): disabling dirty logging recovers huge pages in place
+   * (kvm_tdp_mmu_recover_huge_pages(): a page table is replaced by a huge leaf built from one of its
+   * children, then one flush). Off: the page tables that could be huge are zapped
+   * (kvm_tdp_mmu_zap_collapsible_sptes()) and refaulted huge by the vCPUs.
+   */
+  readonly hugePageRecoveryInPlace: boolean;
 }
 
 export type FeatureName = keyof Features;
@@ -87,4 +101,6 @@ export const FEATURE_NAMES: readonly FeatureName[] = [
   "rootTypes",
   "locklessAging",
   "teardownInvalidateUnderRcu",
+  "eagerPageSplit",
+  "hugePageRecoveryInPlace",
 ];

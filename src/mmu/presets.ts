@@ -25,10 +25,13 @@ const v5_17: Features = {
   rootTypes: false,
   locklessAging: false,
   teardownInvalidateUnderRcu: false,
+  eagerPageSplit: false,
+  hugePageRecoveryInPlace: false,
 };
 const v5_18: Features = {
   ...v5_17,
   volatileSpteXchg: true,
+  eagerPageSplit: true,
   asyncZapWorker: true,
   defunctRoots: true,
   zapPasses: "two-pass",
@@ -52,7 +55,13 @@ const v6_9: Features = {
   zapPasses: "four-pass",
   leafZapSkipsInvalid: true,
 };
-const v6_15: Features = { ...v6_9, agingSkipsInvalidRoots: true, rootTypes: true, locklessAging: true };
+const v6_15: Features = {
+  ...v6_9,
+  agingSkipsInvalidRoots: true,
+  rootTypes: true,
+  locklessAging: true,
+  hugePageRecoveryInPlace: true,
+};
 
 export const PRESETS: readonly Preset[] = [
   {

@@ -27,7 +27,9 @@ import {
   ghost_spte_frozen,
   ghost_spte_protected,
   ghost_spte_zapped,
+  ghost_table_collapsed,
 } from "./invariants/pages.js";
+import { check_split_preserves_mapping } from "./invariants/split.js";
 import { free_root_frame, pagesPerHpage, tdp_mmu_alloc_sp } from "./kvm.js";
 import { ROLE, roleAsId } from "./role.js";
 import {
@@ -187,7 +189,12 @@ function noteWrite(kvm: Kvm, sptep: Atomic, gfn: number, level: number, old: num
   if (!is_shadow_present_pte(old)) return;
   const npages = pagesPerHpage(kvm.geometry, level);
   if (!is_shadow_present_pte(new_spte)) ghost_spte_zapped(kvm, sptep, gfn, npages, old);
-  else ghost_spte_protected(kvm, sptep, gfn, npages, old, new_spte);
+  else if (!is_last_spte(old, level) && is_last_spte(new_spte, level))
+    ghost_table_collapsed(kvm, sptep, gfn, npages, old);
+  else if (is_last_spte(old, level) && !is_last_spte(new_spte, level)) {
+    const child = kvm.pages.get(spte_to_pfn(new_spte));
+    if (child !== undefined) check_split_preserves_mapping(kvm, sptep.name, level, old, child.spt);
+  } else ghost_spte_protected(kvm, sptep, gfn, npages, old, new_spte);
 }
 
 /**

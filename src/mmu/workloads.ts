@@ -39,6 +39,8 @@ import {
   kvm_tdp_mmu_page_fault,
   slot_dirty_bitmap,
 } from "./tdp_mmu_map.js";
+import { kvm_mmu_recover_huge_pages } from "./tdp_mmu_recover.js";
+import { kvm_mmu_slot_try_split_huge_pages } from "./tdp_mmu_split.js";
 import {
   kvm_tdp_mmu_clear_dirty_pt_masked,
   kvm_tdp_mmu_clear_dirty_slot,
@@ -360,15 +362,39 @@ export const kvm_mmu_slot_remove_write_access = modelFn(
   },
 );
 
-/** dirtyLogEnableTask: KVM_SET_USER_MEMORY_REGION setting KVM_MEM_LOG_DIRTY_PAGES on `slot`. */
-export function* dirtyLogEnableTask(kvm: Kvm, slot: Memslot): Gen<void> {
+/**
+ * dirtyLogEnableTask: KVM_SET_USER_MEMORY_REGION setting KVM_MEM_LOG_DIRTY_PAGES on `slot`. With
+ * `eagerSplit` (the eager_page_split module parameter) on a kernel that has it
+ * (features.eagerPageSplit), kvm_mmu_slot_apply_flags() first splits the slot's huge pages to 4K
+ * under the read lock, then write-protects.
+ */
+export function* dirtyLogEnableTask(kvm: Kvm, slot: Memslot, eagerSplit = false): Gen<void> {
   kvm_get_kvm_at_spawn(kvm);
   hostState(kvm);
   yield* mutex_lock(kvm.slots_lock);
   yield* kvm_swap_active_memslots(kvm, () => {
     slot.flags |= KVM_MEM_LOG_DIRTY_PAGES;
   });
+  if (eagerSplit && kvm.features.eagerPageSplit)
+    yield* kvm_mmu_slot_try_split_huge_pages(kvm, slot, PG_LEVEL_4K);
   yield* kvm_mmu_slot_remove_write_access(kvm, slot, PG_LEVEL_4K);
+  yield* mutex_unlock(kvm.slots_lock);
+  yield* kvm_put_kvm(kvm);
+}
+
+/**
+ * dirtyLogDisableTask: KVM_SET_USER_MEMORY_REGION clearing KVM_MEM_LOG_DIRTY_PAGES on `slot`, with
+ * slots_lock held: publish the slot, then kvm_mmu_slot_apply_flags() recovers huge pages (in place
+ * from 6.13, by zapping what could be huge before).
+ */
+export function* dirtyLogDisableTask(kvm: Kvm, slot: Memslot): Gen<void> {
+  kvm_get_kvm_at_spawn(kvm);
+  hostState(kvm);
+  yield* mutex_lock(kvm.slots_lock);
+  yield* kvm_swap_active_memslots(kvm, () => {
+    slot.flags &= ~KVM_MEM_LOG_DIRTY_PAGES;
+  });
+  yield* kvm_mmu_recover_huge_pages(kvm, slot);
   yield* mutex_unlock(kvm.slots_lock);
   yield* kvm_put_kvm(kvm);
 }

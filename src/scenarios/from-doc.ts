@@ -11,6 +11,7 @@ import {
   agingTask,
   destroyVmTask,
   dirtyLogClearTask,
+  dirtyLogDisableTask,
   dirtyLogEnableTask,
   type FaultSpec,
   memslotDeleteTask,
@@ -80,7 +81,10 @@ function spawnTask(
       spawn(name, agingTask(kvm, t.start, t.end, t.testOnly ?? false));
       return;
     case "dirty-log-enable":
-      spawn(name, dirtyLogEnableTask(kvm, slot(t.slot)));
+      spawn(name, dirtyLogEnableTask(kvm, slot(t.slot), t.eagerSplit ?? false));
+      return;
+    case "dirty-log-disable":
+      spawn(name, dirtyLogDisableTask(kvm, slot(t.slot)));
       return;
     case "dirty-log-clear":
       spawn(name, dirtyLogClearTask(kvm, slot(t.slot)));

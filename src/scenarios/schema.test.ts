@@ -184,6 +184,7 @@ describe("names come from the MMU model", () => {
       "notifier-invalidate",
       "age",
       "dirty-log-enable",
+      "dirty-log-disable",
       "dirty-log-clear",
       "write-track",
       "destroy-vm",

@@ -204,8 +204,24 @@ export const AgeTaskSchema = z
   .describe("mmu_notifier clear_young/test_young over [start, end)");
 
 export const DirtyLogEnableTaskSchema = z
-  .strictObject({ kind: z.literal("dirty-log-enable"), name: taskName, slot })
+  .strictObject({
+    kind: z.literal("dirty-log-enable"),
+    name: taskName,
+    slot,
+    eagerSplit: z
+      .boolean()
+      .optional()
+      .describe(
+        "eager_page_split: split the slot's huge pages to 4K under the read lock first (kernels with eagerPageSplit; default false)",
+      ),
+  })
   .describe("set KVM_MEM_LOG_DIRTY_PAGES on a slot");
+
+export const DirtyLogDisableTaskSchema = z
+  .strictObject({ kind: z.literal("dirty-log-disable"), name: taskName, slot })
+  .describe(
+    "clear KVM_MEM_LOG_DIRTY_PAGES on a slot: huge page recovery (in place with hugePageRecoveryInPlace, else zapping)",
+  );
 
 export const DirtyLogClearTaskSchema = z
   .strictObject({ kind: z.literal("dirty-log-clear"), name: taskName, slot })
@@ -227,6 +243,7 @@ export const TaskSchema = z.discriminatedUnion("kind", [
   NotifierInvalidateTaskSchema,
   AgeTaskSchema,
   DirtyLogEnableTaskSchema,
+  DirtyLogDisableTaskSchema,
   DirtyLogClearTaskSchema,
   WriteTrackTaskSchema,
   DestroyVmTaskSchema,
@@ -397,6 +414,7 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
         break;
       }
       case "dirty-log-enable":
+      case "dirty-log-disable":
       case "dirty-log-clear":
         checkSlot(at("slot"), t.slot);
         break;

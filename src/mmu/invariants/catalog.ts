@@ -93,7 +93,14 @@ export const INVARIANTS: readonly InvariantInfo[] = [
   {
     name: "inv17-no-lost-flush",
     area: "page tables",
-    meaning: "a zapped SPTE's TLB flush is done before mmu_lock is dropped or the table freed",
+    meaning:
+      "a TLB flush owed for a zapped, write-protected or cleaned SPTE, or a table replaced by a huge leaf, is done before mmu_lock (slots_lock for dirty logging) is dropped",
+  },
+  {
+    name: "split-preserves-mapping",
+    area: "page tables",
+    meaning:
+      "the table that replaces a huge leaf maps the same pfns (pfn + offset per child), with no permission the huge SPTE lacked and its Dirty bit kept",
   },
   {
     name: "tlb-stale-access",

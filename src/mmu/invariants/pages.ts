@@ -34,7 +34,7 @@ interface PendingFlush {
   readonly start: number;
   readonly end: number;
   readonly spte: string;
-  readonly what: "zapped" | "write-protected" | "made clean";
+  readonly what: "zapped" | "write-protected" | "made clean" | "collapsed";
   /** The lock the owner must still hold when it is paid (see ghost_spte_protected). */
   readonly until: "mmu_lock" | "slots_lock";
   /** Other tasks that flushed the range since (it is not their debt, but they may rely on it). */
@@ -62,6 +62,11 @@ function ghost(kvm: Kvm): PagesGhost {
     ghosts.set(kvm, g);
   }
   return g;
+}
+
+/** register_page_table_checks() was called for this VM: point checks elsewhere report too. */
+export function page_checks_enabled(kvm: Kvm): boolean {
+  return ghost(kvm).enabled;
 }
 
 /** The page whose spt holds `sptep` (sptep_to_sp), among the live pages. */
@@ -98,6 +103,23 @@ export function ghost_spte_frozen(kvm: Kvm, sptep: Atomic): void {
 export function ghost_spte_zapped(kvm: Kvm, sptep: Atomic, gfn: number, npages: number, old: number): void {
   if (host().current.frames.includes("tdp_mmu_zap_root")) return;
   owe(kvm, sptep, gfn, npages, old, "zapped", "mmu_lock");
+}
+
+/**
+ * A page table mapping [gfn, gfn + npages) was replaced by a huge leaf (huge page recovery, or a
+ * fault mapping huge over a table). vCPUs may still hold the old small translations and the
+ * paging-structure caches may still point into the table, which goes back to the allocator after an
+ * RCU grace period; the replacer flushes before it lets go of mmu_lock (recover_huge_pages_range(),
+ * tdp_mmu_map_handle_target_level()).
+ */
+export function ghost_table_collapsed(
+  kvm: Kvm,
+  sptep: Atomic,
+  gfn: number,
+  npages: number,
+  old: number,
+): void {
+  owe(kvm, sptep, gfn, npages, old, "collapsed", "mmu_lock");
 }
 
 /**
