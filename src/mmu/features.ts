@@ -67,14 +67,14 @@ export interface Features {
    */
   readonly teardownInvalidateUnderRcu: boolean;
   /**
-   * a3fe5dbda0a4 (5.18, David Matlack): eager page splitting. Enabling dirty logging first splits
+   * David Matlack's "Eager Page Splitting for the TDP MMU" series (2022, 5.18 in the presets): eager page splitting. Enabling dirty logging first splits
    * the slot's huge SPTEs down to 4K under the read mmu_lock (kvm_mmu_slot_try_split_huge_pages(),
    * module parameter eager_page_split, default on), so vCPUs do not take the splits as faults.
    * Off: huge SPTEs are only write-protected and split by the next write fault.
    */
   readonly eagerPageSplit: boolean;
   /**
-   * 13e2e4f62a4b (6.13, David Matlack): disabling dirty logging recovers huge pages in place
+   * "recover huge pages in place" (David Matlack, in the 6.13 x86 MMU pull): disabling dirty logging recovers huge pages in place
    * (kvm_tdp_mmu_recover_huge_pages(): a page table is replaced by a huge leaf built from one of its
    * children, then one flush). Off: the page tables that could be huge are zapped
    * (kvm_tdp_mmu_zap_collapsible_sptes()) and refaulted huge by the vCPUs.

@@ -147,7 +147,7 @@ export const tdp_mmu_make_huge_spte = modelFn(
 );
 
 /**
- * recover_huge_pages_range() (tdp_mmu.c, v6.13, 13e2e4f62a4b): under the read lock, replace every
+ * recover_huge_pages_range() (tdp_mmu.c, v6.13, in-place huge page recovery): under the read lock, replace every
  * page table of the slot that could map huge by a huge leaf, with cmpxchg; the replaced table is
  * torn down by handle_removed_pt() and freed after a grace period. One flush of the slot before
  * leaving RCU and the lock (or before yielding): vCPUs may still use the small translations and

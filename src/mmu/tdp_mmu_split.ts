@@ -50,7 +50,7 @@ function* childFor(kvm: Kvm, iter: TdpIter, a: SplitAlloc): Gen<KvmMmuPage> {
 }
 
 /**
- * tdp_mmu_split_huge_pages_root() (tdp_mmu.c, v5.18+; a3fe5dbda0a4): walk [start, end) of `root`
+ * tdp_mmu_split_huge_pages_root() (tdp_mmu.c, v5.18+, eager page splitting): walk [start, end) of `root`
  * pre-order, splitting every huge SPTE above target_level one level down; the walk then visits the
  * new children, so a 1G page ends as 4K pages. The page table comes from outside mmu_lock: the walk
  * drops the lock (and RCU) to allocate, retakes it and restarts from the root (iter.yielded), since
