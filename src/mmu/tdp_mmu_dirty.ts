@@ -5,6 +5,7 @@ import { lockdep_assert_held_write } from "../kernel/lockdep.js";
 import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { BUG_ON } from "../kernel/warn.js";
 import { ghost_spte_protected } from "./invariants/pages.js";
+import { pagesPerHpage } from "./kvm.js";
 import { ROLE } from "./role.js";
 import { is_last_spte, is_shadow_present_pte, SPTE_BIT } from "./spte.js";
 import {
@@ -94,7 +95,17 @@ export const clear_dirty_gfn_range = modelFn(
           return undefined;
         if (yield* tdp_mmu_iter_cond_resched(kvm, iter, false, true)) return undefined;
         if (andMask(iter.old_spte, dbit) === 0) return undefined;
-        if ((yield* tdp_mmu_set_spte_atomic(kvm, iter, clearBits(iter.old_spte, dbit))) !== 0) continue;
+        const cleared = clearBits(iter.old_spte, dbit);
+        if ((yield* tdp_mmu_set_spte_atomic(kvm, iter, cleared)) !== 0) continue;
+        ghost_spte_protected(
+          kvm,
+          iter.sptep,
+          iter.gfn,
+          pagesPerHpage(kvm.geometry, iter.level),
+          iter.old_spte,
+          cleared,
+          true,
+        );
         spte_set = true;
         return undefined;
       }
@@ -127,7 +138,7 @@ export const clear_dirty_pt_masked = modelFn(
       if (andMask(iter.old_spte, dbit) === 0) return undefined;
       // Like the kernel, the iterator keeps the value from before the clear.
       iter.old_spte = yield* tdp_mmu_clear_spte_bits(iter.sptep, iter.old_spte, dbit, iter.level);
-      ghost_spte_protected(kvm, iter.sptep, iter.gfn, 1, iter.old_spte, clearBits(iter.old_spte, dbit));
+      ghost_spte_protected(kvm, iter.sptep, iter.gfn, 1, iter.old_spte, clearBits(iter.old_spte, dbit), true);
       return undefined;
     });
     yield* rcu_read_unlock();

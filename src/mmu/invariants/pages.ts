@@ -123,8 +123,8 @@ export function ghost_table_collapsed(
 }
 
 /**
- * A present leaf mapping [gfn, gfn + npages) stays present but loses Writable, or Dirty where the
- * root tracks dirty state with the D bit. A vCPU's TLB may still hold the old permission: a write
+ * A present leaf mapping [gfn, gfn + npages) stays present but loses Writable, or (`cleaning`: the
+ * dirty-log paths that clear it on purpose) Dirty. A vCPU's TLB may still hold the old permission: a write
  * through it is neither stopped nor logged (a stale Dirty bit is never set again). The kernel pays
  * the flush before the promise it serves is visible. Dirty logging (enabling it, GET/CLEAR_DIRTY_LOG,
  * run with slots_lock held) may flush after dropping mmu_lock but before returning to user space,
@@ -139,12 +139,13 @@ export function ghost_spte_protected(
   npages: number,
   old: number,
   now: number,
+  cleaning = false,
 ): void {
   const sp = pageOfSptep(kvm, sptep);
   if (sp === null || !is_last_spte(old, sp.level) || !is_last_spte(now, sp.level)) return;
   let what: PendingFlush["what"];
   if (is_writable_pte(old) && !is_writable_pte(now)) what = "write-protected";
-  else if (is_dirty_spte(old) && !is_dirty_spte(now)) what = "made clean";
+  else if (cleaning && is_dirty_spte(old) && !is_dirty_spte(now)) what = "made clean";
   else return;
   const holdsSlots = ktask().held.some((h) => h.lock.id === kvm.slots_lock.id);
   owe(kvm, sptep, gfn, npages, old, what, holdsSlots ? "slots_lock" : "mmu_lock");
