@@ -64,15 +64,30 @@ const THREE_TASKS = {
 
 describe("parallel dpor coordinator (in-process, shuffled job completions)", () => {
   it("explores exactly the traces of the sequential search", async () => {
+    let splits = 0;
+    let resets = 0;
     await fc.assert(
       fc.asyncProperty(
         progSpec({ locks: 1, choices: true, spawns: true, violations: true, maxTotalOps: 10 }),
-        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 0, max: 5 }),
         fc.integer({ min: 1, max: 1000 }),
-        async (spec, split, seed) => {
+        fc.integer({ min: 1, max: 3 }),
+        async (spec, splitOrAdaptive, seed, runs) => {
+          // 0: the adaptive split, with budgets of 1-3 runs so that jobs split (and re-split) everywhere.
+          const split = splitOrAdaptive === 0 ? undefined : splitOrAdaptive;
           const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
           const seq = explore(fromSpec(spec), opts);
-          const jobs = new Jobs(shuffledPool(seed), 6);
+          const pool = shuffledPool(seed);
+          const jobs = new Jobs(
+            {
+              run: async (input) => {
+                const out = await pool.run(input);
+                if (out.rest !== undefined) splits++;
+                return out;
+              },
+            },
+            6,
+          );
           const totals = new Totals();
           const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
           const ok = await parallelDpor(
@@ -82,14 +97,20 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
             budget,
             opts,
             split,
+            undefined,
+            () => runs,
           );
           if (!ok) return;
           expect(totals.executions).toBe(seq.executions);
           expect(totals.stats.violatingExecutions).toBe(seq.stats.violatingExecutions);
+          resets += totals.reruns;
         },
       ),
-      { numRuns: 60, seed: 31 },
+      { numRuns: 150, seed: 31 },
     );
+    // The adaptive runs did split jobs, and late races did reset split jobs.
+    expect(splits).toBeGreaterThan(100);
+    expect(resets).toBeGreaterThan(0);
   });
 });
 
