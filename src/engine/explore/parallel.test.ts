@@ -2,7 +2,14 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { explore } from "./explore.js";
-import { type Budget, exploreParallel, Jobs, parallelDpor, Totals } from "./parallel.js";
+import {
+  type Budget,
+  exploreParallel,
+  Jobs,
+  parallelDpor,
+  SPLIT_BACKLOG_PER_SLOT,
+  Totals,
+} from "./parallel.js";
 import { fromSpec } from "./parallel-fixture.js";
 import { progSpec } from "./testkit.js";
 import runJob, { type JobInput, type JobOutput } from "./worker.js";
@@ -111,6 +118,54 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
     // The adaptive runs did split jobs, and late races did reset split jobs.
     expect(splits).toBeGreaterThan(100);
     expect(resets).toBeGreaterThan(0);
+  });
+});
+
+describe("the adaptive split", () => {
+  const W = (o: number) => ({ k: "write", o });
+  const R = (o: number) => ({ k: "read", o });
+  const kid = [W(1), R(2), W(2)];
+  /** Sixteen steps no other task races with, then three tasks that race: 7,200 traces. */
+  const args = {
+    objects: 3,
+    locks: 0,
+    tasks: [
+      [
+        ...Array.from({ length: 16 }, () => W(0)),
+        ...[kid, kid, kid].map((body) => ({ k: "spawn", body })),
+        W(1),
+        W(2),
+      ],
+    ],
+  };
+  const spec = { module: fixture, export: "fromSpec", args };
+
+  /** Runs jobs in this thread; counts them. */
+  function counting() {
+    let n = 0;
+    return {
+      ran: () => n,
+      async run(input: JobInput): Promise<JobOutput> {
+        n++;
+        return runJob(input);
+      },
+      close: async () => {},
+    };
+  }
+
+  it("splits a long stretch that does not branch into enough jobs, with the sequential count", async () => {
+    const opts = { stopOnFirstViolation: false, jobs: 2 };
+    const one = explore(fromSpec(args as never), opts);
+    const fixed = counting();
+    const f = await exploreParallel(spec, { ...opts, splitDepth: 4, transport: fixed });
+    const adaptive = counting();
+    const a = await exploreParallel(spec, { ...opts, transport: adaptive });
+    expect(f.executions).toBe(one.executions);
+    expect(a.executions).toBe(one.executions);
+    expect(a.complete).toBe(true);
+    // A fixed split at depth 4 is one subtree; the adaptive one hands out several per job slot.
+    expect(fixed.ran()).toBeLessThan(3);
+    expect(adaptive.ran()).toBeGreaterThanOrEqual(SPLIT_BACKLOG_PER_SLOT * 2 * 2);
   });
 });
 
