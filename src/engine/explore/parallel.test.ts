@@ -122,6 +122,35 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
 });
 
 describe("the adaptive split", () => {
+  it("a late race into the subtree of a job that split undoes the split (found by the property above)", async () => {
+    const spec = {
+      objects: 2,
+      locks: 1,
+      tasks: [
+        [
+          { k: "choose", n: 2 },
+          { k: "spawn", body: [{ k: "read", o: 0 }] },
+          { k: "read", o: 0 },
+        ],
+        [
+          { k: "read", o: 0 },
+          { k: "read", o: 0 },
+          { k: "choose", n: 2 },
+        ],
+        [{ k: "write", o: 0 }],
+      ],
+    };
+    const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
+    const seq = explore(fromSpec(spec as never), opts);
+    const totals = new Totals();
+    const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
+    const program = fromSpec(spec as never);
+    const pspec = { module: fixture, export: "fromSpec", args: spec };
+    const jobs = new Jobs(shuffledPool(262), 6);
+    expect(await parallelDpor(program, pspec, jobs, budget, opts, undefined, undefined, () => 1)).toBe(true);
+    expect(totals.executions).toBe(seq.executions);
+  });
+
   const W = (o: number) => ({ k: "write", o });
   const R = (o: number) => ({ k: "read", o });
   const kid = [W(1), R(2), W(2)];
