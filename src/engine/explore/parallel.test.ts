@@ -122,6 +122,55 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
 });
 
 describe("the adaptive split", () => {
+  it("counts each trace once where a fixed split at depth 3 counts some twice", async () => {
+    const spec = {
+      objects: 2,
+      locks: 1,
+      tasks: [
+        [
+          { k: "read", o: 1 },
+          { k: "choose", n: 2 },
+          { k: "assert", o: 0, mod: 2 },
+          { k: "assert", o: 0, mod: 2 },
+        ],
+        [
+          { k: "assert", o: 0, mod: 2 },
+          { k: "choose", n: 2 },
+          { k: "write", o: 0 },
+        ],
+        [
+          { k: "rmw", o: 1 },
+          { k: "write", o: 0 },
+        ],
+      ],
+    };
+    const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
+    const seq = explore(fromSpec(spec as never), opts);
+    for (const [seed, runs] of [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 64],
+    ]) {
+      const totals = new Totals();
+      const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
+      const pspec = { module: fixture, export: "fromSpec", args: spec };
+      const jobs = new Jobs(shuffledPool(seed), 6);
+      await parallelDpor(
+        fromSpec(spec as never),
+        pspec,
+        jobs,
+        budget,
+        opts,
+        undefined,
+        undefined,
+        () => runs,
+      );
+      expect(totals.executions).toBe(seq.executions);
+      expect(totals.stats.violatingExecutions).toBe(seq.stats.violatingExecutions);
+    }
+  });
+
   it("a late race into the subtree of a job that split undoes the split (found by the property above)", async () => {
     const spec = {
       objects: 2,
