@@ -56,8 +56,7 @@ const add = (config: string, r: ReturnType<typeof timed>, extraCpu = 0) => {
 };
 add("1 job", timed(BASE));
 add("2 jobs, adaptive", timed([...BASE, "--jobs", "2"]));
-for (const d of [4, 40])
-  add(`2 jobs, split ${d}`, timed([...BASE, "--jobs", "2", "--split-depth", `${d}`]));
+for (const d of [4, 40]) add(`2 jobs, split ${d}`, timed([...BASE, "--jobs", "2", "--split-depth", `${d}`]));
 
 if (spawnSync("redis-server", ["--version"]).status === 0) {
   const redis = await startRedis();
