@@ -121,6 +121,19 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
   });
 });
 
+/** Adaptive parallel DPOR of `spec` with budgets of `runs`, jobs finishing in an order drawn from `seed`: its totals. */
+async function adaptive(spec: unknown, seed: number, runs: number): Promise<Totals> {
+  const totals = new Totals();
+  const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
+  const pspec = { module: fixture, export: "fromSpec", args: spec };
+  const jobs = new Jobs(shuffledPool(seed), 6);
+  const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
+  expect(
+    await parallelDpor(fromSpec(spec as never), pspec, jobs, budget, opts, undefined, undefined, () => runs),
+  ).toBe(true);
+  return totals;
+}
+
 describe("the adaptive split", () => {
   it("counts each trace once where a fixed split at depth 3 counts some twice", async () => {
     const spec = {
@@ -152,20 +165,7 @@ describe("the adaptive split", () => {
       [3, 3],
       [4, 64],
     ]) {
-      const totals = new Totals();
-      const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
-      const pspec = { module: fixture, export: "fromSpec", args: spec };
-      const jobs = new Jobs(shuffledPool(seed), 6);
-      await parallelDpor(
-        fromSpec(spec as never),
-        pspec,
-        jobs,
-        budget,
-        opts,
-        undefined,
-        undefined,
-        () => runs,
-      );
+      const totals = await adaptive(spec, seed, runs);
       expect(totals.executions).toBe(seq.executions);
       expect(totals.stats.violatingExecutions).toBe(seq.stats.violatingExecutions);
     }
@@ -189,14 +189,8 @@ describe("the adaptive split", () => {
         [{ k: "write", o: 0 }],
       ],
     };
-    const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
-    const seq = explore(fromSpec(spec as never), opts);
-    const totals = new Totals();
-    const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
-    const program = fromSpec(spec as never);
-    const pspec = { module: fixture, export: "fromSpec", args: spec };
-    const jobs = new Jobs(shuffledPool(262), 6);
-    expect(await parallelDpor(program, pspec, jobs, budget, opts, undefined, undefined, () => 1)).toBe(true);
+    const seq = explore(fromSpec(spec as never), { stopOnFirstViolation: false, stopRunAtViolation: false });
+    const totals = await adaptive(spec, 262, 1);
     expect(totals.executions).toBe(seq.executions);
   });
 
