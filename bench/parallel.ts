@@ -1,8 +1,9 @@
 /**
- * bench:parallel — one check run with 1 job, with 2 jobs (worker threads) at several split
- * depths, and on a Redis queue with 2 local `tdplab worker` processes: executions (which must be
- * equal), wall time, speed-up, and CPU time (user + system, every thread and process of the run),
- * because on a shared machine wall time alone says little. Needs redis-server for the queue rows.
+ * bench:parallel — one check run with 1 job, with 2 jobs (worker threads) with the adaptive split
+ * and at fixed split depths, and on a Redis queue with 2 local `tdplab worker` processes:
+ * executions (which must be equal), wall time, speed-up, and CPU time (user + system, every thread
+ * and process of the run), because on a shared machine wall time alone says little. The default
+ * check takes about 10-20 s with one job. Needs redis-server for the queue rows.
  * `--json` prints one JSON object; `-- ARGS…` replaces the check arguments.
  */
 import { spawnSync } from "node:child_process";
@@ -14,7 +15,7 @@ const dash = process.argv.indexOf("--");
 const CHECK =
   dash >= 0
     ? process.argv.slice(dash + 1)
-    : ["check", "protocol-v6.4", "--set", "vcpus=1", "--set", "walkers=0", "--set", "fastZaps=1"];
+    : ["check", "protocol-v5.18", "--set", "vcpus=1", "--set", "walkers=0", "--set", "fastZaps=1"];
 const BASE = [...CHECK, "--strategy", "dpor", "--checkpoint-every", "0", "--json"];
 const CLI = ["--import", "tsx", "src/cli/bin.ts"];
 const TICK = 100; // clock ticks per second of /proc/<pid>/stat (getconf CLK_TCK)
@@ -54,8 +55,8 @@ const add = (config: string, r: ReturnType<typeof timed>, extraCpu = 0) => {
   if (!json) console.error(`measured ${config}`);
 };
 add("1 job", timed(BASE));
-for (const d of [4, 16, 40])
-  add(`2 jobs, split ${d}`, timed([...BASE, "--jobs", "2", "--split-depth", `${d}`]));
+add("2 jobs, adaptive", timed([...BASE, "--jobs", "2"]));
+for (const d of [4, 40]) add(`2 jobs, split ${d}`, timed([...BASE, "--jobs", "2", "--split-depth", `${d}`]));
 
 if (spawnSync("redis-server", ["--version"]).status === 0) {
   const redis = await startRedis();
@@ -63,10 +64,11 @@ if (spawnSync("redis-server", ["--version"]).status === 0) {
   for (const p of procs) await until(() => p.stderr.includes("tdplab worker"), 60_000, "a worker");
   const workers = procs.map((p) => p.child);
   const url = redis.url;
-  for (const d of [16, 40]) {
+  for (const d of [undefined, 40]) {
     const before = workers.reduce((s, w) => s + cpuOf(w.pid!), 0);
-    const r = timed([...BASE, "--queue", url, "--split-depth", `${d}`]);
-    add(`queue, 2 workers, split ${d}`, r, workers.reduce((s, w) => s + cpuOf(w.pid!), 0) - before);
+    const r = timed([...BASE, "--queue", url, ...(d === undefined ? [] : ["--split-depth", `${d}`])]);
+    const name = `queue, 2 workers, ${d === undefined ? "adaptive" : `split ${d}`}`;
+    add(name, r, workers.reduce((s, w) => s + cpuOf(w.pid!), 0) - before);
   }
   for (const w of workers) w.kill("SIGKILL");
   redis.proc.child.kill("SIGKILL");

@@ -105,7 +105,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     .option("--queue-name <name>", "the queue's name on that Redis (default tdplab)")
     .option(
       "--split-depth <d>",
-      "with --jobs or --queue: steps (choice points for exhaustive/bounded) the coordinator expands before it hands subtrees out (default 4)",
+      "with --jobs or --queue: a fixed split, steps (choice points for exhaustive/bounded) the coordinator expands before it hands subtrees out (default: dpor splits adaptively, where the tree branches; the others at 4)",
     )
     .option("--fail-on-incomplete", "exit 3 when exploration was cut by a bound")
     .option("--coverage", "count, per model function, the executions that reached it")

@@ -69,6 +69,8 @@ interface Cur {
   ns: number[];
   /** The wakeup subtree to hand to the child node. */
   sub: WNode[];
+  /** The wakeup-tree event it was taken from (null: a free choice). */
+  readonly ev: SeqEv | null;
 }
 
 interface DNode {
@@ -206,6 +208,31 @@ export interface ExportedInsertion {
   readonly meta: SeqMeta;
 }
 
+/** One node of the work a job gives back (DporSearcher.restState). */
+export interface DporRestLevel {
+  /** Full label of the step taken here on the current path; null at the last level. */
+  readonly label: readonly number[] | null;
+  readonly view: ProbeResult["view"];
+  readonly sleep: readonly { readonly t: string; readonly k: string | null }[];
+  /** Wakeup children not started yet. */
+  readonly wut: FlatForest<SeqEvJson>;
+  /**
+   * The child being explored: its event (unit: no values), whether it has run, for a unit
+   * child the label prefix its remaining labels start from (null: none left), and for a child
+   * that has not run its wakeup subtree.
+   */
+  readonly cur: {
+    readonly ev: SeqEvJson;
+    readonly started: boolean;
+    readonly next: readonly number[] | null;
+    readonly sub: FlatForest<SeqEvJson>;
+  };
+}
+
+export interface DporRest {
+  readonly levels: readonly DporRestLevel[];
+}
+
 /** What a prefix probe saw at the state it stopped at. */
 export interface ProbeResult {
   /** The run reached the state after the prefix with some task enabled. */
@@ -261,6 +288,8 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
   /** Probe mode: stop when this state is reached and describe it. */
   private stopAt = -1;
   private probed: ProbeResult | null = null;
+  /** The runtime of the last run: its tasks' pending ops describe the states the job hands back. */
+  private lastRt: TrackedRuntime | null = null;
 
   constructor(private readonly cfg: DporConfig) {}
 
@@ -299,6 +328,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       abort = e;
     }
     this.rt = null;
+    this.lastRt = rt;
     const r = rt.result();
     const interrupted = abort?.why === "interrupted";
     if (interrupted) {
@@ -613,7 +643,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       this.nodes.pop();
       throw new RunAbort("sleep-blocked");
     }
-    node.cur = { task: ex.rtCanon[pick.id], labeled: false, plan: [], got: [], ns: [], sub: [] };
+    node.cur = { task: ex.rtCanon[pick.id], labeled: false, plan: [], got: [], ns: [], sub: [], ev: null };
     return pick;
   }
 
@@ -888,7 +918,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     this.nodes = job.prefix.map((p) => ({
       sleep: [],
       wut: [],
-      cur: { task: T(p.t), labeled: true, plan: p.plan.slice(), got: [], ns: [], sub: [] },
+      cur: { task: T(p.t), labeled: true, plan: p.plan.slice(), got: [], ns: [], sub: [], ev: null },
     }));
     this.nodes.push({
       sleep: job.sleep.map((x) => ({ task: T(x.t), key: x.k })),
@@ -900,11 +930,91 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
         got: [],
         ns: [],
         sub: unflatten(job.sub, (e) => this.evFromJson(e)),
+        ev: null,
       },
     });
     this.base = this.nodes.length;
     this.replayLen = this.base;
     this.div = 0;
+  }
+
+  /**
+   * The work a job has left, taken between runs (after advance() returned true), so the job can
+   * stop after a budget and give the rest back to the coordinator as new jobs (parallel
+   * Optimal-DPOR's work splitting). One level per node from the job's own node (base - 1) to the
+   * node whose child runs next; the states of those nodes are those of the last run, whose prefix
+   * the next run replays.
+   */
+  restState(): DporRest {
+    const ex = this.ex;
+    const rt = this.lastRt!;
+    const b = this.replayLen - 1;
+    const levels: DporRestLevel[] = [];
+    for (let k = this.base - 1; k <= b; k++) {
+      const node = this.nodes[k];
+      const cur = node.cur!;
+      const started = k < b || cur.got.length > 0;
+      let ev: SeqEv;
+      if (started) {
+        // What ran at step k (the same task and footprint for every label of a unit child).
+        const e = ex.evSeq[k];
+        ev = cur.labeled ? e : { ...e, vals: null, key: UNIT_KEY };
+      } else {
+        if (cur.ev === null) throw new Error("dpor: a child about to run has no wakeup event");
+        ev = cur.ev;
+      }
+      let next: number[] | null = null;
+      if (!cur.labeled && started) {
+        if (k === b) next = cur.plan.slice();
+        else {
+          const p = nextLabel(cur.got, cur.ns);
+          if (p >= 0) next = [...cur.got.slice(0, p), cur.got[p] + 1];
+        }
+      }
+      levels.push({
+        label: k < b ? cur.got.slice() : null,
+        view: this.viewAt(k, rt),
+        sleep: node.sleep.map((x) => ({ t: this.tasks.name(x.task), k: x.key })),
+        wut: flatten(node.wut, (e) => this.evJson(e)),
+        cur: { ev: this.evJson(ev), started, next, sub: flatten(cur.sub, (e) => this.evJson(e)) },
+      });
+    }
+    return { levels };
+  }
+
+  /** Every live task at state k of the last run: its next access, and whether it was enabled there. */
+  private viewAt(k: number, rt: TrackedRuntime): ProbeResult["view"] {
+    const ex = this.ex;
+    const name = (o: number): string => this.objs.name(o);
+    const view: ProbeResult["view"][number][] = [];
+    for (const t of rt.tasks) {
+      const id = t.id;
+      if (ex.spawnStep[id] >= k) continue;
+      let f: Foot | null = null;
+      let blocking = false;
+      for (const e of ex.taskEvents[id]) {
+        if (e >= k) {
+          f = ex.evFoot[e];
+          blocking = ex.evBlocking[e];
+          break;
+        }
+      }
+      if (f === null) {
+        const op = t.pending;
+        if (op === null) continue;
+        f = this.footOfOp(op);
+        blocking = op.enabled !== undefined;
+      }
+      view.push({
+        t: this.tasks.name(ex.rtCanon[id]),
+        w: f.w >= 0 ? name(f.w) : null,
+        ...classJson(f.c),
+        r: f.r.map(name),
+        b: blocking,
+        enabled: ex.enabledAt[k].includes(id),
+      });
+    }
+    return view;
   }
 
   /**
@@ -920,7 +1030,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
     this.nodes = path.map((p) => ({
       sleep: [],
       wut: [],
-      cur: { task: T(p.t), labeled: p.labeled, plan: p.plan.slice(), got: [], ns: [], sub: [] },
+      cur: { task: T(p.t), labeled: p.labeled, plan: p.plan.slice(), got: [], ns: [], sub: [], ev: null },
     }));
     this.replayLen = path.length;
     this.div = Number.POSITIVE_INFINITY;
@@ -1051,6 +1161,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
               got: [],
               ns: [],
               sub: tree(d.cur.sub),
+              ev: null,
             },
     }));
     this.setupPlan = s.setupPlan.slice();
@@ -1066,8 +1177,9 @@ function classJson(c: number): { c?: string } {
 }
 
 function makeCur(c: WNode): Cur {
-  if (c.ev.vals === null) return { task: c.ev.task, labeled: false, plan: [], got: [], ns: [], sub: [] };
-  return { task: c.ev.task, labeled: true, plan: c.ev.vals.slice(), got: [], ns: [], sub: c.kids };
+  const { ev } = c;
+  if (ev.vals === null) return { task: ev.task, labeled: false, plan: [], got: [], ns: [], sub: [], ev };
+  return { task: ev.task, labeled: true, plan: ev.vals.slice(), got: [], ns: [], sub: c.kids, ev };
 }
 
 /** Deepest label position with an untried value, or -1. */

@@ -1,5 +1,11 @@
 import type { Program } from "../runtime.js";
-import { type DporJob, DporSearcher, type ExportedInsertion, type ProbeResult } from "./dpor.js";
+import {
+  type DporJob,
+  type DporRest,
+  DporSearcher,
+  type ExportedInsertion,
+  type ProbeResult,
+} from "./dpor.js";
 import { classId, conflict, type Foot } from "./foot.js";
 import type { ProgramSpec } from "./program-spec.js";
 import {
@@ -13,6 +19,7 @@ import {
   sleepCovers,
   sleeperIsWI,
   UNIT_KEY,
+  unflatten,
   type WNode,
   weakInitial,
 } from "./wakeup.js";
@@ -69,6 +76,8 @@ interface TopNode {
   open: number;
   done: boolean;
   queued: boolean;
+  /** The split job this node was handed back by (null: built by the coordinator's probes). */
+  readonly region: Region | null;
 }
 
 interface JobRec {
@@ -81,15 +90,46 @@ interface JobRec {
   readonly sub: WNode[];
   version: number;
   running: boolean;
-  accepted: JobOutput | null;
+  accepted: Accepted | null;
   finished: boolean;
+  readonly region: Region | null;
+  /** Set while the job's output was a split: the work it handed back. */
+  split: Region | null;
+}
+
+/** An output counted in the totals, until a stale job or a reset region withdraws it. */
+interface Accepted {
+  readonly out: JobOutput;
+  live: boolean;
+}
+
+/**
+ * The work a budgeted job handed back: nodes and jobs below the job's child. A late race into
+ * the job's wakeup subtree (sequentially, it would have been there before the job started)
+ * resets the region: everything counted under it is withdrawn and the job runs again whole.
+ */
+interface Region {
+  readonly job: JobRec;
+  readonly parent: Region | null;
+  /** The handles of job.kid that replaced the job. */
+  readonly handles: (TopNode | JobRec)[];
+  /** Outputs accepted under the region (nested regions' included). */
+  readonly accepted: Accepted[];
+  dead: boolean;
+}
+
+function regionDead(r: Region | null): boolean {
+  for (; r !== null; r = r.parent) if (r.dead) return true;
+  return false;
 }
 
 export interface DporCoordinatorHooks {
   /** Submit a job; `done` gets its output (or is never called if the run was aborted). */
-  run(job: DporJob, done: (out: JobOutput) => void): void;
+  run(job: DporJob, budget: number | undefined, done: (out: JobOutput) => void): void;
   /** Room for another job now? */
   canStart(): boolean;
+  /** Runs after which a job should hand its remaining work back (undefined: none, run it whole). */
+  budget(backlog: number): number | undefined;
   /** A job's output was accepted (add) or withdrawn because the job went stale (sub). */
   accept(out: JobOutput, sign: 1 | -1): void;
   blocked(): void;
@@ -109,6 +149,8 @@ export class DporCoordinator {
     jopts: JobOptions,
     private readonly split: number,
     private readonly hooks: DporCoordinatorHooks,
+    /** Give jobs budgets and split what they hand back (see hooks.budget). */
+    private readonly adaptive: boolean,
     overrides?: ReadonlyMap<string, Function>,
   ) {
     this.P = new DporSearcher({ program, maxSteps: jopts.maxSteps ?? 10_000, overrides });
@@ -183,7 +225,7 @@ export class DporCoordinator {
   }
 
   private checkDone(n: TopNode): void {
-    if (n.done || n.open > 0) return;
+    if (n.done || n.open > 0 || regionDead(n.region)) return;
     n.done = true;
     if (n.parentKid !== null) this.checkKid(n.parentKid);
   }
@@ -277,6 +319,7 @@ export class DporCoordinator {
       open: 0,
       done: false,
       queued: false,
+      region: parent?.region ?? null,
     };
     let alive = false;
     for (const w of wut) {
@@ -302,7 +345,8 @@ export class DporCoordinator {
     child: DporJob["child"],
     sleepBefore: readonly SleepEntry[],
     sub: WNode[],
-  ) {
+    region = n.region,
+  ): JobRec {
     const j: JobRec = {
       kind: "job",
       node: n,
@@ -314,9 +358,12 @@ export class DporCoordinator {
       running: false,
       accepted: null,
       finished: false,
+      region,
+      split: null,
     };
     kid.handles.push(j);
     this.idle.push(j);
+    return j;
   }
 
   private start(n: TopNode, kid: Kid): void {
@@ -334,7 +381,8 @@ export class DporCoordinator {
     n.sleep.push({ task: kid.ev.task, key: vals === null || vals.length === 0 ? null : vals.join(",") });
     kid.state = "started";
     const t = P.tasks.name(kid.ev.task);
-    if (n.depth + 1 >= this.split) {
+    // Below a split job the tree was built by the job: its pending children go out as jobs.
+    if (n.depth + 1 >= this.split || n.region !== null) {
       this.newJob(n, kid, { t, labeled: vals !== null, plan: vals ?? [] }, sleepBefore, kid.sub);
       return;
     }
@@ -394,8 +442,11 @@ export class DporCoordinator {
       sleep: j.sleepBefore.map((x) => ({ t: P.tasks.name(x.task), k: x.key })),
       sub: flatten(j.sub, (e) => P.evJson(e)),
     };
-    this.hooks.run(job, (out) => {
+    const budget = this.adaptive ? this.hooks.budget(this.backlog()) : undefined;
+    this.hooks.run(job, budget, (out) => {
       j.running = false;
+      // Its region was reset: the job that handed it back runs again whole.
+      if (regionDead(j.region)) return;
       if (j.version !== version) {
         // Went stale while running: its wakeup subtree grew. Run it again.
         this.idle.push(j);
@@ -406,20 +457,137 @@ export class DporCoordinator {
         this.idle.push(j);
         return;
       }
-      j.accepted = out;
-      this.hooks.accept(out, 1);
+      if (out.rest !== undefined) this.takeRest(j, out.rest);
+      j.accepted = this.accept(j.split ?? j.region, out);
       j.finished = true;
       this.checkKid(j.kid);
     });
   }
 
+  /** Count an output, remembering it in every region it was found under. */
+  private accept(r: Region | null, out: JobOutput): Accepted {
+    const a: Accepted = { out, live: true };
+    this.hooks.accept(out, 1);
+    for (; r !== null; r = r.parent) r.accepted.push(a);
+    return a;
+  }
+
+  private withdraw(a: Accepted | null): void {
+    if (a === null || !a.live) return;
+    a.live = false;
+    this.hooks.accept(a.out, -1);
+  }
+
+  /** Pending work the coordinator holds: idle jobs and children not started (counted up to a cap). */
+  private backlog(cap = 1024): number {
+    let n = this.idle.length;
+    for (let i = this.ready.length - 1; i >= 0 && n < cap; i--) {
+      for (const k of this.ready[i].kids) if (k.state === "pending") n++;
+    }
+    return n;
+  }
+
+  /**
+   * Job `j` stopped after its budget: turn the rest of its stack into nodes of the top tree, with
+   * the same sleep sets and wakeup trees, whose pending children become jobs of their own.
+   */
+  private takeRest(j: JobRec, rest: DporRest): void {
+    const P = this.P;
+    const region: Region = { job: j, parent: j.region, handles: [], accepted: [], dead: false };
+    j.split = region;
+    const [top, ...below] = rest.levels;
+    const ev = (e: Parameters<DporSearcher["evFromJson"]>[0]): SeqEv => P.evFromJson(e);
+    /** A unit child's labels from `next` on, as one job. */
+    const labelJob = (
+      n: TopNode,
+      kid: Kid,
+      next: readonly number[] | null,
+      sleepBefore: readonly SleepEntry[],
+    ) => {
+      if (next === null) return null;
+      const child = { t: P.tasks.name(kid.ev.task), labeled: false, plan: next.slice() };
+      const lj = this.newJob(n, kid, child, sleepBefore, [], region);
+      kid.handles.pop();
+      return lj;
+    };
+    // The job's own child: below it a node per level; a unit child may have labels left.
+    const own: (TopNode | JobRec)[] = [];
+    let owner = j.node;
+    let ownerKid = j.kid;
+    let prefix = [...owner.prefix, { t: j.child.t, plan: top.label ?? [] }];
+    const firstLabels = labelJob(owner, ownerKid, top.cur.next, j.sleepBefore);
+    if (firstLabels !== null) region.handles.push(firstLabels);
+    for (const lv of below) {
+      const n: TopNode = {
+        kind: "node",
+        depth: prefix.length,
+        setupPlan: owner.setupPlan,
+        prefix,
+        sleep: lv.sleep.map((x) => ({ task: this.T(x.t), key: x.k })),
+        kids: [],
+        view: this.viewOf({ view: lv.view } as ProbeResult),
+        parent: owner,
+        parentKid: ownerKid,
+        open: 0,
+        done: false,
+        queued: false,
+        region,
+      };
+      if (own.length === 0) own.push(n);
+      else ownerKid.handles.push(n);
+      const c = lv.cur;
+      const cev = ev(c.ev);
+      const kid = this.newKid(n, { ev: cev, kids: unflatten(c.sub, ev) });
+      n.kids.push(kid);
+      n.open++;
+      if (c.started) {
+        kid.state = "started";
+        const sleepBefore = n.sleep.slice();
+        kid.snap = sleepBefore.length;
+        n.sleep.push({
+          task: cev.task,
+          key: cev.vals === null || cev.vals.length === 0 ? null : cev.vals.join(","),
+        });
+        const lj = labelJob(n, kid, c.next, sleepBefore);
+        if (lj !== null) kid.handles.push(lj);
+      }
+      for (const w of unflatten(lv.wut, ev)) {
+        n.kids.push(this.newKid(n, w));
+        n.open++;
+      }
+      this.enqueue(n);
+      if (lv.label === null) break;
+      owner = n;
+      ownerKid = kid;
+      prefix = [...prefix, { t: P.tasks.name(cev.task), plan: lv.label }];
+    }
+    own.push(...region.handles);
+    region.handles.length = 0;
+    region.handles.push(...own);
+    const hs = j.kid.handles;
+    hs.splice(hs.indexOf(j), 1, ...own);
+  }
+
+  /** A late race grew the wakeup subtree of a job that was split: undo the split, run it whole. */
+  private resetRegion(r: Region): void {
+    r.dead = true;
+    for (const a of r.accepted) this.withdraw(a);
+    const j = r.job;
+    j.split = null;
+    const hs = j.kid.handles;
+    const at = hs.indexOf(r.handles[0]);
+    const keep = hs.filter((h) => !r.handles.includes(h));
+    hs.length = 0;
+    hs.push(...keep);
+    hs.splice(at < 0 ? hs.length : Math.min(at, hs.length), 0, j);
+  }
+
   private markStale(j: JobRec): void {
     j.version++;
     this.hooks.rerun();
-    if (j.accepted !== null) {
-      this.hooks.accept(j.accepted, -1);
-      j.accepted = null;
-    }
+    if (j.split !== null) this.resetRegion(j.split);
+    this.withdraw(j.accepted);
+    j.accepted = null;
     this.unfinishJob(j);
     if (!j.running && !this.idle.includes(j)) this.idle.push(j);
   }
@@ -463,8 +631,10 @@ export class DporCoordinator {
         this.addKid(owner, rest.chain());
         return "inserted";
       }
-      const h = into.handles[0];
+      let h = into.handles[0];
       if (into.state === "pending") return descendInsert(into.sub, rest, u, view);
+      // The tree below was handed back by a job: the insertion belongs to that job's subtree.
+      if (h.kind === "node" && h.region !== null && h.region.handles[0] === h) h = h.region.job;
       if (h.kind === "job") {
         const r = descendInsert(h.sub, rest, u, view);
         if (r === "inserted") this.markStale(h);
@@ -499,11 +669,14 @@ export class DporCoordinator {
   /** Start whatever can be started now. */
   pump(): void {
     for (;;) {
-      while (this.idle.length > 0 && this.hooks.canStart()) this.dispatch(this.idle.shift()!);
+      while (this.idle.length > 0 && this.hooks.canStart()) {
+        const j = this.idle.shift()!;
+        if (!regionDead(j.region)) this.dispatch(j);
+      }
       if (!this.hooks.canStart()) return;
       const n = this.ready[this.ready.length - 1];
       if (n === undefined) return;
-      const kid = n.kids.find((k) => k.state === "pending");
+      const kid = regionDead(n.region) ? undefined : n.kids.find((k) => k.state === "pending");
       if (kid === undefined) {
         this.ready.pop();
         n.queued = false;
@@ -515,7 +688,7 @@ export class DporCoordinator {
   }
 
   get finished(): boolean {
-    return this.roots.every((r) => r.done) && this.idle.length === 0;
+    return this.roots.every((r) => r.done) && this.idle.every((j) => regionDead(j.region));
   }
 }
 

@@ -2,7 +2,14 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { explore } from "./explore.js";
-import { type Budget, exploreParallel, Jobs, parallelDpor, Totals } from "./parallel.js";
+import {
+  type Budget,
+  exploreParallel,
+  Jobs,
+  parallelDpor,
+  SPLIT_BACKLOG_PER_SLOT,
+  Totals,
+} from "./parallel.js";
 import { fromSpec } from "./parallel-fixture.js";
 import { progSpec } from "./testkit.js";
 import runJob, { type JobInput, type JobOutput } from "./worker.js";
@@ -64,15 +71,30 @@ const THREE_TASKS = {
 
 describe("parallel dpor coordinator (in-process, shuffled job completions)", () => {
   it("explores exactly the traces of the sequential search", async () => {
+    let splits = 0;
+    let resets = 0;
     await fc.assert(
       fc.asyncProperty(
         progSpec({ locks: 1, choices: true, spawns: true, violations: true, maxTotalOps: 10 }),
-        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 0, max: 5 }),
         fc.integer({ min: 1, max: 1000 }),
-        async (spec, split, seed) => {
+        fc.integer({ min: 1, max: 3 }),
+        async (spec, splitOrAdaptive, seed, runs) => {
+          // 0: the adaptive split, with budgets of 1-3 runs so that jobs split (and re-split) everywhere.
+          const split = splitOrAdaptive === 0 ? undefined : splitOrAdaptive;
           const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
           const seq = explore(fromSpec(spec), opts);
-          const jobs = new Jobs(shuffledPool(seed), 6);
+          const pool = shuffledPool(seed);
+          const jobs = new Jobs(
+            {
+              run: async (input) => {
+                const out = await pool.run(input);
+                if (out.rest !== undefined) splits++;
+                return out;
+              },
+            },
+            6,
+          );
           const totals = new Totals();
           const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
           const ok = await parallelDpor(
@@ -82,14 +104,140 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
             budget,
             opts,
             split,
+            undefined,
+            () => runs,
           );
           if (!ok) return;
           expect(totals.executions).toBe(seq.executions);
           expect(totals.stats.violatingExecutions).toBe(seq.stats.violatingExecutions);
+          resets += totals.reruns;
         },
       ),
-      { numRuns: 60, seed: 31 },
+      { numRuns: 150, seed: 31 },
     );
+    // The adaptive runs did split jobs, and late races did reset split jobs.
+    expect(splits).toBeGreaterThan(100);
+    expect(resets).toBeGreaterThan(0);
+  });
+});
+
+/** Adaptive parallel DPOR of `spec` with budgets of `runs`, jobs finishing in an order drawn from `seed`: its totals. */
+async function adaptive(spec: unknown, seed: number, runs: number): Promise<Totals> {
+  const totals = new Totals();
+  const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
+  const pspec = { module: fixture, export: "fromSpec", args: spec };
+  const jobs = new Jobs(shuffledPool(seed), 6);
+  const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
+  expect(
+    await parallelDpor(fromSpec(spec as never), pspec, jobs, budget, opts, undefined, undefined, () => runs),
+  ).toBe(true);
+  return totals;
+}
+
+describe("the adaptive split", () => {
+  it("counts each trace once where a fixed split at depth 3 counts some twice", async () => {
+    const spec = {
+      objects: 2,
+      locks: 1,
+      tasks: [
+        [
+          { k: "read", o: 1 },
+          { k: "choose", n: 2 },
+          { k: "assert", o: 0, mod: 2 },
+          { k: "assert", o: 0, mod: 2 },
+        ],
+        [
+          { k: "assert", o: 0, mod: 2 },
+          { k: "choose", n: 2 },
+          { k: "write", o: 0 },
+        ],
+        [
+          { k: "rmw", o: 1 },
+          { k: "write", o: 0 },
+        ],
+      ],
+    };
+    const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
+    const seq = explore(fromSpec(spec as never), opts);
+    for (const [seed, runs] of [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 64],
+    ]) {
+      const totals = await adaptive(spec, seed, runs);
+      expect(totals.executions).toBe(seq.executions);
+      expect(totals.stats.violatingExecutions).toBe(seq.stats.violatingExecutions);
+    }
+  });
+
+  it("a late race into the subtree of a job that split undoes the split (found by the property above)", async () => {
+    const spec = {
+      objects: 2,
+      locks: 1,
+      tasks: [
+        [
+          { k: "choose", n: 2 },
+          { k: "spawn", body: [{ k: "read", o: 0 }] },
+          { k: "read", o: 0 },
+        ],
+        [
+          { k: "read", o: 0 },
+          { k: "read", o: 0 },
+          { k: "choose", n: 2 },
+        ],
+        [{ k: "write", o: 0 }],
+      ],
+    };
+    const seq = explore(fromSpec(spec as never), { stopOnFirstViolation: false, stopRunAtViolation: false });
+    const totals = await adaptive(spec, 262, 1);
+    expect(totals.executions).toBe(seq.executions);
+  });
+
+  const W = (o: number) => ({ k: "write", o });
+  const R = (o: number) => ({ k: "read", o });
+  const kid = [W(1), R(2), W(2)];
+  /** Sixteen steps no other task races with, then three tasks that race: 7,200 traces. */
+  const args = {
+    objects: 3,
+    locks: 0,
+    tasks: [
+      [
+        ...Array.from({ length: 16 }, () => W(0)),
+        ...[kid, kid, kid].map((body) => ({ k: "spawn", body })),
+        W(1),
+        W(2),
+      ],
+    ],
+  };
+  const spec = { module: fixture, export: "fromSpec", args };
+
+  /** Runs jobs in this thread; counts them. */
+  function counting() {
+    let n = 0;
+    return {
+      ran: () => n,
+      async run(input: JobInput): Promise<JobOutput> {
+        n++;
+        return runJob(input);
+      },
+      close: async () => {},
+    };
+  }
+
+  it("splits a long stretch that does not branch into enough jobs, with the sequential count", async () => {
+    const opts = { stopOnFirstViolation: false, jobs: 2 };
+    const one = explore(fromSpec(args as never), opts);
+    const fixed = counting();
+    const f = await exploreParallel(spec, { ...opts, splitDepth: 4, transport: fixed });
+    const adaptive = counting();
+    const a = await exploreParallel(spec, { ...opts, transport: adaptive });
+    expect(f.executions).toBe(one.executions);
+    expect(a.executions).toBe(one.executions);
+    expect(a.complete).toBe(true);
+    // A fixed split at depth 4 is one subtree; the adaptive one hands out several per job slot.
+    expect(fixed.ran()).toBeLessThan(3);
+    expect(adaptive.ran()).toBeGreaterThanOrEqual(SPLIT_BACKLOG_PER_SLOT * 2 * 2);
   });
 });
 

@@ -263,6 +263,24 @@ function exhaustedBudget(b: Budget, stopOnFirst: boolean): boolean {
 
 // ---- dpor -----------------------------------------------------------------------
 
+/** Pending jobs the adaptive split aims for, per job slot (2 slots per worker thread). */
+export const SPLIT_BACKLOG_PER_SLOT = 4;
+/** Runs a job does before it hands back its rest when the coordinator is short of work. */
+export const HUNGRY_BUDGET = 64;
+/** Runs a job does before it hands back its rest when there is work enough: a long job still comes back. */
+export const FED_BUDGET = 4096;
+
+/**
+ * The adaptive split: every job runs at most a budget of runs and then gives the rest of its
+ * subtree back (its stack with sleep sets and wakeup trees), which the coordinator splits into
+ * jobs at the nodes that really branch. The budget is small while the coordinator has fewer than
+ * SPLIT_BACKLOG_PER_SLOT jobs waiting per slot, so the tree is split early and where it branches,
+ * and large otherwise, so no job keeps a thread busy alone for long while others starve.
+ */
+export function splitBudget(backlog: number, slots: number): number {
+  return backlog < SPLIT_BACKLOG_PER_SLOT * slots ? HUNGRY_BUDGET : FED_BUDGET;
+}
+
 /** @internal The dpor coordinator loop, exported so tests can drive it with an in-process pool. */
 export async function parallelDpor(
   program: Program,
@@ -270,18 +288,23 @@ export async function parallelDpor(
   jobs: Jobs,
   budget: Budget,
   jopts: JobOptions,
-  split: number,
+  /** Fixed split depth; undefined: adaptive (jobs split where the tree branches, see splitBudget). */
+  split: number | undefined,
   overrides?: ReadonlyMap<string, Function>,
+  /** The adaptive split's budget rule (tests use tiny budgets to split everywhere). */
+  budgetOf: (backlog: number, slots: number) => number = splitBudget,
 ): Promise<boolean> {
   const totals = budget.totals;
   let stopped = false;
   const coord = new DporCoordinator(
     program,
     jopts,
-    split,
+    split ?? 1,
     {
-      run: (job, done) => jobs.run({ spec, opts: jopts, kind: "dpor", job }, done),
+      run: (job, b, done) =>
+        jobs.run({ spec, opts: jopts, kind: "dpor", job, ...(b === undefined ? {} : { budget: b }) }, done),
       canStart: () => !stopped && jobs.inflight < jobs.limit,
+      budget: (backlog) => budgetOf(backlog, jobs.limit),
       accept: (out, sign) => (sign > 0 ? totals.add(out) : totals.sub(out)),
       blocked: () => {
         totals.blocked++;
@@ -296,6 +319,7 @@ export async function parallelDpor(
         totals.reruns++;
       },
     },
+    split === undefined,
     overrides,
   );
   if (!coord.init()) return false;
@@ -468,7 +492,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
     : new JobMemo(transport, isParallelState(resume?.state) ? resume.state : undefined);
   const budget: Budget = { opts, totals, deadline: jopts.deadline, t0, lastProgress: t0, memo };
   const jobs = new Jobs(memo ?? transport, Math.max(1, jobsN) * 2, 250);
-  const split = opts.splitDepth ?? 4;
+  const split = opts.splitDepth;
   let exhausted = true;
   let executionsOverride: number | null = null;
   try {
@@ -489,7 +513,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
           jobs,
           budget,
           jopts,
-          split,
+          split ?? 4,
           strategy === "exhaustive" ? Number.POSITIVE_INFINITY : (opts.preemptionBound ?? 2),
           overrides,
         );

@@ -1,5 +1,5 @@
 import { type DfsJob, DfsSearcher } from "./dfs.js";
-import { type DporJob, DporSearcher, type ExportedInsertion } from "./dpor.js";
+import { type DporJob, type DporRest, DporSearcher, type ExportedInsertion } from "./dpor.js";
 import { DEFAULT_MAX_STEPS, Driver, type DriverSummary } from "./explore.js";
 import type { Searcher } from "./outcome.js";
 import { loadSpec, type ProgramSpec } from "./program-spec.js";
@@ -16,7 +16,12 @@ export interface JobOptions {
 }
 
 export type JobInput = { readonly spec: ProgramSpec; readonly opts: JobOptions } & (
-  | { readonly kind: "dpor"; readonly job: DporJob }
+  | {
+      readonly kind: "dpor";
+      readonly job: DporJob;
+      /** Runs (blocked ones included) after which the job stops and gives back what is left. */
+      readonly budget?: number;
+    }
   | { readonly kind: "dfs"; readonly bound: number; readonly job: DfsJob }
   | {
       readonly kind: "sample";
@@ -33,6 +38,36 @@ export interface JobOutput extends DriverSummary {
   readonly exported: readonly ExportedInsertion[];
   /** pct calibration: the k measured. */
   readonly k: number;
+  /** A dpor job stopped by its budget: the work it leaves to the coordinator. */
+  readonly rest?: DporRest;
+}
+
+/** Ends a search after `budget` runs, keeping what it had left. */
+class Budgeted implements Searcher {
+  private runs = 0;
+  rest: DporRest | undefined;
+
+  constructor(
+    private readonly inner: DporSearcher,
+    private readonly budget: number,
+  ) {}
+
+  get boundCut(): boolean {
+    return this.inner.boundCut;
+  }
+  get counters(): Searcher["counters"] {
+    return this.inner.counters;
+  }
+  run: Searcher["run"] = (stop) => this.inner.run(stop);
+  checkpointState = (): unknown => null;
+  memory: Searcher["memory"] = () => this.inner.memory();
+
+  advance(): boolean {
+    if (!this.inner.advance()) return false;
+    if (++this.runs < this.budget) return true;
+    this.rest = this.inner.restState();
+    return false;
+  }
 }
 
 /** Run one job of a parallel exploration (piscina task). */
@@ -44,12 +79,14 @@ export default async function runJob(input: JobInput): Promise<JobOutput> {
   let searcher: Searcher;
   let dpor: DporSearcher | null = null;
   let pct: PctSearcher | null = null;
+  let budgeted: Budgeted | null = null;
   let maxExecutions = o.maxExecutions;
   switch (input.kind) {
     case "dpor":
       dpor = new DporSearcher(base);
       dpor.setupJob(input.job);
       searcher = dpor;
+      if (input.budget !== undefined) searcher = budgeted = new Budgeted(dpor, input.budget);
       break;
     case "dfs": {
       const s = new DfsSearcher({ ...base, bound: input.bound });
@@ -85,5 +122,6 @@ export default async function runJob(input: JobInput): Promise<JobOutput> {
     searcher,
   );
   while (!driver.work(Number.POSITIVE_INFINITY)) {}
-  return { ...driver.summary(), exported: dpor?.exported ?? [], k: pct?.k ?? 0 };
+  const rest = budgeted?.rest;
+  return { ...driver.summary(), exported: dpor?.exported ?? [], k: pct?.k ?? 0, ...(rest ? { rest } : {}) };
 }
