@@ -9,7 +9,9 @@ import { PROTOCOL_CHECK, tdplab, until } from "./test-procs.js";
  * subtrees that finished; a run killed with SIGKILL resumes from the last one, under --jobs, to
  * the counts of an uninterrupted run.
  */
-const ARGS = [...PROTOCOL_CHECK, "--jobs", "2", "--split-depth", "16"];
+// A fixed split deep enough (260 subtrees) that subtrees finish all through the run: with few,
+// large ones the run could end between two periodic checkpoints before two had finished.
+const ARGS = [...PROTOCOL_CHECK, "--jobs", "2", "--split-depth", "40"];
 
 /** Finished subtrees in a checkpoint file (0 while it is absent or being renamed into place). */
 function finishedIn(file: string): number {

@@ -12,8 +12,8 @@ import { andMask, testBit } from "../kernel/atomic.js";
 import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { read_lock, read_unlock } from "../kernel/rwlock.js";
 import { mutex_lock, mutex_unlock } from "../kernel/spinlock.js";
-import { runCheck } from "../scenarios/check.js";
-import { resolveScenario, runConfigFor } from "../scenarios/resolve.js";
+import { checkResolved } from "../scenarios/check-testkit.js";
+import { resolveScenario } from "../scenarios/resolve.js";
 import { register_page_table_checks } from "./invariants/pages.js";
 import { kvm_vcpu_create } from "./kvm.js";
 import { kvm_get_kvm_at_spawn } from "./kvm_destroy.js";
@@ -172,15 +172,11 @@ describe("write tracking (page_track.c)", () => {
     );
     const scenario = await resolveScenario(file);
     const check = (variant: ReturnType<typeof defineVariant> | null, maxExecutions: number) =>
-      runCheck({
-        scenario,
-        variant,
-        variantRef: null,
-        config: runConfigFor(scenario, variant, {}),
-        featureFlags: [],
-        machineFlags: {},
-        explore: { strategy: "portfolio", seed: 0n, stopOnFirstViolation: true, maxExecutions },
-        shrink: false,
+      checkResolved(scenario, variant, {
+        strategy: "portfolio",
+        seed: 0n,
+        stopOnFirstViolation: true,
+        maxExecutions,
       });
     // The whole configuration takes minutes to exhaust; a bounded look at each side is enough here.
     const merged = check(null, 300);

@@ -1,23 +1,14 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { runCheck } from "./check.js";
+import { checkResolved } from "./check-testkit.js";
 import { loadScenarioText } from "./load.js";
-import { resolveScenario, resolveVariant, runConfigFor } from "./resolve.js";
+import { resolveScenario, resolveVariant } from "./resolve.js";
 
 /** The first `n` DPOR executions of a scenario, as (executions, steps, races). */
 async function firstRuns(ref: string, n: number): Promise<number[]> {
   const scenario = await resolveScenario(ref);
   const variant = await resolveVariant(null);
-  const out = runCheck({
-    scenario,
-    variant,
-    variantRef: null,
-    config: runConfigFor(scenario, variant, {}),
-    featureFlags: [],
-    machineFlags: {},
-    explore: { strategy: "dpor", maxExecutions: n },
-    shrink: false,
-  });
+  const out = checkResolved(scenario, variant, { strategy: "dpor", maxExecutions: n });
   return [out.explore.executions, out.explore.steps, out.explore.stats.races];
 }
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Gen } from "../engine/op.js";
 import { runCheck } from "./check.js";
+import { checkResolved } from "./check-testkit.js";
 import { defineVariant } from "./define.js";
 import { loadScenarioText } from "./load.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "./resolve.js";
@@ -97,16 +98,7 @@ check:
       writeFileSync(file, text(invariants));
       const scenario = await resolveScenario(file);
       const variant = await resolveVariant("uninit-invalidate-unprotected");
-      const out = runCheck({
-        scenario,
-        variant,
-        variantRef: null,
-        config: runConfigFor(scenario, variant, {}),
-        featureFlags: [],
-        machineFlags: {},
-        explore: { strategy: "dpor", stopOnFirstViolation: false },
-        shrink: false,
-      });
+      const out = checkResolved(scenario, variant, { strategy: "dpor", stopOnFirstViolation: false });
       return Object.keys(out.explore.stats.violationsByInvariant).sort();
     };
     const all = await verdict("[all]");
