@@ -15,9 +15,31 @@ export interface JobTransport {
 }
 
 export function piscinaTransport(pool: Piscina): JobTransport {
+  // A job aborted as the run stops (time limit, Ctrl-C) may still answer from its worker; piscina
+  // reports that answer as an 'error' event of the pool, which with no listener would end the
+  // process with a stack trace. Once a job was aborted such answers are expected and ignored;
+  // before that, a pool error fails the next job, so it is reported like any other failure.
+  let stopping = false;
+  let failure: unknown = null;
+  pool.on("error", (e: unknown) => {
+    if (!stopping) failure ??= e;
+  });
   return {
-    run: (input, opts) => pool.run(input, opts) as Promise<JobOutput>,
-    close: () => pool.destroy(),
+    run: (input, opts) => {
+      if (failure !== null) return Promise.reject(failure);
+      opts.signal.addEventListener(
+        "abort",
+        () => {
+          stopping = true;
+        },
+        { once: true },
+      );
+      return pool.run(input, opts) as Promise<JobOutput>;
+    },
+    close: () => {
+      stopping = true;
+      return pool.destroy();
+    },
   };
 }
 
