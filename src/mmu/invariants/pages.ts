@@ -102,7 +102,7 @@ export function ghost_spte_frozen(kvm: Kvm, sptep: Atomic): void {
  */
 export function ghost_spte_zapped(kvm: Kvm, sptep: Atomic, gfn: number, npages: number, old: number): void {
   if (host().current.frames.includes("tdp_mmu_zap_root")) return;
-  owe(kvm, sptep, gfn, npages, old, "zapped", "mmu_lock");
+  owe(kvm, sptep, pageOfSptep(kvm, sptep), gfn, npages, old, "zapped", "mmu_lock");
 }
 
 /**
@@ -119,7 +119,7 @@ export function ghost_table_collapsed(
   npages: number,
   old: number,
 ): void {
-  owe(kvm, sptep, gfn, npages, old, "collapsed", "mmu_lock");
+  owe(kvm, sptep, pageOfSptep(kvm, sptep), gfn, npages, old, "collapsed", "mmu_lock");
 }
 
 /**
@@ -141,26 +141,28 @@ export function ghost_spte_protected(
   now: number,
   cleaning = false,
 ): void {
-  const sp = pageOfSptep(kvm, sptep);
-  if (sp === null || !is_last_spte(old, sp.level) || !is_last_spte(now, sp.level)) return;
+  // The bit tests first: every present-to-present SPTE write comes through here, and finding the
+  // page that holds the SPTE walks every live page.
   let what: PendingFlush["what"];
   if (is_writable_pte(old) && !is_writable_pte(now)) what = "write-protected";
   else if (cleaning && is_dirty_spte(old) && !is_dirty_spte(now)) what = "made clean";
   else return;
+  const sp = pageOfSptep(kvm, sptep);
+  if (sp === null || !is_last_spte(old, sp.level) || !is_last_spte(now, sp.level)) return;
   const holdsSlots = ktask().held.some((h) => h.lock.id === kvm.slots_lock.id);
-  owe(kvm, sptep, gfn, npages, old, what, holdsSlots ? "slots_lock" : "mmu_lock");
+  owe(kvm, sptep, sp, gfn, npages, old, what, holdsSlots ? "slots_lock" : "mmu_lock");
 }
 
 function owe(
   kvm: Kvm,
   sptep: Atomic,
+  sp: KvmMmuPage | null,
   gfn: number,
   npages: number,
   old: number,
   what: PendingFlush["what"],
   until: PendingFlush["until"],
 ): void {
-  const sp = pageOfSptep(kvm, sptep);
   const root = sp === null ? null : rootOfPage(kvm, sp);
   if (root === null || roleInvalid(root.role.v) || root.tdp_mmu_root_count.v <= 0) return;
   ghost(kvm).pending.push({
@@ -178,8 +180,9 @@ function owe(
 
 /**
  * A remote flush of [start, end) completed: every flush the flushing task owes inside it is paid.
- * Only its own (others' debts only note that this task flushed after them): the kernel's rule is that whoever changes an SPTE flushes (or hands the need to its
- * caller, the same task), never that it may count on someone else's flush. It also keeps the ghost
+ * Only its own (others' debts only note that this task flushed after them): the kernel's rule is
+ * that whoever changes an SPTE flushes (or hands the need to its caller, the same task), never
+ * that it may count on someone else's flush. It also keeps the ghost
  * a function of the trace: whether another task's flush came after a change depends on the order of
  * two independent steps, which the checker does not explore both ways.
  */
