@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { explore } from "../engine/explore/explore.js";
 import { bothWays } from "../engine/explore/testkit.js";
 import { host } from "../engine/host.js";
-import type { Gen } from "../engine/op.js";
+import type { AccessOp, Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { Atomic, atomic_fetch_add, READ_ONCE, WRITE_ONCE } from "./atomic.js";
 import { bootMachine } from "./machine.js";
@@ -224,6 +224,38 @@ describe("declared classes: concurrent accesses of one class are not ordered", (
         };
       }),
     ).toBe(4); // entries (read_lock still conflicts) and counter increments, two orders each; ordered exits would double it
+  });
+
+  it("a writer setting _QW_WAITING while two readers leave: the flag and the exits are not ordered", () => {
+    const setup = () => {
+      const l = new RwLock("lock");
+      const inside = new Atomic("inside");
+      return function* (i: number): Gen<void> {
+        const both: AccessOp = {
+          kind: "wait",
+          obj: inside.id,
+          fn: "test",
+          step: "both readers inside",
+          enabled: () => inside.v === 2,
+        };
+        if (i === 2) {
+          // The writer arrives once both readers are in, so its fast path always fails.
+          yield both;
+          yield* write_lock(l);
+          yield* write_unlock(l);
+          return;
+        }
+        yield* read_lock(l);
+        yield* atomic_fetch_add(inside, 1);
+        yield both;
+        yield* read_unlock(l);
+      };
+    };
+    // Readers' entries and counter increments, two orders each (4), times what the writer's fast
+    // path saw: no exit yet, either one of the two, or both (4). Ordering _QW_WAITING against each
+    // exit as well gave 36.
+    expect(executions(3, setup)).toBe(16);
+    expect(executions(3, setup, true)).toBe(48); // no class at all: the exits are ordered too
   });
 });
 

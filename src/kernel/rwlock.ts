@@ -42,6 +42,13 @@ export class RwLock extends Shared {
   }
 }
 
+/**
+ * Commutativity class of the qrwlock's blind updates of its lock word: a reader's exit
+ * (atomic_sub of _QR_BIAS) and the head writer's atomic_or(_QW_WAITING). Neither looks at the
+ * value, they touch different parts of the word, and neither can block or unblock the other.
+ */
+const QRW_BLIND = "qrwlock-blind-update";
+
 function me(): number {
   return host().current.id;
 }
@@ -81,7 +88,7 @@ export function* read_lock(l: RwLock): Gen<void> {
  * only itself off the reader count, and none looks at who else is leaving.
  */
 export function* read_unlock(l: RwLock): Gen<void> {
-  yield commutingOp("release", l, "read_unlock", "rwlock-reader-exit");
+  yield commutingOp("release", l, "read_unlock", QRW_BLIND);
   touch(l, "read_unlock");
   if (lock_released(l, "read")) {
     const i = l.readers.indexOf(me());
@@ -101,7 +108,11 @@ export function* write_lock(l: RwLock): Gen<void> {
   } else {
     // queued_write_lock_slowpath: reach the head, announce _QW_WAITING, wait for readers to drain.
     l.queue.push(id);
-    yield op("acquire", l, "write_lock slowpath: set _QW_WAITING", () => l.queue[0] === id);
+    // At the head of the queue the wait_lock is ours at once and atomic_or(_QW_WAITING) only sets a
+    // bit nobody else writes: blind, like a reader's exit, so the two commute (same class). Behind
+    // another waiter it is a wait for the head and conflicts as usual.
+    if (l.queue[0] === id) yield commutingOp("rmw", l, "write_lock slowpath: set _QW_WAITING", QRW_BLIND);
+    else yield op("acquire", l, "write_lock slowpath: set _QW_WAITING", () => l.queue[0] === id);
     touch(l, "write_lock slowpath");
     l.waiting = true;
     yield op(
