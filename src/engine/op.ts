@@ -32,7 +32,8 @@ export interface AccessOp {
    * same class are declared to commute: in every state where both can run, either order gives the
    * same state and the same results to both tasks, and neither disables the other. Every other
    * access to `obj` (a plain read or write, or another class) still conflicts with them. The
-   * access must write `obj` and must not be blocking. Examples: rwlock reader entry and exit,
+   * access must not be blocking; a read in a class counts as a write of it (it must look only at what
+   * the class's writes leave alone). Examples: rwlock reader exit and rwlock_needbreak(),
    * refcount_inc_not_zero(), call_rcu() and workqueue insertion.
    */
   readonly commute?: string;

@@ -43,9 +43,10 @@ export class RwLock extends Shared {
 }
 
 /**
- * Commutativity class of the qrwlock's blind updates of its lock word: a reader's exit
- * (atomic_sub of _QR_BIAS) and the head writer's atomic_or(_QW_WAITING). Neither looks at the
- * value, they touch different parts of the word, and neither can block or unblock the other.
+ * Commutativity class of the qrwlock's blind updates of its lock word, a reader's exit (atomic_sub
+ * of _QR_BIAS) and the head writer's atomic_or(_QW_WAITING), and of rwlock_needbreak(), which
+ * reads only the wait queue. None looks at what another changes, and none can block or unblock
+ * another.
  */
 const QRW_BLIND = "qrwlock-blind-update";
 
@@ -147,7 +148,9 @@ export function* write_unlock(l: RwLock): Gen<void> {
  */
 export function* rwlock_needbreak(l: RwLock): Gen<boolean> {
   if (machine().config.preemption !== "full") return false;
-  yield op("read", l, "rwlock_needbreak");
+  // It looks only at the wait queue (rwlock_is_contended: is the wait_lock taken), which neither a
+  // reader leaving nor the head writer's _QW_WAITING changes: a read in their class.
+  yield commutingOp("read", l, "rwlock_needbreak", QRW_BLIND);
   touch(l, "rwlock_needbreak");
   return l.queue.length > 0;
 }

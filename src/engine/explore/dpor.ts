@@ -500,7 +500,7 @@ export class DporSearcher implements Searcher, Scheduler, RunObserver {
       this.cfg.plainDependence === true && op0.commute !== undefined ? { ...op0, commute: undefined } : op0;
     if (op.objs !== undefined && op.objs.length > 0) return footOf(op, this.canonObj);
     const key =
-      (this.canonObj(op.obj) * 2 + (isWriteKind(op.kind) ? 1 : 0)) * 4096 +
+      (this.canonObj(op.obj) * 2 + (isWriteKind(op.kind) || op.commute !== undefined ? 1 : 0)) * 4096 +
       (op.commute === undefined ? 0 : classId(op.commute) + 1);
     let f = this.footCache.get(key);
     if (f === undefined) {

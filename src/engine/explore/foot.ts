@@ -39,12 +39,15 @@ export function isWriteKind(kind: AccessOp["kind"]): boolean {
   return kind !== "read" && kind !== "wait";
 }
 
-/** The class of a writing op, validated: a class on a read or a blocking op is a model error. */
+/**
+ * The class of an op, validated: a class on a blocking op (or a `wait`) is a model error. A plain
+ * `read` may carry a class: it reads only what the class's writes leave alone.
+ */
 export function commuteClassOf(op: AccessOp): number {
   const name = op.commute;
   if (name === undefined) return -1;
-  if (!isWriteKind(op.kind) || op.enabled !== undefined) {
-    throw new Error(`${op.fn} (${op.step}): a commutativity class needs a non-blocking writing access`);
+  if (op.kind === "wait" || op.enabled !== undefined) {
+    throw new Error(`${op.fn} (${op.step}): a commutativity class needs a non-blocking access`);
   }
   return classId(name);
 }
@@ -52,7 +55,10 @@ export function commuteClassOf(op: AccessOp): number {
 export function footOf(op: AccessOp, canonObj: (rtObj: number) => number): Foot {
   const objs = op.objs;
   const obj = canonObj(op.obj);
-  if (isWriteKind(op.kind)) {
+  // A read in a class counts as a write of that class: it commutes with the class's members and
+  // still conflicts with everything else on the object, plain reads included (more dependence than
+  // a read has, never less).
+  if (isWriteKind(op.kind) || op.commute !== undefined) {
     const c = commuteClassOf(op);
     if (objs === undefined || objs.length === 0) return { w: obj, c, r: NO_READS };
     const r: number[] = [];

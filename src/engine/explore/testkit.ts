@@ -17,6 +17,11 @@ export type OpSpec =
   | { readonly k: "lock" | "unlock"; readonly l: number }
   /** A blind add to x_o in commutativity class "add": it commutes with other adds, nothing else. */
   | { readonly k: "add"; readonly o: number }
+  /**
+   * Read how many plain writes x_o has had, as a read in class "add": the adds leave that count
+   * alone, so the read commutes with them and conflicts with every plain access of x_o.
+   */
+  | { readonly k: "peekw"; readonly o: number }
   /** Reader side of a reader-writer lock on l: entry and exit commute with other readers'. */
   | { readonly k: "rdlock" | "rdunlock"; readonly l: number }
   | { readonly k: "choose"; readonly n: number }
@@ -43,7 +48,14 @@ export interface ProgSpec {
 const memOp = (objects: number, adds = false): fc.Arbitrary<OpSpec> =>
   fc.record({
     k: adds
-      ? fc.constantFrom("read" as const, "write" as const, "rmw" as const, "add" as const, "add" as const)
+      ? fc.constantFrom(
+          "read" as const,
+          "write" as const,
+          "rmw" as const,
+          "add" as const,
+          "add" as const,
+          "peekw" as const,
+        )
       : fc.constantFrom("read" as const, "write" as const, "rmw" as const),
     o: fc.integer({ min: 0, max: objects - 1 }),
   });
@@ -219,9 +231,11 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
     const h = host();
     const objIds: number[] = [];
     const vals: number[] = [];
+    const plainWrites: number[] = [];
     for (let i = 0; i < spec.objects; i++) {
       objIds.push(h.newObject(`x${i}`));
       vals.push(i + 1);
+      plainWrites.push(0);
     }
     const lockIds: number[] = [];
     const holders: number[] = [];
@@ -256,6 +270,7 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
             const o = (op.o + shift) % spec.objects;
             yield { kind: "write", obj: objIds[o], fn: name, step: `write x${o}` };
             vals[o] = (acc * 3 + tid + 1) % 1000003;
+            plainWrites[o]++;
             break;
           }
           case "rmw": {
@@ -263,6 +278,7 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
             yield { kind: "rmw", obj: objIds[o], fn: name, step: `rmw x${o}` };
             const old = vals[o];
             vals[o] = (old * 5 + tid + 2) % 1000003;
+            plainWrites[o]++;
             acc = (acc * 11 + old) % 1000003;
             break;
           }
@@ -270,6 +286,12 @@ export function buildProgram(spec: ProgSpec, probe?: Probe): Program {
             const o = (op.o + shift) % spec.objects;
             yield { kind: "rmw", obj: objIds[o], fn: name, step: `add x${o}`, commute: "add" };
             vals[o] = (vals[o] + tid + 1) % 1000003;
+            break;
+          }
+          case "peekw": {
+            const o = (op.o + shift) % spec.objects;
+            yield { kind: "read", obj: objIds[o], fn: name, step: `peek writes of x${o}`, commute: "add" };
+            acc = (acc * 13 + plainWrites[o]) % 1000003;
             break;
           }
           case "rdlock": {
@@ -464,7 +486,8 @@ export function bruteForce(spec: ProgSpec, stopOnViolation = true, maxExecutions
     },
     onStep(_i: number, task: Task, op: AccessOp) {
       cur = task;
-      const write = op.kind !== "read" && op.kind !== "wait";
+      // A read in a class counts as a write of it, as the checker's footprints have it.
+      const write = (op.kind !== "read" && op.kind !== "wait") || op.commute !== undefined;
       void _i;
       evs.push({
         task: task.name,
