@@ -107,7 +107,7 @@ function* rt_thread(stop: Atomic, periodNs: number, workNs: number): Gen<void> {
 }
 
 /** KVM_SET_USER_MEMORY_REGION's fast zap, as kvm_set_memslot() runs it: under slots_lock. */
-function* vmm_thread(kvm: Kvm, stop: Atomic): Gen<void> {
+export function* vmm_thread(kvm: Kvm, stop: Atomic): Gen<void> {
   yield* mutex_lock(kvm.slots_lock);
   yield* kvm_mmu_zap_all_fast(kvm);
   yield* mutex_unlock(kvm.slots_lock);
