@@ -19,6 +19,7 @@ import {
   kvm_vm_ioctl_get_dirty_log,
   vcpuMemstressTask,
 } from "../../mmu/workloads.js";
+import { preemptionParam } from "./params.js";
 import {
   runHooks,
   type SimParamSpec,
@@ -263,13 +264,7 @@ export const DIRTY_LOG_PARAMS: readonly SimParamSpec[] = [
       "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with INITIALLY_SET, the test's default; false is -g (GET " +
       "re-protects, enabling write-protects at once)",
   },
-  {
-    name: "preemption",
-    kind: "enum",
-    values: ["none", "voluntary", "full"],
-    default: "voluntary",
-    doc: "kernel preemption model",
-  },
+  preemptionParam("voluntary"),
 ];
 
 /**

@@ -8,6 +8,7 @@ import { kernelView } from "../../kernel/sim-view.js";
 import { makeVcpu } from "../../mmu/testing.js";
 import type { Vcpu } from "../../mmu/types.js";
 import { IN_GUEST_MODE, vcpu_enter_guest, vcpu_exit_guest, vcpu_mode } from "../../mmu/vcpu.js";
+import { preemptionParam } from "./params.js";
 import { buildPopulatedVm, leavesFor, PAGE_SIZE, POPULATED_VM_PARAMS } from "./populated-vm.js";
 import {
   runHooks,
@@ -161,13 +162,7 @@ const PARAMS: readonly SimParamSpec[] = [
     doc: "guest memory per vCPU, mapped by 4K SPTEs in the shared root before the deletion",
   },
   ...POPULATED_VM_PARAMS.filter((s) => ["rootLevel", "ptesPerTable", "materialise"].includes(s.name)),
-  {
-    name: "preemption",
-    kind: "enum",
-    values: ["none", "voluntary", "full"],
-    default: "voluntary",
-    doc: "kernel preemption model",
-  },
+  preemptionParam("voluntary"),
 ];
 
 export const fastZapRootLoadScenario: SimScenario = {

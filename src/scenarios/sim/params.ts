@@ -191,6 +191,17 @@ function keysText(scenario: SimScenario): string {
   return `parameters of ${scenario.name}: ${names.length > 0 ? names.join(", ") : "(none)"}; machine settings: ${MACHINE_PARAMS.map((p) => p.name).join(", ")}; cost-model keys: ${ALL_COST_KEYS.join(", ")}`;
 }
 
+/** The `preemption` parameter scenarios declare: CONFIG_PREEMPT_NONE, _VOLUNTARY or full. */
+export function preemptionParam(dflt: "none" | "voluntary" | "full"): SimParamSpec {
+  return {
+    name: "preemption",
+    kind: "enum",
+    values: ["none", "voluntary", "full"],
+    default: dflt,
+    doc: "kernel preemption model",
+  };
+}
+
 /**
  * Settings of the simulated machine that every scenario takes, on top of its own parameters (a
  * scenario parameter of the same name wins). A run gets them as SimRunOptions.machine (runPlan).
