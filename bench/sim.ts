@@ -6,7 +6,13 @@
  * subtree as the steps it stands for (what the materialised run would process), so eventsPerSec is
  * the equivalent rate; "bulkAccesses" says how many such accesses there were.
  *
+ * With --largest it measures instead the largest configuration of every timed scenario (LARGEST
+ * below: the published scale where the scenario reaches it, else the largest it accepts), each
+ * point in a child process of its own: wall time, peak RSS and simulated events, against the
+ * budget of 60 s and 1 GiB a run at published scale should keep.
+ *
  *   npm run --silent bench:sim -- [--json] [--guest-size 64TiB]
+ *   npm run --silent bench:sim -- --largest [--json] [--only NAME]
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -94,6 +100,102 @@ function parent(guestSize: number, json: boolean): void {
   );
 }
 
+/**
+ * The largest configuration of each scenario, as --set strings. 512 vCPUs with 16 GiB each where
+ * the scenario is compressed; dirty-log at its page-pass budget (it simulates every access).
+ */
+const LARGEST: Readonly<Record<string, readonly string[]>> = {
+  "defunct-root-zap": ["guestSize=64TiB", "cpus=512"],
+  "teardown-wait": ["guestSize=64TiB"],
+  "root-walk": ["roots=16", "memory=1GiB"],
+  "lockless-aging": ["vcpus=512"],
+  "dirty-log": ["vcpus=64", "bytes=16MiB", "iterations=2"],
+  "mmu-stress": [
+    "kernel=v5.17",
+    "vcpus=512",
+    "memory=8TiB",
+    "slotSize=1TiB",
+    "populate=prefault",
+    "stages=reset",
+  ],
+  "unbound-zap-worker": ["cpus=512", "guestSize=8TiB"],
+  "fast-zap-root-load": ["vcpus=512", "memPerVcpu=16GiB"],
+};
+
+interface LargestReport {
+  readonly scenario: string;
+  readonly settings: string;
+  readonly runs: number;
+  readonly wallMs: number;
+  readonly peakRssMb: number;
+  readonly events: number;
+}
+
+/** In the child: the scenario's largest point, measured, as one JSON line on stdout. */
+async function largestChild(name: string): Promise<void> {
+  const { findSimScenario } = await import("../src/scenarios/sim/registry.js");
+  const { planSimulation } = await import("../src/scenarios/sim/params.js");
+  const { runPlan } = await import("../src/scenarios/sim/run-plan.js");
+  const scenario = findSimScenario(name);
+  if (scenario === undefined) throw new Error(`bench:sim: no scenario ${name}`);
+  const plan = planSimulation(scenario, { set: LARGEST[name] });
+  const t0 = performance.now();
+  const out = await runPlan(plan);
+  const wallMs = performance.now() - t0;
+  const report: LargestReport = {
+    scenario: name,
+    settings: LARGEST[name].join(" "),
+    runs: out.records.length,
+    wallMs: Math.round(wallMs),
+    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    events: out.records.reduce((a, r) => a + (r.run.results ?? []).reduce((b, x) => b + x.events, 0), 0),
+  };
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+function largestParent(json: boolean, only: string | undefined): Promise<void> {
+  return import("../src/scenarios/sim/registry.js").then(({ SIM_SCENARIOS }) => {
+    const missing = SIM_SCENARIOS.filter((s) => LARGEST[s.name] === undefined).map((s) => s.name);
+    if (missing.length > 0) throw new Error(`bench:sim: no largest configuration for ${missing.join(", ")}`);
+    const self = fileURLToPath(import.meta.url);
+    const names = SIM_SCENARIOS.map((s) => s.name).filter((n) => only === undefined || n === only);
+    const rows: LargestReport[] = [];
+    for (const name of names) {
+      const r = spawnSync(process.execPath, [...process.execArgv, self, "--largest-child", name], {
+        encoding: "utf8",
+        maxBuffer: 1 << 20,
+      });
+      if (r.status !== 0) {
+        process.stderr.write(r.stderr);
+        throw new Error(`bench:sim: ${name} exited with ${r.status ?? r.signal}`);
+      }
+      rows.push(JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "") as LargestReport);
+      if (!json) process.stderr.write(`${name}: ${rows.at(-1)!.wallMs} ms\n`);
+    }
+    if (json) {
+      console.log(JSON.stringify({ largest: rows }, null, 2));
+      return;
+    }
+    console.log(
+      "largest configuration of each scenario, one child process per scenario (budget: 60 s, 1 GiB)",
+    );
+    console.log(
+      formatTable(
+        ["scenario", "settings", "runs", "wallMs", "peakRssMb", "events", "in budget"],
+        rows.map((r) => [
+          r.scenario,
+          r.settings,
+          String(r.runs),
+          String(r.wallMs),
+          String(r.peakRssMb),
+          String(r.events),
+          r.wallMs <= 60_000 && r.peakRssMb <= 1024 ? "yes" : "no",
+        ]),
+      ),
+    );
+  });
+}
+
 const sizeText = flag("--guest-size") ?? "64TiB";
 const guestSize = parseSize(sizeText);
 if (guestSize === null || guestSize <= 0) {
@@ -101,5 +203,9 @@ if (guestSize === null || guestSize <= 0) {
   process.exit(2);
 }
 const childKernel = flag("--child");
-if (childKernel === "v5.17" || childKernel === "v5.18") await child(childKernel, guestSize);
+const largestName = flag("--largest-child");
+if (largestName !== undefined) await largestChild(largestName);
+else if (process.argv.includes("--largest"))
+  await largestParent(process.argv.includes("--json"), flag("--only"));
+else if (childKernel === "v5.17" || childKernel === "v5.18") await child(childKernel, guestSize);
 else parent(guestSize, process.argv.includes("--json"));

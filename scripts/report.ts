@@ -14,7 +14,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { calibrationTable } from "../src/scenarios/sim/calibration.js";
-import { calibrationMarkdown } from "../src/scenarios/sim/calibration-format.js";
+import { calibrationMarkdown, scenarioFiguresMarkdown } from "../src/scenarios/sim/calibration-format.js";
 import { SIM_SCENARIOS } from "../src/scenarios/sim/registry.js";
 import { TOOL_VERSION } from "../src/version.js";
 import { Missing, runStudy, type StudyOutcome, studyMarkdown } from "./report-lib.js";
@@ -49,6 +49,17 @@ function calibration(): void {
     "Only A1 and A4 are validation figures, and A4 is A1 checked against A2's arithmetic, so the one",
     "independent check is A1: the synchronous 64 TiB zap and the worker's vCPU block time. Most of the",
     "model's numbers rest on calibration figures and on assumptions; docs/seed-answers.md says which.",
+    "",
+    "## Which figures each scenario reproduces",
+    "",
+    "Every timed scenario, and the figures of the table above that its runs compute, with the ratio and",
+    "the role. A scenario with none is a model of a mechanism that no published figure checks yet: its",
+    "numbers are the model's, priced by the calibration figures and the assumptions, and not evidence.",
+    "",
+    scenarioFiguresMarkdown(
+      rows,
+      SIM_SCENARIOS.map((s) => s.name),
+    ),
     "",
   ].join("\n");
   writeFileSync(join(DOCS, "calibration.md"), doc);

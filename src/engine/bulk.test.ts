@@ -16,6 +16,7 @@ const plainView: SimKernelView = {
   sleepsWhenBlocked: () => false,
   isGracePeriodWait: () => false,
   queuedCallbacks: () => 0,
+  runsAsSoftirq: () => false,
 };
 
 /** A block touching one object per iteration: a read and an rmw, plus a charged cost. */

@@ -36,6 +36,15 @@ export interface MachineConfig {
    * cannot end inside the queuing task's own section anyway.
    */
   readonly rcuCallbacks: "per-callback" | "per-section";
+  /**
+   * Where the timed simulator runs RCU callbacks once their grace period is over. "softirq": as
+   * RCU_SOFTIRQ on the CPU that queued them (call_rcu() queues on the local CPU's list, and rcu_core()
+   * invokes them through rcu_do_batch() on irq exit, ahead of whatever task is on that CPU; kernel/
+   * rcu/tree.c, v6.6). "rcuoc": offloaded (CONFIG_RCU_NOCB_CPU with rcu_nocbs=), invoked by an rcuoc
+   * kthread, an ordinary SCHED_OTHER task the scheduler places like any other (kernel/rcu/tree_nocb.h).
+   * The checker explores every order either way and ignores it.
+   */
+  readonly rcuCallbackContext: "softirq" | "rcuoc";
 }
 
 export const DEFAULT_MACHINE: MachineConfig = {
@@ -46,7 +55,14 @@ export const DEFAULT_MACHINE: MachineConfig = {
   proveMmu: true,
   wqDestroying: true,
   rcuCallbacks: "per-callback",
+  rcuCallbackContext: "softirq",
 };
+
+/**
+ * Key of a run's env entry (RunOptions.env) holding machine settings that bootMachine() applies over
+ * whatever the program asks for: how a simulate run passes --set rcuCallbacks=... to every scenario.
+ */
+export const MACHINE_OVERRIDES_ENV = "kernel.machine.overrides";
 
 /** A lock held by a task, as lockdep tracks it. */
 export interface HeldLock {
@@ -123,7 +139,8 @@ const KEY = "kernel.machine";
 
 /** Boot the kernel model for this run (call from a program's setup). */
 export function bootMachine(config: Partial<MachineConfig> = {}): Machine {
-  const m = new Machine({ ...DEFAULT_MACHINE, ...config });
+  const over = host().env.get(MACHINE_OVERRIDES_ENV) as Partial<MachineConfig> | undefined;
+  const m = new Machine({ ...DEFAULT_MACHINE, ...config, ...over });
   host().env.set(KEY, m);
   return m;
 }

@@ -14,6 +14,9 @@ import { Shared, touch } from "./shared.js";
  * that leans on a spinlock to hold off call_rcu() is reported, not excused.
  */
 
+/** The lane of every task that invokes RCU callbacks (rcu_do_batch). */
+export const RCU_CALLBACK_LANE = "rcu";
+
 /** rcu_read_lock(): nests; the outermost one starts a new read-side section. */
 export function* rcu_read_lock(): Gen<void> {
   const k = ktask();
@@ -92,7 +95,7 @@ function* rcu_spawn_batch(batch: RcuBatchEntry[]): Gen<void> {
     yield { kind: "write", obj: cbObj, fn: "rcu_do_batch", step: `done ${label}`, completes: true };
     for (const e of batch) m.rcuPending.delete(e.serial);
   }
-  yield { kind: "spawn", name: `rcu_cb:${label}`, body: rcu_do_batch(), lane: "rcu" };
+  yield { kind: "spawn", name: `rcu_cb:${label}`, body: rcu_do_batch(), lane: RCU_CALLBACK_LANE };
 }
 
 interface GpSnapshot {

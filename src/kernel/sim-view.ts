@@ -2,6 +2,7 @@ import { setActiveHost } from "../engine/host.js";
 import type { SimKernelView } from "../engine/sim/view.js";
 import type { Task } from "../engine/task.js";
 import { bootMachine, type KTask, type MachineConfig, type PreemptionModel } from "./machine.js";
+import { RCU_CALLBACK_LANE } from "./rcu.js";
 
 /**
  * The machine configuration a simulated program should boot: the given preemption model,
@@ -68,6 +69,11 @@ export const kernelView: SimKernelView = {
   },
   queuedCallbacks(t) {
     return ktaskOf(t)?.rcuBatch.length ?? 0;
+  },
+  runsAsSoftirq(host, t) {
+    // rcu_core() -> rcu_do_batch() in RCU_SOFTIRQ, unless callbacks are offloaded to rcuoc kthreads.
+    const m = host.env.get(MACHINE_KEY) as { config: MachineConfig } | undefined;
+    return t.lane === RCU_CALLBACK_LANE && m?.config.rcuCallbackContext !== "rcuoc";
   },
   isGracePeriodWait(op) {
     return op.kind === "wait" && (op.step === "synchronize_rcu: wait GP" || op.step.startsWith("GP for "));

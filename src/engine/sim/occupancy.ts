@@ -7,8 +7,8 @@
 export interface SimCpuStats {
   readonly cpu: number;
   /**
-   * Time the CPU was not idle: a task on it (executing steps or spinning for a lock) or switching
-   * tasks. A spinning task occupies its CPU as much as a computing one.
+   * Time the CPU was not idle: a task on it (executing steps or spinning for a lock), switching
+   * tasks, or running a softirq. A spinning task occupies its CPU as much as a computing one.
    */
   readonly busyNs: number;
   /** Of busyNs, time spent executing steps (the rest is spinning and switching). */
@@ -68,8 +68,8 @@ export class CpuAccounting {
     this.since[c] = -1;
   }
 
-  /** CPU `c` spent `ns` switching tasks (it has no task on it meanwhile). */
-  switching(c: number, ns: number): void {
+  /** CPU `c` spent `ns` busy with no task on it: switching tasks, or a softirq on an idle CPU. */
+  taskless(c: number, ns: number): void {
     this.busy[c] += ns;
   }
 

@@ -46,6 +46,20 @@ export interface SimOptions {
    */
   readonly wakeCpu?: (taskName: string) => number | null;
   /**
+   * Where a free task that becomes runnable goes. "select_idle_sibling" (the default, after
+   * select_idle_sibling() in kernel/sched/fair.c, v6.6): its previous CPU (for a task that never ran,
+   * the CPU of the task that spawned it) if that CPU is idle; else the first idle CPU of that CPU's
+   * last-level cache, scanning upwards from it; else it stays queued on its previous CPU, where it
+   * counts as a waiter for that CPU's slice and wakeup preemption, until that CPU reschedules or a
+   * CPU of the same LLC goes idle and pulls it (newidle balance); an idle CPU of another LLC pulls it
+   * at the next tick (the nohz idle-balance kick). A task with no previous CPU (the program's first
+   * tasks) goes to whichever idle CPU looks first. "first-idle": every free task is handled that way,
+   * and a runnable free task is a waiter on every CPU (the model before select_idle_sibling).
+   */
+  readonly wakePlacement?: "select_idle_sibling" | "first-idle";
+  /** CPUs per last-level cache: CPUs [k*llcCpus, (k+1)*llcCpus) share one. Default: all of them. */
+  readonly llcCpus?: number;
+  /**
    * Scheduling priority of a task (by name); higher runs first. Default 0 for every task (all CFS at
    * one nice level). A task that becomes runnable on a CPU whose current task has a lower priority
    * sets TIF_NEED_RESCHED there at once (wakeup preemption, as for a SCHED_FIFO task waking on a CPU
@@ -203,6 +217,10 @@ interface HeldGp {
 
 interface TState {
   readonly bound: number | null;
+  /** It is a softirq (SimKernelView.runsAsSoftirq), run on its bound CPU ahead of that CPU's task. */
+  readonly softirq: boolean;
+  /** The CPU it last executed a step on (before its first step: its spawner's), or -1. */
+  prevCpu: number;
   /** For a free task: the CPU it must first run on (SimOptions.wakeCpu), or null. */
   readonly wakeCpu: number | null;
   /** CPU it is on, or -1. */
@@ -234,6 +252,10 @@ interface TState {
 
 interface Cpu {
   curr: Task | null;
+  /** The softirq running on it between two steps of `curr` (or of nothing, when idle), or null. */
+  irq: Task | null;
+  /** Softirq tasks bound to it that are not done. */
+  softirqs: Task[];
   freeAt: number;
   switchedInAt: number;
   /** Earliest pending decision event, or Infinity. */
@@ -349,12 +371,27 @@ class Simulator {
     this.maxEvents = maxEvents;
     this.timeline = opts.timeline ? { steps: [], waits: [] } : null;
     for (let i = 0; i < opts.cpus; i++) {
-      this.cpus.push({ curr: null, freeAt: 0, switchedInAt: 0, wakeAt: Number.POSITIVE_INFINITY });
+      this.cpus.push({
+        curr: null,
+        irq: null,
+        softirqs: [],
+        freeAt: 0,
+        switchedInAt: 0,
+        wakeAt: Number.POSITIVE_INFINITY,
+      });
       this.lastQs.push(0);
     }
     this.cpuHoldouts = opts.preemption !== "full";
     this.acct = new CpuAccounting(opts.cpus);
+    this.selectIdle = (opts.wakePlacement ?? "select_idle_sibling") === "select_idle_sibling";
+    const llc = opts.llcCpus ?? opts.cpus;
+    if (!(Number.isInteger(llc) && llc >= 1)) throw new RangeError(`llcCpus = ${llc}`);
+    this.llcCpus = llc;
   }
+  private readonly selectIdle: boolean;
+  /** Free tasks whose wake-up placement waits for an armTimer() event. */
+  private timers: { readonly t: Task; readonly at: number }[] = [];
+  private readonly llcCpus: number;
   private readonly maxEvents: number;
 
   /** A cost hook fired while `task` runs: add it to the step being executed. */
@@ -491,12 +528,91 @@ class Simulator {
     return this.live;
   }
 
-  /** Another task of priority `minPrio` or more could run on CPU c now. */
+  /** Another task of priority `minPrio` or more is queued for CPU c now. */
   private hasWaiter(c: number, cur: Task, minPrio = Number.NEGATIVE_INFINITY): boolean {
     for (const t of this.liveTasks())
-      if (t !== cur && this.ts[t.id].priority >= minPrio && this.eligible(t, c) && this.runnable(t, this.now))
+      if (
+        t !== cur &&
+        this.ts[t.id].priority >= minPrio &&
+        this.eligible(t, c) &&
+        this.runnable(t, this.now) &&
+        this.placedFor(t, c, false)
+      )
         return true;
     return false;
+  }
+
+  // ---- Wake-up placement (SimOptions.wakePlacement) --------------------------------------------
+
+  /** No task and no softirq on CPU c. */
+  private idle(c: number): boolean {
+    return this.cpus[c].curr === null && this.cpus[c].irq === null;
+  }
+
+  /**
+   * select_idle_sibling() (kernel/sched/fair.c, v6.6) for runnable free task `t`, asked now: its
+   * previous CPU if idle, else the first idle CPU of that CPU's LLC scanning up from it (the scan of
+   * select_idle_cpu()), else the previous CPU, whose run queue it stays on. -1: no preference (the
+   * placement is off, the task is bound or has a first CPU of its own, or it has never had a CPU).
+   */
+  private select_idle_sibling(t: Task): number {
+    const st = this.ts[t.id];
+    if (!this.selectIdle || st.bound !== null || st.prevCpu < 0) return -1;
+    if (st.wakeCpu !== null && st.firstStepNs === null) return -1;
+    const prev = st.prevCpu;
+    if (this.idle(prev)) return prev;
+    const base = prev - (prev % this.llcCpus);
+    const n = Math.min(this.llcCpus, this.cpus.length - base);
+    for (let i = 1; i < n; i++) {
+      const o = base + ((prev - base + i) % n);
+      if (this.idle(o)) return o;
+    }
+    return prev;
+  }
+
+  /**
+   * Whether runnable free task `t` is CPU c's to run now. `pulling` (c is idle and looking for
+   * work): a task placed on another idle CPU is not (that CPU is told to look); one queued on a busy
+   * CPU is, at once within the LLC (newidle balance) and from the tick after it was queued otherwise.
+   * Not pulling (c asks whether someone waits for it): only a task queued on c.
+   */
+  private placedFor(t: Task, c: number, pulling: boolean): boolean {
+    const sel = this.select_idle_sibling(t);
+    if (sel < 0 || sel === c) return true;
+    if (!pulling) return false;
+    if (this.idle(sel)) {
+      this.wake(sel, Math.max(this.now, this.cpus[sel].freeAt));
+      return false;
+    }
+    if (Math.floor(sel / this.llcCpus) === Math.floor(c / this.llcCpus)) return true;
+    const st = this.ts[t.id];
+    return this.now >= this.nextTick(Math.max(st.runnableSince, st.readyAt));
+  }
+
+  /**
+   * Wake-up placement of free task `t` is due at `at` (its timer expires, or the tick that lets
+   * other LLCs pull it comes): an event of a pseudo CPU, which no earlier decision supersedes.
+   */
+  private armTimer(t: Task, at: number): void {
+    this.timers.push({ t, at });
+    this.heap.push(at, this.cpus.length);
+  }
+
+  /**
+   * The pseudo CPU's event at `now`: place every free task whose placement is due and that can run.
+   * One that cannot (blocked again) is placed when what blocks it changes.
+   */
+  private fireTimers(): void {
+    if (!this.timers.some((x) => x.at <= this.now)) return;
+    const due = this.timers.filter((x) => x.at <= this.now);
+    this.timers = this.timers.filter((x) => x.at > this.now);
+    for (const { t } of due) if (this.runnable(t, this.now)) this.wakeIdleFor(t, this.now);
+  }
+
+  /** The first tick strictly after `t`. */
+  private nextTick(t: number): number {
+    const tick = this.costs.tickNs;
+    return (Math.floor(t / tick) + 1) * tick;
   }
 
   private wake(c: number, t: number): void {
@@ -507,7 +623,13 @@ class Simulator {
   }
 
   private addTask(t: Task, at: number, spawnerCpu: number | null): void {
-    const b = this.opts.binding?.(t.name, spawnerCpu) ?? null;
+    // A softirq runs on the CPU that raised it (the spawner's); the binding decides for one the
+    // program started with.
+    const softirq = this.view.runsAsSoftirq(this.rt, t);
+    const b =
+      softirq && spawnerCpu !== null
+        ? spawnerCpu
+        : (this.opts.binding?.(t.name, spawnerCpu) ?? (softirq ? 0 : null));
     const w = b === null ? (this.opts.wakeCpu?.(t.name) ?? null) : null;
     for (const [what, c] of [
       ["bound to", b],
@@ -519,6 +641,8 @@ class Simulator {
     }
     this.ts[t.id] = {
       bound: b,
+      softirq,
+      prevCpu: spawnerCpu ?? -1,
       wakeCpu: w,
       priority: this.opts.priority?.(t.name) ?? 0,
       cpusUsed: new Set(),
@@ -539,15 +663,45 @@ class Simulator {
       waitCpu: -1,
     };
     if (t.done) return;
-    this.live.push(t);
+    if (softirq) this.cpus[b!].softirqs.push(t);
+    else this.live.push(t);
     this.openWait(t, "runqueue", at, -1);
     this.arrive(t);
     this.noteBlocked(t);
     this.wakeIdleFor(t, at);
   }
 
-  /** Wake the idle CPUs `t` may run on at `at`, so that one of them picks it up. */
+  /**
+   * `t` becomes runnable at `at`: wake the CPU it goes to. A softirq's CPU looks then whether busy or
+   * not. A free task goes where select_idle_sibling() puts it; if that is a busy CPU (no idle one in
+   * its LLC), idle CPUs of other LLCs look at the next tick. Otherwise every idle CPU it may run on
+   * looks, and the first to do so takes it.
+   */
   private wakeIdleFor(t: Task, at: number): void {
+    const st = this.ts[t.id];
+    if (st.softirq) {
+      const c = st.bound!;
+      this.wake(c, Math.max(at, st.readyAt, this.cpus[c].freeAt, this.now));
+      return;
+    }
+    if (this.selectIdle && st.bound === null && at > this.now) {
+      // The CPU is chosen when it wakes, from the CPUs idle then.
+      this.armTimer(t, at);
+      return;
+    }
+    const sel = this.select_idle_sibling(t);
+    if (sel >= 0 && this.idle(sel)) {
+      this.wake(sel, Math.max(this.cpus[sel].freeAt, this.now));
+      return;
+    }
+    if (sel >= 0) {
+      // Queued on a busy CPU: idle CPUs of other LLCs look at the next tick.
+      const tick = this.nextTick(Math.max(st.runnableSince, st.readyAt));
+      if (this.now < tick) {
+        this.armTimer(t, tick);
+        return;
+      }
+    }
     for (let o = 0; o < this.cpus.length; o++) {
       const cpu = this.cpus[o];
       if (cpu.curr === null && this.eligible(t, o)) this.wake(o, Math.max(at, cpu.freeAt, this.now));
@@ -656,26 +810,25 @@ class Simulator {
       // schedule() already charged its caller; other switches cost the CPU itself.
       cpu.freeAt = this.now + this.costs.contextSwitchNs;
       this.stats.switchNs += this.costs.contextSwitchNs;
-      this.acct.switching(c, this.costs.contextSwitchNs);
+      this.acct.taskless(c, this.costs.contextSwitchNs);
     }
     // Another CPU that is idle may take it.
-    if (this.runnable(t, this.now)) {
-      for (let o = 0; o < this.cpus.length; o++) {
-        if (o !== c && this.cpus[o].curr === null && this.eligible(t, o)) {
-          this.wake(o, Math.max(this.now, this.cpus[o].freeAt));
-        }
-      }
-    } else {
+    if (this.runnable(t, this.now)) this.wakeIdleFor(t, this.now);
+    else {
       this.noteBlocked(t);
       if (st.readyAt > this.now) this.wakeIdleFor(t, st.readyAt);
     }
   }
 
-  /** Pick the runnable task of highest priority this CPU may run, the longest-waiting first (ties: lowest id). */
+  /**
+   * Pick the runnable task of highest priority this CPU may run, the longest-waiting first (ties:
+   * lowest id). A free task placed on another idle CPU is left to that CPU (which is told); one
+   * queued on a busy CPU is pulled (placedFor).
+   */
   private pickNext(c: number): Task | null {
     let best: Task | null = null;
     for (const t of this.liveTasks()) {
-      if (!this.eligible(t, c) || !this.runnable(t, this.now)) continue;
+      if (!this.eligible(t, c) || !this.runnable(t, this.now) || !this.placedFor(t, c, true)) continue;
       if (best === null) {
         best = t;
         continue;
@@ -705,6 +858,7 @@ class Simulator {
       this.wake(c, cpu.freeAt);
       return;
     }
+    if (this.runSoftirq(c)) return;
     let cur = cpu.curr;
     if (cur?.done) {
       cpu.curr = null;
@@ -746,6 +900,7 @@ class Simulator {
       this.acct.on(c, this.now);
       this.ts[next.id].cpu = c;
       this.quiescent(c);
+      this.replaceWoken();
     }
     const t = cpu.curr!;
     if (this.ts[t.id].readyAt <= this.now && enabledNow(t.pending!)) {
@@ -763,6 +918,66 @@ class Simulator {
     }
   }
 
+  /**
+   * do_softirq() on irq exit: a ready softirq bound to CPU c runs its next step now, ahead of the
+   * task on c, which is not switched out (no context switch, no quiescent state) and goes on when
+   * the softirq is done or has to wait. Returns whether a softirq step ran.
+   */
+  private runSoftirq(c: number): boolean {
+    const cpu = this.cpus[c];
+    let t = cpu.irq;
+    if (t === null) {
+      // A CPU keeps one pending decision, the earliest: look again when the next softirq is due.
+      let due = Number.POSITIVE_INFINITY;
+      for (const s of cpu.softirqs) {
+        const st = this.ts[s.id];
+        if (s.done) continue;
+        if (st.readyAt > this.now) due = Math.min(due, st.readyAt);
+        else if (enabledNow(s.pending!)) {
+          t = s;
+          break;
+        }
+      }
+      if (t === null) {
+        if (due < Number.POSITIVE_INFINITY) this.wake(c, due);
+        return false;
+      }
+    } else if (!(this.ts[t.id].readyAt <= this.now && enabledNow(t.pending!))) {
+      cpu.irq = null;
+      const st = this.ts[t.id];
+      st.cpu = -1;
+      this.noteBlocked(t);
+      if (st.readyAt > this.now) this.wake(c, st.readyAt);
+      return false;
+    }
+    const st = this.ts[t.id];
+    const idle = cpu.curr === null;
+    cpu.irq = t;
+    st.cpu = c;
+    const before = st.busyNs;
+    this.step(c, t);
+    // On an idle CPU nothing else accounts for the time; over a task it is the task's CPU time.
+    if (idle) this.acct.taskless(c, st.busyNs - before);
+    if (t.done) {
+      cpu.irq = null;
+      st.cpu = -1;
+      cpu.softirqs.splice(cpu.softirqs.indexOf(t), 1);
+    }
+    return true;
+  }
+
+  /**
+   * A CPU just took a task: free tasks waiting for a CPU may now be placed on another idle one
+   * (select_idle_sibling() saw this CPU idle before), so wake where each goes now.
+   */
+  private replaceWoken(): void {
+    if (!this.selectIdle) return;
+    for (const t of this.liveTasks()) {
+      const st = this.ts[t.id];
+      if (st.bound === null && !st.softirq && this.runnable(t, this.now)) this.wakeIdleFor(t, this.now);
+    }
+  }
+
   private step(c: number, t: Task): void {
     const cpu = this.cpus[c];
     const st = this.ts[t.id];
@@ -777,6 +992,7 @@ class Simulator {
       st.timerAt = null;
     }
     st.cpusUsed.add(c);
+    st.prevCpu = c;
     this.closeWait(t, this.now);
     const line = this.lineDelay(c, op, base);
     this.rt.execute(t, [t]);
@@ -863,7 +1079,7 @@ class Simulator {
 
   /** The heap ran dry: is there a task that could still run? (A safety net for under-declared waits.) */
   private strandedTask(): boolean {
-    for (const t of this.liveTasks()) {
+    for (const t of [...this.liveTasks(), ...this.cpus.flatMap((c) => c.softirqs)]) {
       const op = t.pending;
       if (op !== null && enabledNow(op)) return true;
     }
@@ -889,6 +1105,11 @@ class Simulator {
         for (let c = 0; c < this.cpus.length; c++) this.wake(c, Math.max(this.now, this.cpus[c].freeAt));
         ev = this.heap.pop();
         if (ev === undefined) break;
+      }
+      if (ev.cpu === this.cpus.length) {
+        this.now = ev.time;
+        this.fireTimers();
+        continue;
       }
       const cpu = this.cpus[ev.cpu];
       if (ev.time !== cpu.wakeAt) continue; // superseded by an earlier decision

@@ -28,4 +28,10 @@ export interface SimKernelView {
    * period at once, so the simulator counts it as wanted from then on.
    */
   queuedCallbacks(t: Task): number;
+  /**
+   * Whether `t` (just spawned) is the body of a softirq raised on the CPU that spawned it: it runs
+   * there as soon as it is ready, ahead of the task on that CPU and without switching it out, as
+   * do_softirq() does on irq exit. False for a task the scheduler places like any other.
+   */
+  runsAsSoftirq(host: Host, t: Task): boolean;
 }

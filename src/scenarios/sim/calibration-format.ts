@@ -55,3 +55,24 @@ export function calibrationMarkdown(rows: readonly CalibrationRow[]): string {
   );
   return lines.join("\n");
 }
+
+/**
+ * Per timed scenario: the figures of the table its runs compute (a row whose "how" starts with the
+ * scenario's name), each with its ratio and role, or a plain "none" for a scenario no published
+ * figure checks yet. A figure is listed under one role only, the table's.
+ */
+export function scenarioFiguresMarkdown(
+  rows: readonly CalibrationRow[],
+  scenarios: readonly string[],
+): string {
+  const lines = ["| scenario | figures it reproduces (ratio, role) |", "|---|---|"];
+  for (const name of scenarios) {
+    const mine = rows.filter((r) => r.how.startsWith(`${name} `) || r.how.startsWith(`${name}:`));
+    const text =
+      mine.length === 0
+        ? "none: no published figure is computed by it yet"
+        : mine.map((r) => `${r.id} ${r.part} (${ratioText(r.ratio)}, ${r.role})`).join("; ");
+    lines.push(`| ${name} | ${text} |`);
+  }
+  return lines.join("\n");
+}

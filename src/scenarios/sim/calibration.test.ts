@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_COSTS, FITTED_TO } from "../../engine/sim/cost-model.js";
 import { type CalibrationRow, compare, FIGURES, roleOf } from "./calibration.js";
-import { calibrationMarkdown, duration, ratioText } from "./calibration-format.js";
+import { calibrationMarkdown, duration, ratioText, scenarioFiguresMarkdown } from "./calibration-format.js";
 
 /** The id and "use" column of every row of docs/published-figures.md's tables. */
 function documentedFigures(): Map<string, string> {
@@ -120,5 +120,30 @@ describe("calibration shown, not claimed", () => {
     expect(duration(76)).toBe("76 ns");
     expect(duration(71_410)).toBe("71.41 µs");
     expect(ratioText(7.6e-7)).toBe("7.6e-7");
+  });
+
+  it("lists per scenario the figures its runs compute, with ratio and role, and says so when there are none", () => {
+    const row = (id: string, how: string, role: "calibration" | "validation", ratio: number) => ({
+      id,
+      part: `figure ${id}`,
+      role,
+      published: null,
+      how,
+      simulatedNs: 1,
+      ratio,
+      agrees: true,
+      fittedPrices: [],
+    });
+    const md = scenarioFiguresMarkdown(
+      [
+        row("A1", "defunct-root-zap --kernel v5.17 --set guestSize=64TiB: vcpuBlocked", "validation", 1.03),
+        row("E6", "dirty-log --set vcpus=1: populate time", "calibration", 1),
+        row("A4", "the A1 synchronous run", "validation", 1.04),
+      ],
+      ["defunct-root-zap", "dirty-log", "fast-zap-root-load"],
+    );
+    expect(md).toContain("| defunct-root-zap | A1 figure A1 (1.03, validation) |");
+    expect(md).toContain("| dirty-log | E6 figure E6 (1, calibration) |");
+    expect(md).toContain("| fast-zap-root-load | none: no published figure is computed by it yet |");
   });
 });

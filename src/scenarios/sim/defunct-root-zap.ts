@@ -145,7 +145,7 @@ export const defunctRootZapScenario: SimScenario = {
     "a vCPU drops the last reference to a fully populated root: v5.17 zaps it in the put (run sync), v5.18 queues the zap on a worker (run async)",
   params: [
     ...POPULATED_VM_PARAMS,
-    { name: "cpus", kind: "int", default: 4, doc: "host CPUs of the simulated machine", min: 1, max: 256 },
+    { name: "cpus", kind: "int", default: 4, doc: "host CPUs of the simulated machine", min: 1, max: 512 },
     {
       name: "preemption",
       kind: "enum",

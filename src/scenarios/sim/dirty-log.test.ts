@@ -80,4 +80,16 @@ describe("dirty-log (dirty_log_perf_test)", () => {
     expect(four.populateFaults).toBeGreaterThanOrEqual(4 * PAGES);
     expect(four.populateMs).toBeLessThan(1.5 * m.populateMs);
   });
+
+  it("takes the published bounds (512 vCPUs, 16GiB each) and refuses, naming the budget, what it cannot simulate", async () => {
+    const { planSimulation } = await import("./params.js");
+    const plan = planSimulation(dirtyLog, { set: ["vcpus=512", "bytes=16GiB"] });
+    expect(plan.points[0].params.vcpus).toBe(512);
+    expect(() => dirtyLog.run(plan.points[0].params, {})).toThrow(
+      /6442450944 page passes; at most 1048576 fit/,
+    );
+    expect(() => planSimulation(dirtyLog, { set: ["vcpus=513"] })).toThrow(
+      /vcpus must be an integer in 1..512/,
+    );
+  });
 });

@@ -212,7 +212,7 @@ export const locklessAging: SimScenario = {
       kind: "int",
       default: 8,
       min: 1,
-      max: 128,
+      max: 512,
       doc: "vCPUs populating fresh memory (one CPU each)",
     },
     {

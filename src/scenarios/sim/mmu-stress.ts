@@ -411,7 +411,7 @@ export const mmuStress: SimScenario = {
       kind: "int",
       default: 4,
       min: 1,
-      max: 128,
+      max: 512,
       doc: "-c: vCPUs (the test's default is 3/4 of the CPUs)",
     },
     {

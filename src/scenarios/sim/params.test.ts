@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { formatSize, humanSize, parseDuration, parseSize, planSimulation, SimParamError } from "./params.js";
-import type { SimScenario } from "./types.js";
+import { MACHINE_OVERRIDES_ENV } from "../../kernel/machine.js";
+import {
+  formatSize,
+  humanSize,
+  machineSettingsOf,
+  parseDuration,
+  parseSize,
+  planSimulation,
+  SimParamError,
+} from "./params.js";
+import { runHooks, type SimScenario } from "./types.js";
 
 const scenario: SimScenario = {
   name: "demo",
@@ -166,5 +175,30 @@ describe("planSimulation", () => {
     expect(err(() => planSimulation(scenario, { set: ["vcpus=1"], sweep: ["vcpus=1,2"] }))).toMatch(
       /also fixed by --set/,
     );
+  });
+});
+
+describe("machine settings every scenario takes", () => {
+  it("--set rcuCallbacks/wakePlacement/llcCpus are checked and reach the run as SimRunOptions.machine", () => {
+    const plan = planSimulation(scenario, { set: ["rcuCallbacks=rcuoc", "llcCpus=8"] });
+    expect(machineSettingsOf(scenario, plan.points[0].params)).toEqual({ rcuCallbacks: "rcuoc", llcCpus: 8 });
+    // Unset, they are not in the point at all: the simulator's defaults apply.
+    expect(machineSettingsOf(scenario, planSimulation(scenario, {}).points[0].params)).toEqual({});
+    expect(err(() => planSimulation(scenario, { set: ["rcuCallbacks=tasklet"] }))).toMatch(
+      /rcuCallbacks must be one of softirq, rcuoc; got 'tasklet'/,
+    );
+    expect(err(() => planSimulation(scenario, { set: ["nope=1"] }))).toMatch(
+      /machine settings: rcuCallbacks/,
+    );
+    const sweep = planSimulation(scenario, { sweep: ["wakePlacement=select_idle_sibling,first-idle"] });
+    expect(sweep.points.map((p) => p.params.wakePlacement)).toEqual(["select_idle_sibling", "first-idle"]);
+  });
+
+  it("runHooks turns them into the simulator's options and the machine's env", () => {
+    const h = runHooks({ machine: { rcuCallbacks: "rcuoc", wakePlacement: "first-idle", llcCpus: 0 } });
+    expect(h.wakePlacement).toBe("first-idle");
+    expect(h.llcCpus).toBeUndefined();
+    expect(h.env?.get(MACHINE_OVERRIDES_ENV)).toEqual({ rcuCallbackContext: "rcuoc" });
+    expect(runHooks({}).env).toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 import { type CostModel, DEFAULT_COSTS } from "../../engine/sim/cost-model.js";
 import { PRESETS } from "../../mmu/presets.js";
-import type { SimParamSpec, SimParams, SimParamValue, SimScenario } from "./types.js";
+import type { SimMachineSettings, SimParamSpec, SimParams, SimParamValue, SimScenario } from "./types.js";
 
 /**
  * Parsing and checking of `tdplab simulate` settings (--set key=value, --sweep key=a,b,c, --kernel V)
@@ -188,11 +188,54 @@ export function splitAssignment(flag: string, text: string, scenario: SimScenari
 
 function keysText(scenario: SimScenario): string {
   const names = scenario.params.map((p) => p.name);
-  return `parameters of ${scenario.name}: ${names.length > 0 ? names.join(", ") : "(none)"}; cost-model keys: ${ALL_COST_KEYS.join(", ")}`;
+  return `parameters of ${scenario.name}: ${names.length > 0 ? names.join(", ") : "(none)"}; machine settings: ${MACHINE_PARAMS.map((p) => p.name).join(", ")}; cost-model keys: ${ALL_COST_KEYS.join(", ")}`;
 }
 
+/** The `preemption` parameter scenarios declare: CONFIG_PREEMPT_NONE, _VOLUNTARY or full. */
+export function preemptionParam(dflt: "none" | "voluntary" | "full"): SimParamSpec {
+  return {
+    name: "preemption",
+    kind: "enum",
+    values: ["none", "voluntary", "full"],
+    default: dflt,
+    doc: "kernel preemption model",
+  };
+}
+
+/**
+ * Settings of the simulated machine that every scenario takes, on top of its own parameters (a
+ * scenario parameter of the same name wins). A run gets them as SimRunOptions.machine (runPlan).
+ */
+export const MACHINE_PARAMS: readonly SimParamSpec[] = [
+  {
+    name: "rcuCallbacks",
+    kind: "enum",
+    default: "softirq",
+    values: ["softirq", "rcuoc"],
+    doc: "RCU callbacks run as RCU_SOFTIRQ on the CPU that queued them, or in rcuoc kthreads (rcu_nocbs=)",
+  },
+  {
+    name: "wakePlacement",
+    kind: "enum",
+    default: "select_idle_sibling",
+    values: ["select_idle_sibling", "first-idle"],
+    doc: "where a woken free task runs: select_idle_sibling(), or whichever idle CPU looks first",
+  },
+  { name: "llcCpus", kind: "int", default: 0, min: 0, doc: "CPUs per last-level cache (0: one LLC)" },
+];
+
 function specOf(scenario: SimScenario, key: string): SimParamSpec | undefined {
-  return scenario.params.find((p) => p.name === key);
+  return scenario.params.find((p) => p.name === key) ?? MACHINE_PARAMS.find((p) => p.name === key);
+}
+
+/** The machine settings (MACHINE_PARAMS) a parameter point sets, for SimRunOptions.machine. */
+export function machineSettingsOf(scenario: SimScenario, params: SimParams): SimMachineSettings {
+  const out: Record<string, SimParamValue> = {};
+  for (const m of MACHINE_PARAMS) {
+    if (params[m.name] !== undefined && !scenario.params.some((p) => p.name === m.name))
+      out[m.name] = params[m.name];
+  }
+  return out as SimMachineSettings;
 }
 
 /** A value of `key` for scenario: a parameter or a cost-model entry. */

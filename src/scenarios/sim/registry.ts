@@ -1,5 +1,6 @@
 import { defunctRootZapScenario } from "./defunct-root-zap.js";
 import { dirtyLog } from "./dirty-log.js";
+import { fastZapRootLoadScenario } from "./fast-zap-root-load.js";
 import { locklessAging } from "./lockless-aging.js";
 import { mmuStress } from "./mmu-stress.js";
 import { rootWalk } from "./root-walk.js";
@@ -20,6 +21,7 @@ export const SIM_SCENARIOS: readonly SimScenario[] = [
   dirtyLog,
   mmuStress,
   unboundZapWorkerScenario,
+  fastZapRootLoadScenario,
 ];
 
 /** The scenario called `name` in `list`, or undefined. */

@@ -294,9 +294,8 @@ export function runRootWalk(
     // vCPUs on their own CPUs, the walker on the next; ioctls, kworkers and RCU callbacks share the last.
     binding: (n) => (n.startsWith("vcpu") ? Number(n.slice(4)) : n === WALKER ? R : R + 1),
     costs,
+    ...runHooks(opts),
     overrides,
-    env: runHooks(opts).env,
-    stop: opts.stop,
     seed: opts.seed ?? 1,
     // A walk that never ends (restart on an all-roots walk) is cut off well after a normal one would end.
     maxEvents: 64 * c.roots * c.pages + 200_000,

@@ -1,5 +1,5 @@
 import type { Features } from "../../mmu/features.js";
-import { SimParamError, type SimPlan } from "./params.js";
+import { machineSettingsOf, SimParamError, type SimPlan } from "./params.js";
 import type { SimScenarioRun } from "./types.js";
 
 /** One finished run and the index of the sweep point it belongs to. */
@@ -54,6 +54,7 @@ export async function runPlan(plan: SimPlan, o: RunPlanOptions = {}): Promise<Pl
         overrides: o.overrides,
         features: o.features,
         stop: o.stop,
+        machine: machineSettingsOf(plan.scenario, point.params),
       });
     } catch (e) {
       // A scenario may refuse the partial result of a run cut short: that is the stop, not an error.

@@ -1,5 +1,6 @@
 import type { CostModel } from "../../engine/sim/cost-model.js";
-import type { SimResult } from "../../engine/sim/simulator.js";
+import type { SimOptions, SimResult } from "../../engine/sim/simulator.js";
+import { MACHINE_OVERRIDES_ENV, type MachineConfig } from "../../kernel/machine.js";
 import type { Features } from "../../mmu/features.js";
 import { FEATURE_OVERRIDES_ENV } from "../../mmu/testing.js";
 
@@ -59,21 +60,35 @@ export interface SimRunOptions {
   readonly features?: Partial<Features>;
   /** Asked now and then during each run; true cuts it short (SimOptions.stop), after Ctrl-C. */
   readonly stop?: () => boolean;
+  /** Settings of the simulated machine every scenario takes (params.ts MACHINE_PARAMS). */
+  readonly machine?: SimMachineSettings;
+}
+
+/** How the simulated host runs RCU callbacks and places woken tasks (--set on any scenario). */
+export interface SimMachineSettings {
+  readonly rcuCallbacks?: MachineConfig["rcuCallbackContext"];
+  readonly wakePlacement?: SimOptions["wakePlacement"];
+  /** CPUs per LLC; 0 or absent: one LLC. */
+  readonly llcCpus?: number;
 }
 
 /**
  * The simulator options that carry SimRunOptions into a run: overrides, features via the run's
  * env, and the stop question.
  */
-export function runHooks(opts: SimRunOptions): {
-  overrides?: ReadonlyMap<string, Function>;
-  env?: ReadonlyMap<string, unknown>;
-  stop?: () => boolean;
-} {
+export function runHooks(
+  opts: SimRunOptions,
+): Pick<SimOptions, "overrides" | "env" | "stop" | "wakePlacement" | "llcCpus"> {
+  const m = opts.machine ?? {};
+  const env = new Map<string, unknown>();
+  if (opts.features !== undefined) env.set(FEATURE_OVERRIDES_ENV, opts.features);
+  if (m.rcuCallbacks !== undefined) env.set(MACHINE_OVERRIDES_ENV, { rcuCallbackContext: m.rcuCallbacks });
   return {
     overrides: opts.overrides,
     stop: opts.stop,
-    env: opts.features === undefined ? undefined : new Map([[FEATURE_OVERRIDES_ENV, opts.features]]),
+    env: env.size === 0 ? undefined : env,
+    wakePlacement: m.wakePlacement,
+    llcCpus: m.llcCpus === undefined || m.llcCpus === 0 ? undefined : m.llcCpus,
   };
 }
 

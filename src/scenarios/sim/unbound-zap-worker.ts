@@ -34,13 +34,14 @@ import {
  * tasks at nice 0. In 6.6+ (0df9dab891ff) there is no worker: the VMM thread zaps in its own context.
  *
  * Each point runs, under PREEMPT_NONE and full preemption, the worker bound to CPU cpus-2 (a CPU of
- * its own, what the other scenarios assume), unbound and woken wherever the simulator's event order
- * puts it ("unbound"), and unbound but woken on the RT thread's CPU ("unbound@rt"). Which idle CPU
- * the kernel wakes it on depends on select_task_rq_fair()'s history (the kworker's previous CPU,
- * wake-affine), which the model does not have; "unbound@rt" is the case where that choice is the RT
- * thread's CPU. The RT thread then waits for the worker's next tdp_mmu_iter_cond_resched(): the worker
+ * its own, what the other scenarios assume), unbound and placed by select_idle_sibling() from the
+ * CPU that queued the work (the VMM thread's, busy, so the first idle CPU after it: "unbound"), and
+ * unbound but first woken on the RT thread's CPU ("unbound@rt"). The kernel's choice also depends on
+ * the kworker's history (its previous CPU, wake-affine), which a fresh kworker does not have;
+ * "unbound@rt" is the case where that choice is the RT thread's CPU. The RT thread then waits for the worker's next tdp_mmu_iter_cond_resched(): the worker
  * holds mmu_lock for read, so preemption is off between two yield points under either model. RCU
- * callbacks run on the CPU that queued them (call_rcu() queues on the local CPU's list).
+ * callbacks run as RCU_SOFTIRQ on the CPU that queued them (the simulator's softirqs), or in an rcuoc
+ * kthread with --set rcuCallbacks=rcuoc.
  */
 
 export type UnboundZapKernel = "v5.18" | "v6.4" | "v6.6";
@@ -106,7 +107,7 @@ function* rt_thread(stop: Atomic, periodNs: number, workNs: number): Gen<void> {
 }
 
 /** KVM_SET_USER_MEMORY_REGION's fast zap, as kvm_set_memslot() runs it: under slots_lock. */
-function* vmm_thread(kvm: Kvm, stop: Atomic): Gen<void> {
+export function* vmm_thread(kvm: Kvm, stop: Atomic): Gen<void> {
   yield* mutex_lock(kvm.slots_lock);
   yield* kvm_mmu_zap_all_fast(kvm);
   yield* mutex_unlock(kvm.slots_lock);
@@ -155,12 +156,11 @@ export function unboundZap(
       cpus: p.cpus,
       costs: extraCosts,
       preemption: p.preemption,
-      binding: (n, spawner) => {
+      binding: (n) => {
         if (n === VMM) return p.cpus - 1;
         if (n === RT) return p.rtCpu;
         if (n.startsWith("user-task")) return hogs[Number(n.slice("user-task".length))];
         if (n.startsWith("kworker")) return p.worker === "bound" ? p.cpus - 2 : null;
-        if (n.startsWith("rcu_cb")) return spawner;
         return null;
       },
       wakeCpu: (n) => (n.startsWith("kworker") && p.worker === "unbound@rt" ? p.rtCpu : null),
