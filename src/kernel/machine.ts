@@ -36,7 +36,17 @@ export interface MachineConfig {
    * cannot end inside the queuing task's own section anyway.
    */
   readonly rcuCallbacks: "per-callback" | "per-section";
+  /**
+   * The memory model plain stores and loads follow (src/kernel/memory.ts). "sc": every store is
+   * visible to every task the moment it runs. "tso": x86-TSO, a FIFO store buffer per task that
+   * locked RMWs and smp_mb() drain; its flushes are tasks of their own, explored like any other.
+   */
+  readonly memoryModel: MemoryModel;
 }
+
+/** The memory models `check` explores the kernel model under. */
+export type MemoryModel = "sc" | "tso";
+export const MEMORY_MODELS: readonly MemoryModel[] = ["sc", "tso"];
 
 export const DEFAULT_MACHINE: MachineConfig = {
   preemption: "full",
@@ -46,6 +56,7 @@ export const DEFAULT_MACHINE: MachineConfig = {
   proveMmu: true,
   wqDestroying: true,
   rcuCallbacks: "per-callback",
+  memoryModel: "sc",
 };
 
 /** A lock held by a task, as lockdep tracks it. */
