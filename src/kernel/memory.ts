@@ -19,8 +19,8 @@ import { op, type Shared, touch } from "./shared.js";
  * explores every point at which it can land. FIFO order is the flush's enabling condition: it
  * waits for the flush of the task's previous store and reads that store's location, which is
  * what that flush writes. Locked RMWs, lock acquisitions and smp_mb() first wait until the buffer
- * is empty (drain_store_buffer()); that wait reads the locations of every store since the
- * previous drain, so the flushes that enable it are the writes it depends on.
+ * is empty (drain_store_buffer()); by FIFO that is when the youngest store is flushed, so the wait
+ * reads that store's location, which is what the enabling flush writes.
  *
  * Every footprint is a function of the task's own steps (the stores since its last drain, never
  * which of them happen to be flushed), which stateless DPOR needs to recognise an event across
@@ -134,17 +134,15 @@ export function forwarded(loc: Shared): number | undefined {
 export function* drain_store_buffer(step: string): Gen<void> {
   const sb = buffers.get(host().current);
   if (sb === undefined || sb.sinceDrain.length === 0) return;
-  const since = sb.sinceDrain;
+  // FIFO: the buffer is empty once the youngest store is flushed, and that flush writes its location.
+  const last = sb.sinceDrain[sb.sinceDrain.length - 1];
   sb.sinceDrain = [];
-  const locs: number[] = [];
-  for (const s of since) if (!locs.includes(s.loc.id)) locs.push(s.loc.id);
   yield {
     kind: "wait",
-    obj: locs[0],
-    objs: locs.slice(1),
+    obj: last.loc.id,
     fn: currentFn(),
     step: `${step}: drain the store buffer`,
-    enabled: () => sb.pending.length === 0,
+    enabled: () => last.flushed,
   };
 }
 
