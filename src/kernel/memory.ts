@@ -39,6 +39,10 @@ interface BufferedStore {
 }
 
 class StoreBuffer {
+  constructor(
+    /** The task's private object its stores into the buffer write (nobody else touches it). */
+    readonly obj: number,
+  ) {}
   /** Stores not yet in memory, oldest first. Written by the owner (push) and the flushes (shift). */
   readonly pending: BufferedStore[] = [];
   /** Every store since the owner's last drain, flushed or not: known from the owner's steps alone. */
@@ -59,7 +63,9 @@ export function isTso(): boolean {
  * A plain store to `loc` (WRITE_ONCE(), atomic_set(), smp_store_release(), a bitfield store, a
  * lock release): under sc one step that writes `loc` and runs `apply`; under tso the store enters
  * the running task's buffer and `apply` runs when a flush task takes it to memory. `value` is the
- * word the store leaves, for store forwarding.
+ * word the store leaves, for store forwarding. `owner`, when given, runs in the storing task right
+ * after the store's step (a release's lockdep bookkeeping) and may cancel the store by returning
+ * false. Returns whether the store was made.
  */
 export function* plain_store(
   loc: Shared,
@@ -67,25 +73,33 @@ export function* plain_store(
   step: string,
   value: number | undefined,
   apply: () => void,
-): Gen<void> {
+  owner?: () => boolean,
+): Gen<boolean> {
   if (!isTso()) {
     yield op(kind, loc, step);
     touch(loc, step);
+    if (owner !== undefined && !owner()) return false;
     apply();
-    return;
+    return true;
   }
   const t = host().current;
   let sb = buffers.get(t);
   if (sb === undefined) {
-    sb = new StoreBuffer();
+    sb = new StoreBuffer(host().newObject(`${t.name}.store_buffer`));
     buffers.set(t, sb);
   }
+  // The store is a step of its own, on the task's private buffer object: it conflicts with nothing,
+  // but the code after it (a lock's release bookkeeping, say) runs after the checks that follow the
+  // step before, as it does under sc.
+  yield { kind: "write", obj: sb.obj, fn: currentFn(), step: `${step}: into the store buffer` };
+  if (owner !== undefined && !owner()) return false;
   const prev = sb.sinceDrain.length === 0 ? undefined : sb.sinceDrain[sb.sinceDrain.length - 1];
   const s: BufferedStore = { loc, value, apply, flushed: false };
   sb.pending.push(s);
   sb.sinceDrain.push(s);
   const body = store_buffer_flush(sb, s, prev, kind, currentFn(), step);
   yield { kind: "spawn", name: `${t.name}:sb${sb.count++}`, body, lane: `${t.lane}:sb` };
+  return true;
 }
 
 /** The store buffer writing `s` to memory, after `prev` (the owner's store before it, if not drained). */

@@ -10,7 +10,7 @@ import {
   lockdep_assert_held_write,
 } from "./lockdep.js";
 import { ktask, machine } from "./machine.js";
-import { drain_store_buffer, isTso, plain_store } from "./memory.js";
+import { drain_store_buffer, plain_store } from "./memory.js";
 import { cond_resched, need_resched, preempt_disable, preempt_enable } from "./sched.js";
 import { commutingOp, op, Shared, touch } from "./shared.js";
 
@@ -131,21 +131,20 @@ export function* write_lock(l: RwLock): Gen<void> {
  * plain store on x86: under TSO other CPUs see the lock free once the store buffer flushes it.
  */
 export function* write_unlock(l: RwLock): Gen<void> {
-  if (isTso()) {
-    if (lock_released(l, "write")) {
-      yield* plain_store(l, "release", "write_unlock", undefined, () => {
+  const released = () => lock_released(l, "write");
+  if (
+    yield* plain_store(
+      l,
+      "release",
+      "write_unlock",
+      undefined,
+      () => {
         l.writer = -1;
-      });
-      preempt_enable();
-    }
-    return;
-  }
-  yield op("release", l, "write_unlock");
-  touch(l, "write_unlock");
-  if (lock_released(l, "write")) {
-    l.writer = -1;
+      },
+      released,
+    )
+  )
     preempt_enable();
-  }
 }
 
 /**

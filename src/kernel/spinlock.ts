@@ -3,7 +3,7 @@ import type { Gen } from "../engine/op.js";
 import { TaskAbort } from "../engine/violation.js";
 import type { KObject } from "./alloc.js";
 import { lock_acquired, lock_recursion, lock_released, might_sleep } from "./lockdep.js";
-import { drain_store_buffer, isTso, plain_store } from "./memory.js";
+import { drain_store_buffer, plain_store } from "./memory.js";
 import { preempt_disable, preempt_enable } from "./sched.js";
 import { op, Shared, touch } from "./shared.js";
 
@@ -46,21 +46,20 @@ export function* spin_trylock(l: Spinlock): Gen<boolean> {
  * is immediate.
  */
 export function* spin_unlock(l: Spinlock): Gen<void> {
-  if (isTso()) {
-    if (lock_released(l, "spin")) {
-      yield* plain_store(l, "release", "spin_unlock", undefined, () => {
+  const released = () => lock_released(l, "spin");
+  if (
+    yield* plain_store(
+      l,
+      "release",
+      "spin_unlock",
+      undefined,
+      () => {
         l.holder = -1;
-      });
-      preempt_enable();
-    }
-    return;
-  }
-  yield op("release", l, "spin_unlock");
-  touch(l, "spin_unlock");
-  if (lock_released(l, "spin")) {
-    l.holder = -1;
+      },
+      released,
+    )
+  )
     preempt_enable();
-  }
 }
 
 /** struct mutex: a sleeping lock (slots_lock). */
