@@ -1,5 +1,10 @@
 import { parseSeed } from "../engine/rng.js";
-import { MEMORY_MODELS, type MachineConfig, type MemoryModel, type PreemptionModel } from "../kernel/machine.js";
+import {
+  type MachineConfig,
+  MEMORY_MODELS,
+  type MemoryModel,
+  type PreemptionModel,
+} from "../kernel/machine.js";
 import { UsageError } from "./exit-codes.js";
 
 /** Parse a non-negative integer flag; bad input is a usage error naming the flag. */

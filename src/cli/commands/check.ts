@@ -14,9 +14,9 @@ import {
   runCheckAsync,
   runCheckParallel,
 } from "../../scenarios/check.js";
-import type { RunConfig } from "../../scenarios/define.js";
 import { CheckpointError, readCheckpointFile, writeCheckpointFile } from "../../scenarios/checkpoint-file.js";
 import { isBuiltinScenarioName, isBuiltinVariantName } from "../../scenarios/content-hash.js";
+import type { RunConfig } from "../../scenarios/define.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import type { ReplayFiles } from "../../scenarios/replay.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
