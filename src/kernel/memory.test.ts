@@ -1,11 +1,10 @@
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { explore } from "../engine/explore/explore.js";
-import { bothWays } from "../engine/explore/testkit.js";
 import { host } from "../engine/host.js";
 import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { Atomic, BitField, bitfield_load, bitfield_store, READ_ONCE, WRITE_ONCE, xchg } from "./atomic.js";
+import { dporMatchesBruteForce } from "./brute-testkit.js";
 import { bootMachine, type MemoryModel } from "./machine.js";
 import { smp_mb } from "./memory.js";
 import {
@@ -177,18 +176,7 @@ describe("x86-TSO through the kernel primitives", () => {
   });
 });
 
-type Op =
-  | "store-x"
-  | "store-y"
-  | "load-x"
-  | "load-y"
-  | "xchg-x"
-  | "mb"
-  | "lock-section"
-  | "get"
-  | "put"
-  | "set-ref";
-const OPS: readonly Op[] = [
+const OPS = [
   "store-x",
   "store-y",
   "load-x",
@@ -199,7 +187,8 @@ const OPS: readonly Op[] = [
   "get",
   "put",
   "set-ref",
-];
+] as const;
+type Op = (typeof OPS)[number];
 
 function randomProgram(tasks: readonly (readonly Op[])[], probe: { last: string }): Program {
   return ({ spawn }) => {
@@ -261,29 +250,11 @@ function randomProgram(tasks: readonly (readonly Op[])[], probe: { last: string 
 
 describe("TSO store buffers as tasks, against brute force", () => {
   it("DPOR reaches every final state and violation that all schedules reach", () => {
-    let programs = 0;
-    let schedules = 0;
-    let executions = 0;
-    const taskArb = fc.array(fc.constantFrom(...OPS), { minLength: 1, maxLength: 3 });
-    fc.assert(
-      fc.property(fc.array(taskArb, { minLength: 2, maxLength: 3 }), (tasks) => {
-        const probe = { last: "" };
-        const both = bothWays(
-          randomProgram(tasks, probe),
-          probe,
-          20_000,
-          (v) => `${v.invariant}|${v.message}`,
-        );
-        if (both === null) return;
-        expect(both.dpor.complete).toBe(true);
-        expect(both.dpor.finals).toEqual(both.brute.finals);
-        expect(both.dpor.violations).toEqual(both.brute.violations);
-        programs++;
-        schedules += both.brute.executions;
-        executions += both.dpor.executions;
-      }),
-      { numRuns: 60, seed: 17 },
-    );
+    const { programs, schedules, executions } = dporMatchesBruteForce(OPS, 3, randomProgram, {
+      numRuns: 60,
+      seed: 17,
+      maxSchedules: 20_000,
+    });
     console.log(
       `[tso store buffers] ${programs} programs: ${schedules} schedules by brute force, ${executions} DPOR executions`,
     );
