@@ -1,5 +1,10 @@
 import { parseSeed } from "../engine/rng.js";
-import type { MachineConfig, PreemptionModel } from "../kernel/machine.js";
+import {
+  type MachineConfig,
+  MEMORY_MODELS,
+  type MemoryModel,
+  type PreemptionModel,
+} from "../kernel/machine.js";
 import { UsageError } from "./exit-codes.js";
 
 /** Parse a non-negative integer flag; bad input is a usage error naming the flag. */
@@ -21,8 +26,26 @@ export function seedFlag(v: string | undefined): bigint | undefined {
 
 const PREEMPTION: readonly PreemptionModel[] = ["none", "voluntary", "full"];
 
-export function machineFlags(o: { preemption?: string; needReschedBudget?: string }): Partial<MachineConfig> {
-  const m: { preemption?: PreemptionModel; needResched?: "choice"; needReschedBudget?: number } = {};
+export function machineFlags(o: {
+  preemption?: string;
+  needReschedBudget?: string;
+  memoryModel?: string;
+}): Partial<MachineConfig> {
+  const m: {
+    preemption?: PreemptionModel;
+    needResched?: "choice";
+    needReschedBudget?: number;
+    memoryModel?: MemoryModel;
+  } = {};
+  if (o.memoryModel !== undefined) {
+    if (o.memoryModel === "lkmm")
+      throw new UsageError(
+        "--memory-model lkmm: check does not run whole protocols under the LKMM yet (tdplab litmus --model lkmm does, on litmus tests); use sc or tso",
+      );
+    if (!MEMORY_MODELS.includes(o.memoryModel as MemoryModel))
+      throw new UsageError(`--memory-model takes ${MEMORY_MODELS.join("|")}, not '${o.memoryModel}'`);
+    m.memoryModel = o.memoryModel as MemoryModel;
+  }
   if (o.preemption !== undefined) {
     if (!PREEMPTION.includes(o.preemption as PreemptionModel)) {
       throw new UsageError(`--preemption takes none|voluntary|full, not '${o.preemption}'`);

@@ -2,6 +2,7 @@ import { host } from "../engine/host.js";
 import { currentFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import { machine } from "./machine.js";
+import { drain_store_buffer } from "./memory.js";
 import { op, reportUseAfterFree } from "./shared.js";
 
 export interface FreeSite {
@@ -39,6 +40,8 @@ export function kzalloc(kind: string, name: string): KObject {
 
 /** kfree(): a write to the allocation, so it is ordered against every access to it. */
 export function* kfree(o: KObject): Gen<void> {
+  // The freeing task's own stores to the object land before the free (conservative under TSO).
+  yield* drain_store_buffer("kfree");
   yield op("write", o, "kfree");
   if (o.freed !== null) {
     const f = o.freed;

@@ -1,5 +1,6 @@
 import type { Gen } from "../engine/op.js";
 import type { KObject } from "./alloc.js";
+import { drain_store_buffer, forwarded, plain_store } from "./memory.js";
 import { op, Shared, touch } from "./shared.js";
 
 /**
@@ -67,23 +68,29 @@ export class Atomic extends Shared {
   }
 }
 
-/** READ_ONCE() / atomic_read(): one load. The model is sequentially consistent. */
+/** The word a load of `a` by the running task returns: its own buffered store, else memory (memory.ts). */
+function loaded(a: Atomic): number {
+  return forwarded(a) ?? a.v;
+}
+
+/** READ_ONCE() / atomic_read(): one load (store-forwarded under TSO). */
 export function* READ_ONCE(a: Atomic): Gen<number> {
   yield op("read", a, "READ_ONCE");
   touch(a, "READ_ONCE");
-  return a.v;
+  return loaded(a);
 }
 
-/** WRITE_ONCE() / atomic_set(): one store. */
+/** WRITE_ONCE() / atomic_set(): one plain store (buffered under TSO). */
 export function* WRITE_ONCE(a: Atomic, v: number): Gen<void> {
-  yield op("write", a, "WRITE_ONCE");
-  touch(a, "WRITE_ONCE");
-  a.overwritten = a.v;
-  a.v = v;
+  yield* plain_store(a, "write", "WRITE_ONCE", v, () => {
+    a.overwritten = a.v;
+    a.v = v;
+  });
 }
 
 /** xchg(): store `v`, return the old value, in one atomic step. */
 export function* xchg(a: Atomic, v: number): Gen<number> {
+  yield* drain_store_buffer("xchg");
   yield op("rmw", a, "xchg");
   touch(a, "xchg");
   const old = a.v;
@@ -93,6 +100,7 @@ export function* xchg(a: Atomic, v: number): Gen<number> {
 
 /** cmpxchg(): store `v` if the word equals `expected`; returns the old value. */
 export function* cmpxchg(a: Atomic, expected: number, v: number): Gen<number> {
+  yield* drain_store_buffer("cmpxchg");
   yield op("rmw", a, "cmpxchg");
   touch(a, "cmpxchg");
   const old = a.v;
@@ -102,6 +110,7 @@ export function* cmpxchg(a: Atomic, expected: number, v: number): Gen<number> {
 
 /** try_cmpxchg(): like cmpxchg, but says whether it succeeded and hands back what it saw. */
 export function* try_cmpxchg(a: Atomic, expected: number, v: number): Gen<{ ok: boolean; old: number }> {
+  yield* drain_store_buffer("try_cmpxchg");
   yield op("rmw", a, "try_cmpxchg");
   touch(a, "try_cmpxchg");
   const old = a.v;
@@ -112,6 +121,7 @@ export function* try_cmpxchg(a: Atomic, expected: number, v: number): Gen<{ ok: 
 
 /** atomic_fetch_add(): add and return the old value. */
 export function* atomic_fetch_add(a: Atomic, d: number): Gen<number> {
+  yield* drain_store_buffer("atomic_fetch_add");
   yield op("rmw", a, "atomic_fetch_add");
   touch(a, "atomic_fetch_add");
   const old = a.v;
@@ -121,6 +131,7 @@ export function* atomic_fetch_add(a: Atomic, d: number): Gen<number> {
 
 /** atomic_fetch_sub(): subtract and return the old value. */
 export function* atomic_fetch_sub(a: Atomic, d: number): Gen<number> {
+  yield* drain_store_buffer("atomic_fetch_sub");
   yield op("rmw", a, "atomic_fetch_sub");
   touch(a, "atomic_fetch_sub");
   const old = a.v;
@@ -130,6 +141,7 @@ export function* atomic_fetch_sub(a: Atomic, d: number): Gen<number> {
 
 /** atomic64_fetch_andnot(): clear the bits of `mask` and return the old value, in one atomic step. */
 export function* atomic_fetch_andnot(a: Atomic, mask: number): Gen<number> {
+  yield* drain_store_buffer("atomic_fetch_andnot");
   yield op("rmw", a, "atomic_fetch_andnot");
   touch(a, "atomic_fetch_andnot");
   const old = a.v;
@@ -139,6 +151,7 @@ export function* atomic_fetch_andnot(a: Atomic, mask: number): Gen<number> {
 
 /** set_bit(): atomic OR of one bit. */
 export function* set_bit(nr: number, a: Atomic): Gen<void> {
+  yield* drain_store_buffer("set_bit");
   yield op("rmw", a, "set_bit");
   touch(a, "set_bit");
   a.v = withBit(a.v, nr, true);
@@ -146,6 +159,7 @@ export function* set_bit(nr: number, a: Atomic): Gen<void> {
 
 /** clear_bit(): atomic AND-NOT of one bit. */
 export function* clear_bit(nr: number, a: Atomic): Gen<void> {
+  yield* drain_store_buffer("clear_bit");
   yield op("rmw", a, "clear_bit");
   touch(a, "clear_bit");
   a.v = withBit(a.v, nr, false);
@@ -153,6 +167,7 @@ export function* clear_bit(nr: number, a: Atomic): Gen<void> {
 
 /** test_and_set_bit(): set one bit, return whether it was already set. */
 export function* test_and_set_bit(nr: number, a: Atomic): Gen<boolean> {
+  yield* drain_store_buffer("test_and_set_bit");
   yield op("rmw", a, "test_and_set_bit");
   touch(a, "test_and_set_bit");
   const was = testBit(a.v, nr);
@@ -162,6 +177,7 @@ export function* test_and_set_bit(nr: number, a: Atomic): Gen<boolean> {
 
 /** test_and_clear_bit(): clear one bit, return whether it was set. */
 export function* test_and_clear_bit(nr: number, a: Atomic): Gen<boolean> {
+  yield* drain_store_buffer("test_and_clear_bit");
   yield op("rmw", a, "test_and_clear_bit");
   touch(a, "test_and_clear_bit");
   const was = testBit(a.v, nr);
@@ -173,14 +189,14 @@ export function* test_and_clear_bit(nr: number, a: Atomic): Gen<boolean> {
 export function* test_bit(nr: number, a: Atomic): Gen<boolean> {
   yield op("read", a, "test_bit");
   touch(a, "test_bit");
-  return testBit(a.v, nr);
+  return testBit(loaded(a), nr);
 }
 
 /** Read a bitfield: one load of the containing word. */
 export function* bitfield_load(a: Atomic, f: BitField): Gen<number> {
   yield op("read", a, `load ${f.name}`);
   touch(a, `load ${f.name}`);
-  return f.get(a.v);
+  return f.get(loaded(a));
 }
 
 /**
@@ -191,8 +207,8 @@ export function* bitfield_load(a: Atomic, f: BitField): Gen<number> {
 export function* bitfield_store(a: Atomic, f: BitField, value: number): Gen<void> {
   yield op("read", a, `load for ${f.name} store`);
   touch(a, `load for ${f.name} store`);
-  const word = a.v;
-  yield op("write", a, `store ${f.name}`);
-  touch(a, `store ${f.name}`);
-  a.v = f.set(word, value);
+  const word = f.set(loaded(a), value);
+  yield* plain_store(a, "write", `store ${f.name}`, word, () => {
+    a.v = word;
+  });
 }

@@ -1,11 +1,10 @@
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { explore } from "../engine/explore/explore.js";
-import { bothWays } from "../engine/explore/testkit.js";
 import { host } from "../engine/host.js";
 import type { AccessOp, Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { Atomic, atomic_fetch_add, READ_ONCE, WRITE_ONCE } from "./atomic.js";
+import { dporMatchesBruteForce } from "./brute-testkit.js";
 import { bootMachine } from "./machine.js";
 import { call_rcu, RcuHead, rcu_barrier, rcu_read_lock, rcu_read_unlock } from "./rcu.js";
 import { Refcount, refcount_dec_and_test, refcount_inc_not_zero, refcount_read } from "./refcount.js";
@@ -318,27 +317,13 @@ describe("completions: a wait is not ordered against the one-shot events it awai
   });
 });
 
-const taskArb = fc.array(fc.constantFrom(...STEPS), { minLength: 1, maxLength: 2 });
-
 describe("declared commutativity of the kernel primitives, against brute force", () => {
   it("DPOR with the declarations reaches every final state and violation of all schedules", () => {
-    let programs = 0;
-    let schedules = 0;
-    let executions = 0;
-    fc.assert(
-      fc.property(fc.array(taskArb, { minLength: 2, maxLength: 3 }), (tasks) => {
-        const probe = { last: "" };
-        const both = bothWays(program(tasks, probe), probe, 15_000, (v) => `${v.invariant}|${v.message}`);
-        if (both === null) return; // too many schedules for an oracle: skip this program
-        expect(both.dpor.complete).toBe(true);
-        expect(both.dpor.finals).toEqual(both.brute.finals);
-        expect(both.dpor.violations).toEqual(both.brute.violations);
-        programs++;
-        schedules += both.brute.executions;
-        executions += both.dpor.executions;
-      }),
-      { numRuns: 90, seed: 7 },
-    );
+    const { programs, schedules, executions } = dporMatchesBruteForce(STEPS, 2, program, {
+      numRuns: 90,
+      seed: 7,
+      maxSchedules: 15_000,
+    });
     console.log(
       `[kernel commutativity] ${programs} programs: ${schedules} schedules by brute force, ${executions} DPOR executions`,
     );

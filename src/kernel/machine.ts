@@ -45,7 +45,17 @@ export interface MachineConfig {
    * The checker explores every order either way and ignores it.
    */
   readonly rcuCallbackContext: "softirq" | "rcuoc";
+  /**
+   * The memory model plain stores and loads follow (src/kernel/memory.ts). "sc": every store is
+   * visible to every task the moment it runs. "tso": x86-TSO, a FIFO store buffer per task that
+   * locked RMWs and smp_mb() drain; its flushes are tasks of their own, explored like any other.
+   */
+  readonly memoryModel: MemoryModel;
 }
+
+/** The memory models `check` explores the kernel model under. */
+export type MemoryModel = "sc" | "tso";
+export const MEMORY_MODELS: readonly MemoryModel[] = ["sc", "tso"];
 
 export const DEFAULT_MACHINE: MachineConfig = {
   preemption: "full",
@@ -56,6 +66,7 @@ export const DEFAULT_MACHINE: MachineConfig = {
   wqDestroying: true,
   rcuCallbacks: "per-callback",
   rcuCallbackContext: "softirq",
+  memoryModel: "sc",
 };
 
 /**

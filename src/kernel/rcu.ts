@@ -4,6 +4,7 @@ import type { Gen } from "../engine/op.js";
 import type { KObject } from "./alloc.js";
 import { might_sleep } from "./lockdep.js";
 import { type KTask, ktask, machine, type RcuBatchEntry } from "./machine.js";
+import { drain_store_buffer } from "./memory.js";
 import { Shared, touch } from "./shared.js";
 
 /**
@@ -46,6 +47,11 @@ export function* rcu_read_unlock(): Gen<void> {
   // nothing but the section: a grace period that starts (or a callback queued) before or after it
   // waits for the section either way, finished or not (see snapshotReaders()).
   const outer = k.rcuDepth === 1;
+  // Under TSO a grace period may end only once the section's stores are in memory (the CPU passes
+  // a quiescent state, a full barrier, before the grace period can end). Draining here gives that,
+  // at the price of ordering the section's stores before the task's later loads, which x86 does
+  // not: conservative, see docs/memory-models.md.
+  if (outer) yield* drain_store_buffer("rcu_read_unlock");
   yield {
     kind: "write",
     obj: outer ? k.rcuSecObj : k.rcuObj,
@@ -133,6 +139,8 @@ export function* synchronize_rcu(): Gen<void> {
   might_sleep("synchronize_rcu()");
   const m = machine();
   const fn = currentFn();
+  // synchronize_rcu() is a full barrier on its caller.
+  yield* drain_store_buffer("synchronize_rcu");
   // Starting a grace period is ordered against every reader entering or leaving its section.
   yield { kind: "rmw", obj: m.rcuObj, fn, step: "synchronize_rcu: start GP" };
   const snap = snapshotReaders();
@@ -162,6 +170,8 @@ export class RcuHead extends Shared {
  */
 export function* call_rcu(head: RcuHead, cb: () => Gen<void>, name?: string): Gen<void> {
   const m = machine();
+  // The callback runs after a grace period, which orders the caller's earlier stores before it.
+  yield* drain_store_buffer("call_rcu");
   // Queuing looks at the readers (to decide whom the grace period waits for) and appends: two
   // call_rcu()s commute, each waiting for the same readers. A grace-period start, rcu_barrier()
   // or a reader entering or leaving still conflicts with it.

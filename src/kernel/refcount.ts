@@ -2,6 +2,7 @@ import { host } from "../engine/host.js";
 import { currentFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import type { KObject } from "./alloc.js";
+import { drain_store_buffer, forwarded, plain_store } from "./memory.js";
 import { commutingOp, op, Shared, touch } from "./shared.js";
 
 /** INT_MIN / 2: where a misused refcount_t is parked so it can neither hit 0 nor overflow. */
@@ -48,19 +49,20 @@ function int32(v: number): number {
 export function* refcount_read(r: Refcount): Gen<number> {
   yield op("read", r, "refcount_read");
   touch(r, "refcount_read");
-  return r.v >>> 0;
+  return (forwarded(r) ?? r.v) >>> 0;
 }
 
-/** refcount_set(). */
+/** refcount_set(): atomic_set(), a plain store (buffered under TSO). */
 export function* refcount_set(r: Refcount, n: number): Gen<void> {
-  yield op("write", r, "refcount_set");
-  touch(r, "refcount_set");
-  r.v = n;
+  yield* plain_store(r, "write", "refcount_set", n, () => {
+    r.v = n;
+  });
 }
 
 /** refcount_inc_not_zero(): take a reference unless the count is 0 (the object is dying). */
 export function* refcount_inc_not_zero(r: Refcount): Gen<boolean> {
   // Two of these commute: neither changes whether the count is 0, which is all either returns.
+  yield* drain_store_buffer("refcount_inc_not_zero");
   yield commutingOp("rmw", r, "refcount_inc_not_zero", "refcount-inc-not-zero");
   touch(r, "refcount_inc_not_zero");
   const old = r.v;
@@ -72,6 +74,7 @@ export function* refcount_inc_not_zero(r: Refcount): Gen<boolean> {
 
 /** refcount_inc(): the caller must already hold a reference; incrementing from 0 is a use-after-free. */
 export function* refcount_inc(r: Refcount): Gen<void> {
+  yield* drain_store_buffer("refcount_inc");
   yield op("rmw", r, "refcount_inc");
   touch(r, "refcount_inc");
   const old = r.v;
@@ -82,6 +85,7 @@ export function* refcount_inc(r: Refcount): Gen<void> {
 
 /** refcount_dec_and_test(): drop a reference; true when it was the last one. */
 export function* refcount_dec_and_test(r: Refcount): Gen<boolean> {
+  yield* drain_store_buffer("refcount_dec_and_test");
   yield op("rmw", r, "refcount_dec_and_test");
   touch(r, "refcount_dec_and_test");
   const old = r.v;
@@ -93,6 +97,7 @@ export function* refcount_dec_and_test(r: Refcount): Gen<boolean> {
 
 /** refcount_dec(): drop a reference that must not be the last. */
 export function* refcount_dec(r: Refcount): Gen<void> {
+  yield* drain_store_buffer("refcount_dec");
   yield op("rmw", r, "refcount_dec");
   touch(r, "refcount_dec");
   const old = r.v;
@@ -102,6 +107,7 @@ export function* refcount_dec(r: Refcount): Gen<void> {
 
 /** refcount_dec_if_one(): the 1 -> 0 transition or nothing (one cmpxchg); true when it happened. */
 export function* refcount_dec_if_one(r: Refcount): Gen<boolean> {
+  yield* drain_store_buffer("refcount_dec_if_one");
   yield op("rmw", r, "refcount_dec_if_one");
   touch(r, "refcount_dec_if_one");
   if (r.v !== 1) return false;
@@ -116,6 +122,7 @@ export function* refcount_dec_if_one(r: Refcount): Gen<boolean> {
  * leave it, return true. A saturated count is left alone and returns true.
  */
 export function* refcount_dec_not_one(r: Refcount): Gen<boolean> {
+  yield* drain_store_buffer("refcount_dec_not_one");
   yield op("rmw", r, "refcount_dec_not_one");
   touch(r, "refcount_dec_not_one");
   const val = r.v;

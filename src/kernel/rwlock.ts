@@ -10,6 +10,7 @@ import {
   lockdep_assert_held_write,
 } from "./lockdep.js";
 import { ktask, machine } from "./machine.js";
+import { drain_store_buffer, plain_store } from "./memory.js";
 import { cond_resched, need_resched, preempt_disable, preempt_enable } from "./sched.js";
 import { commutingOp, op, Shared, touch } from "./shared.js";
 
@@ -60,6 +61,8 @@ export function* read_lock(l: RwLock): Gen<void> {
   const id = me();
   // in_interrupt(): the slow path's first test, before the reader would give its bias back and queue.
   const inInterrupt = ktask().inSoftirq;
+  // atomic_add_return_acquire(): a locked xadd, which drains the store buffer first.
+  yield* drain_store_buffer("read_lock");
   yield op("acquire", l, "read_lock");
   touch(l, "read_lock");
   if (l.writer === -1 && (!l.waiting || inInterrupt)) {
@@ -89,6 +92,8 @@ export function* read_lock(l: RwLock): Gen<void> {
  * only itself off the reader count, and none looks at who else is leaving.
  */
 export function* read_unlock(l: RwLock): Gen<void> {
+  // atomic_sub_return_release(): a locked xadd on x86, so unlike write_unlock() it drains.
+  yield* drain_store_buffer("read_unlock");
   yield commutingOp("release", l, "read_unlock", QRW_BLIND);
   touch(l, "read_unlock");
   if (lock_released(l, "read")) {
@@ -102,6 +107,8 @@ export function* read_unlock(l: RwLock): Gen<void> {
 export function* write_lock(l: RwLock): Gen<void> {
   if (lock_recursion(l, "write")) throw new TaskAbort(`write_lock(${l.name}) would self-deadlock`);
   const id = me();
+  // atomic_try_cmpxchg_acquire(): locked.
+  yield* drain_store_buffer("write_lock");
   yield op("acquire", l, "write_lock");
   touch(l, "write_lock");
   if (l.readers.length === 0 && l.irqSpinners === 0 && l.writer === -1 && !l.waiting) {
@@ -131,14 +138,25 @@ export function* write_lock(l: RwLock): Gen<void> {
   lock_acquired(l, "write");
 }
 
-/** write_unlock(). */
+/**
+ * write_unlock(): queued_write_unlock() (v4.x+) is smp_store_release() of 0 to the writer byte, a
+ * plain store on x86: under TSO other CPUs see the lock free once the store buffer flushes it.
+ */
 export function* write_unlock(l: RwLock): Gen<void> {
-  yield op("release", l, "write_unlock");
-  touch(l, "write_unlock");
-  if (lock_released(l, "write")) {
-    l.writer = -1;
+  const released = () => lock_released(l, "write");
+  if (
+    yield* plain_store(
+      l,
+      "release",
+      "write_unlock",
+      undefined,
+      () => {
+        l.writer = -1;
+      },
+      released,
+    )
+  )
     preempt_enable();
-  }
 }
 
 /**

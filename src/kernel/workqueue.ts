@@ -4,6 +4,7 @@ import type { Gen } from "../engine/op.js";
 import { type KObject, kfree, kzalloc } from "./alloc.js";
 import { might_sleep } from "./lockdep.js";
 import { machine } from "./machine.js";
+import { drain_store_buffer } from "./memory.js";
 import { op, Shared, touch } from "./shared.js";
 import { WARN_ON, WARN_ON_ONCE } from "./warn.js";
 
@@ -135,6 +136,9 @@ function* process_one_work(wq: Workqueue, w: WorkStruct, seq: number, doneObj: n
   const fn = w.fn;
   if (fn !== null) yield* fn(w);
   // The function may have freed the item: from here on only the pool's own state is touched.
+  // The pool lock the worker takes to finish the item drains its store buffer: a flusher sees the
+  // item's stores.
+  yield* drain_store_buffer("process_one_work");
   if (limited) {
     yield {
       kind: "release",
@@ -175,6 +179,8 @@ function is_chained_work(wq: Workqueue): boolean {
  * that looks at the in-flight set does not.
  */
 export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
+  // test_and_set_bit(WORK_STRUCT_PENDING) is locked: the item's function sees the caller's stores.
+  yield* drain_store_buffer("queue_work");
   yield {
     kind: "rmw",
     obj: w.id,
@@ -226,6 +232,7 @@ export function* queue_work(wq: Workqueue, w: WorkStruct): Gen<boolean> {
 /** flush_workqueue(): sleep until every item queued before this call has finished. */
 export function* flush_workqueue(wq: Workqueue): Gen<void> {
   might_sleep(`flush_workqueue(${wq.wqName})`);
+  yield* drain_store_buffer("flush_workqueue");
   yield op("read", wq, "flush_workqueue");
   touch(wq, "flush_workqueue");
   yield* wait_for_items(wq, wq.nextSeq, "flush_workqueue: wait");
@@ -258,6 +265,7 @@ function* wait_for_items(wq: Workqueue, upto: number, step: string): Gen<void> {
  */
 export function* drain_workqueue(wq: Workqueue): Gen<void> {
   might_sleep(`drain_workqueue(${wq.wqName})`);
+  yield* drain_store_buffer("drain_workqueue");
   yield op("write", wq.flags, "drain_workqueue: set __WQ_DRAINING");
   touch(wq, "drain_workqueue");
   if (wq.nrDrainers++ === 0) wq.draining = true;

@@ -16,6 +16,7 @@ import "./tdp_mmu_walks.js";
 import "./tdp_mmu_zap.js";
 import "./tlb.js";
 import "./vcpu.js";
+import "./vcpu_request.js";
 import "./workloads.js";
 
 /** The kernel names a variant may override: every model function of the MMU model. */

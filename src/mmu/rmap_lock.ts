@@ -3,6 +3,7 @@ import type { Gen } from "../engine/op.js";
 import { READ_ONCE, try_cmpxchg } from "../kernel/atomic.js";
 import { lockdep_assert_held_write, lockdep_assert_preemption_disabled } from "../kernel/lockdep.js";
 import { machine } from "../kernel/machine.js";
+import { plain_store } from "../kernel/memory.js";
 import { preempt_disable, preempt_enable } from "../kernel/sched.js";
 import { op, touch } from "../kernel/shared.js";
 import { KVM_MMU_WARN_ON } from "../kernel/warn.js";
@@ -47,11 +48,12 @@ export function* rmapWaitUnlocked(head: KvmRmapHead): Gen<number> {
  */
 function* rmapHeadStore(head: KvmRmapHead, val: number): Gen<void> {
   const a = head.val;
-  yield op("write", a, "atomic_long_set_release");
-  touch(a, "atomic_long_set_release");
-  const before = a.v;
-  a.v = val;
-  head.ctx.observer?.headStored(head, before, val);
+  // A release store: a plain store on x86, buffered under TSO (kernel/memory.ts).
+  yield* plain_store(a, "write", "atomic_long_set_release", val, () => {
+    const before = a.v;
+    a.v = val;
+    head.ctx.observer?.headStored(head, before, val);
+  });
 }
 
 /**

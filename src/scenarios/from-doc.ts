@@ -104,11 +104,11 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
     name: doc.name,
     description: doc.description ?? "",
     defaultKernel: doc.kernel,
-    machine: doc.machine ?? {},
+    machine: { ...doc.machine, ...(doc.memoryModel === undefined ? {} : { memoryModel: doc.memoryModel }) },
     maxSteps: doc.check?.maxSteps,
     invariants: doc.check?.invariants,
     build: (cfg) => (ctx) => {
-      bootMachine({ ...doc.machine, ...cfg.machine });
+      bootMachine({ ...scenario.machine, ...cfg.machine });
       const kvm = kvm_create_vm({
         features: cfg.features,
         rootLevel: doc.vm.rootLevel,

@@ -1,7 +1,7 @@
 import { extname } from "node:path";
 import { ReplayFormatError } from "../engine/replay-codec.js";
 import { ReplayMismatch } from "../engine/scheduler.js";
-import type { MachineConfig } from "../kernel/machine.js";
+import { type MachineConfig, MEMORY_MODELS } from "../kernel/machine.js";
 import { decodeReplayToken, type ReplayToken } from "../trace/replay-token.js";
 import { programFor, recordTraceDoc } from "./check.js";
 import { contentHash, isBuiltinScenarioName, isBuiltinVariantName } from "./content-hash.js";
@@ -40,6 +40,11 @@ export async function recordReplay(
     const scenario = await resolveScenario(scenarioRef);
     const variant = await resolveVariant(variantRef);
     const machine = (h.m ?? {}) as Partial<MachineConfig>;
+    const mm = machine.memoryModel;
+    if (mm !== undefined && !MEMORY_MODELS.includes(mm))
+      throw new ReplayError(
+        `this replay was recorded under the memory model '${mm}', which this tdplab does not run`,
+      );
     const config = runConfigFor(scenario, variant, {
       kernel: h.k,
       features: h.f ?? [],

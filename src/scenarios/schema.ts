@@ -6,7 +6,7 @@
  * vCPUs, and a workload of tasks that the checker or simulator runs concurrently.
  */
 import { z } from "zod";
-import type { NeedReschedPolicy, PreemptionModel } from "../kernel/machine.js";
+import type { MemoryModel, NeedReschedPolicy, PreemptionModel } from "../kernel/machine.js";
 import { FEATURE_NAMES, type FeatureName, type Features } from "../mmu/features.js";
 import { INVARIANT_NAMES } from "../mmu/invariants/catalog.js";
 import { PRESETS } from "../mmu/presets.js";
@@ -28,6 +28,7 @@ const PREEMPTION_MODELS: { [K in PreemptionModel]: K } = {
   voluntary: "voluntary",
   full: "full",
 };
+const MEMORY_MODELS: { [K in MemoryModel]: K } = { sc: "sc", tso: "tso" };
 const NEED_RESCHED_POLICIES: { [K in NeedReschedPolicy]: K } = {
   choice: "choice",
   never: "never",
@@ -293,6 +294,12 @@ const ScenarioObject = z.strictObject({
   features: FeaturesSchema.optional(),
   variant: z.string().min(1).max(256).nullable().optional().describe("mutation name or path, or null"),
   machine: MachineSchema.optional(),
+  memoryModel: z
+    .enum(MEMORY_MODELS)
+    .optional()
+    .describe(
+      "memory model of the run: sc (default) or tso (x86-TSO store buffers); --memory-model overrides it",
+    ),
   vm: VmSchema,
   vcpus: z.array(VcpuSchema).max(64).describe("the vCPUs; index = vCPU id"),
   tasks: z.array(TaskSchema).min(1).max(64).describe("the workload: each entry becomes one task"),

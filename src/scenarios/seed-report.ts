@@ -1,3 +1,4 @@
+import type { MemoryModel } from "../kernel/machine.js";
 import { runCheckAsync } from "./check.js";
 import { resolveScenario, resolveVariant, runConfigFor } from "./resolve.js";
 import { SEED_DESIGNS, type SeedDesign } from "./seeds.js";
@@ -9,6 +10,7 @@ export interface SeedRow {
   /** Variant name, or "as-merged" for the preset's own behaviour. */
   readonly variant: string;
   readonly kernel: string;
+  readonly memoryModel: MemoryModel;
   readonly expected: "safe" | "unsafe";
   readonly verdict: "safe" | "unsafe" | "inconclusive";
   readonly invariant: string | null;
@@ -44,7 +46,8 @@ export interface SeedRunOptions {
 export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}): Promise<SeedRow> {
   const scenario = await resolveScenario(d.scenario);
   const variant = await resolveVariant(d.variant);
-  const config = runConfigFor(scenario, variant, { kernel: d.kernel });
+  const machineFlags = d.memoryModel === undefined ? {} : { memoryModel: d.memoryModel };
+  const config = runConfigFor(scenario, variant, { kernel: d.kernel, machine: machineFlags });
   const t0 = performance.now();
   const out = await runCheckAsync({
     scenario,
@@ -52,7 +55,7 @@ export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}):
     variantRef: d.variant,
     config,
     featureFlags: [],
-    machineFlags: {},
+    machineFlags,
     explore: {
       strategy: "dpor",
       stopOnFirstViolation: true,
@@ -79,6 +82,7 @@ export async function checkSeedDesign(d: SeedDesign, opts: SeedRunOptions = {}):
     scenario: d.scenario,
     variant: d.variant ?? "as-merged",
     kernel: d.kernel,
+    memoryModel: d.memoryModel ?? "sc",
     expected: d.expected,
     verdict,
     invariant: v?.invariant ?? null,
@@ -106,7 +110,7 @@ export async function runSeeds(opts: SeedRunOptions = {}): Promise<SeedRow[]> {
     // Let signal handlers run between designs: a short design finishes without ever yielding.
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (opts.signal?.aborted) break;
-    const key = `${d.scenario}|${d.kernel}|${d.variant ?? ""}`;
+    const key = `${d.scenario}|${d.kernel}|${d.variant ?? ""}|${d.memoryModel ?? "sc"}`;
     const same = done.get(key);
     if (same === undefined) opts.onCheck?.(d);
     const row =

@@ -3,6 +3,8 @@
  * the verdict we expect. `tdplab seeds` runs them all; the test suite asserts
  * every verdict.
  */
+import type { MemoryModel } from "../kernel/machine.js";
+
 export type Verdict = "safe" | "unsafe";
 
 export interface SeedDesign {
@@ -12,6 +14,8 @@ export interface SeedDesign {
   readonly scenario: string;
   readonly kernel: string;
   readonly variant: string | null;
+  /** The memory model the check runs under (default sc). */
+  readonly memoryModel?: MemoryModel;
   readonly expected: Verdict;
   /** For unsafe designs: the invariants a counterexample may break (any of them). */
   readonly invariant?: readonly string[];
@@ -193,6 +197,48 @@ export const SEED_DESIGNS: readonly SeedDesign[] = [
     variant: "mark-invalid-open-coded",
     expected: "safe",
     note: "decided by the checker: safe while every setter holds mmu_lock or the last reference, and no other role bit changes",
+  },
+  {
+    thread: "003",
+    design: "x86-TSO: Paolo's dec_and_test, xchg, set(1), zap, dec_and_test",
+    scenario: "seed-003-put-root",
+    kernel: "v5.18",
+    variant: "put-root-dec-and-test-open-coded",
+    memoryModel: "tso",
+    expected: "safe",
+    note: "every get and put is a locked RMW, so no store of the protocol waits in a buffer across one",
+  },
+  {
+    thread: "003",
+    design: "x86-TSO: refcount_dec_not_one(), then refcount_set(0) and free",
+    scenario: "seed-003-put-root",
+    kernel: "v5.18",
+    variant: "put-root-dec-not-one-set-zero",
+    memoryModel: "tso",
+    expected: "unsafe",
+    invariant: ["use-after-free", "refcount"],
+    note: "the SC race remains under TSO",
+  },
+  {
+    thread: "003",
+    design: "x86-TSO: open-coded test-then-set of role.invalid (smp_mb__*_atomic are no-ops on x86)",
+    scenario: "seed-003-put-root",
+    kernel: "v5.18",
+    variant: "mark-invalid-open-coded",
+    memoryModel: "tso",
+    expected: "safe",
+    note: "x86 keeps the invalid store before the count reset; no store-to-load order is needed",
+  },
+  {
+    thread: "003",
+    design: "x86-TSO control: vcpu->mode store without smp_mb() before the request check",
+    scenario: "vcpu-request-handshake",
+    kernel: "v6.15",
+    variant: "vcpu-enter-guest-without-smp-mb",
+    memoryModel: "tso",
+    expected: "unsafe",
+    invariant: ["request-lost"],
+    note: "a Dekker pattern: SC finds it safe, TSO loses the request (the root protocol has no such pattern)",
   },
   {
     thread: "004",

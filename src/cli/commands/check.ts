@@ -5,6 +5,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { isParallelCheckpoint } from "../../engine/explore/parallel.js";
 import type { Checkpoint, Strategy } from "../../engine/explore/types.js";
 import { formatSeed } from "../../engine/rng.js";
+import type { MemoryModel } from "../../kernel/machine.js";
 import { modelFnNames } from "../../mmu/model-fns.js";
 import {
   type CheckOutcome,
@@ -15,6 +16,7 @@ import {
 } from "../../scenarios/check.js";
 import { CheckpointError, readCheckpointFile, writeCheckpointFile } from "../../scenarios/checkpoint-file.js";
 import { isBuiltinScenarioName, isBuiltinVariantName } from "../../scenarios/content-hash.js";
+import type { RunConfig } from "../../scenarios/define.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import type { ReplayFiles } from "../../scenarios/replay.js";
 import { ResolveError, resolveScenario, resolveVariant, runConfigFor } from "../../scenarios/resolve.js";
@@ -78,6 +80,10 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
     )
     .option("--seed <s>", "seed for pct/random (decimal or 0x-hex); printed either way")
     .option("--preemption <model>", "none | voluntary | full (CONFIG_PREEMPT*)")
+    .option(
+      "--memory-model <m>",
+      "sc (default: every store visible at once) | tso (x86-TSO: per-CPU store buffers, explored by DPOR)",
+    )
     .option(
       "--need-resched-budget <n>",
       "need_resched() may answer true n times per task (explored both ways)",
@@ -249,6 +255,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             const head = {
               scenario: target,
               kernel: req.config.kernel,
+              memoryModel: memoryModelOf(req.config),
               features: o.feature,
               variant: req.variantRef,
               strategy,
@@ -257,7 +264,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             if (o.json) docs.push(killedDoc(head, ran));
             else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...killedDoc(head, ran) }));
             else {
-              out.data(formatKilled(labelOf(target, req.config.kernel, req.variantRef), strategy, ran));
+              out.data(formatKilled(labelOf(target, req.config, req.variantRef), strategy, ran));
               printSeed(out, strategy, seed);
             }
             if (caught.signal.aborted) break;
@@ -280,7 +287,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             ? signalExit(stopSignal)
             : exitFor(outcome, o.failOnIncomplete === true, caught.signal.aborted);
           worst = Math.max(worst, code);
-          const doc = jsonDoc(target, req.config.kernel, o.feature, req.variantRef, strategy, seed, outcome);
+          const doc = jsonDoc(target, req.config, o.feature, req.variantRef, strategy, seed, outcome);
           if (o.out) writeArtifacts(o.out, req.scenario.scenario.name, outcome);
           if (o.perfetto && outcome.counterexample) {
             // One file: the first counterexample found across the targets.
@@ -307,7 +314,7 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             printHuman(
               out,
               target,
-              req.config.kernel,
+              req.config,
               req.variantRef,
               seed,
               outcome,
@@ -348,7 +355,7 @@ function exitFor(o: CheckOutcome, failOnIncomplete: boolean, interrupted: boolea
 
 function jsonDoc(
   scenario: string,
-  kernel: string,
+  config: RunConfig,
   features: readonly string[],
   variant: string | null,
   strategy: string,
@@ -361,7 +368,8 @@ function jsonDoc(
     status: o.status,
     complete: o.explore.complete,
     cutBy: o.explore.cutBy,
-    kernel,
+    kernel: config.kernel,
+    memoryModel: memoryModelOf(config),
     features,
     variant,
     scenario,
@@ -420,14 +428,14 @@ function writeCheckpointAt(file: string, req: CheckRequest, c: Checkpoint): void
 function printHuman(
   out: Out,
   target: string,
-  kernel: string,
+  config: RunConfig,
   variant: string | null,
   seed: bigint,
   o: CheckOutcome,
   steps: boolean,
   checkpointFile: string | null,
 ): void {
-  out.data(formatExploreSummary(o, labelOf(target, kernel, variant)));
+  out.data(formatExploreSummary(o, labelOf(target, config, variant)));
   for (const w of o.warnings) out.data(`warning: ${w}`);
   if (o.depthCutReplay !== null) {
     const n = o.explore.stats.depthCuts;
@@ -461,8 +469,14 @@ function printHuman(
   printSeed(out, o.explore.strategy, seed);
 }
 
-function labelOf(target: string, kernel: string, variant: string | null): string {
-  return `${target} [${kernel}${variant ? `, variant ${variant}` : ""}]`;
+/** The scenario as the summary names it; the memory model only when it is not the default. */
+function labelOf(target: string, config: RunConfig, variant: string | null): string {
+  const mm = memoryModelOf(config);
+  return `${target} [${config.kernel}${variant ? `, variant ${variant}` : ""}${mm === "sc" ? "" : `, ${mm}`}]`;
+}
+
+function memoryModelOf(config: RunConfig): MemoryModel {
+  return config.machine.memoryModel ?? "sc";
 }
 
 /** Only the strategies that draw random numbers have a seed worth reprinting. */

@@ -1,5 +1,6 @@
 import type { Variant } from "../define.js";
 import { skipRootLoadFlush } from "./hardware.js";
+import { enterGuestWithoutMb } from "./memory-order.js";
 import { invalidateUnderReadLock, uninitUnderMmuLock, uninitUnprotected } from "./seed-000.js";
 import { fifoWalk, restartOnInvalid, terminateOnInvalid } from "./seed-001.js";
 import { invalidateRequeues, putRootNoQueue, zapAllFastNoFlush, zapperPutsUngifted } from "./seed-002.js";
@@ -26,4 +27,5 @@ export const BUILTIN_VARIANTS: readonly Variant[] = [
   rmapLockWithoutMmuLock,
   writerWithoutRmapLock,
   skipRootLoadFlush,
+  enterGuestWithoutMb,
 ];
