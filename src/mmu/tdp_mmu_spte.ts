@@ -31,6 +31,7 @@ import {
 } from "./invariants/pages.js";
 import { check_split_preserves_mapping } from "./invariants/split.js";
 import { free_root_frame, pagesPerHpage, tdp_mmu_alloc_sp } from "./kvm.js";
+import { unaccount_nx_huge_page } from "./nx_huge_page_list.js";
 import { ROLE, roleAsId } from "./role.js";
 import {
   FROZEN_SPTE,
@@ -365,7 +366,9 @@ function* tdp_unaccount_mmu_page(kvm: Kvm): Gen<void> {
 /**
  * tdp_mmu_unlink_sp() (tdp_mmu.c, v6.3+): unaccount the page and drop its NX
  * huge page tracking, which is protected by tdp_mmu_pages_lock because faults
- * add to it under the read mmu_lock.
+ * add to it under the read mmu_lock. The flag is read without the lock: it is
+ * only ever cleared after the page was linked, and whoever clears it (this, or
+ * the 6.18 recovery worker) takes the page off the list in the same section.
  */
 export const tdp_mmu_unlink_sp = modelFn(
   "tdp_mmu_unlink_sp",
@@ -373,7 +376,7 @@ export const tdp_mmu_unlink_sp = modelFn(
     yield* tdp_unaccount_mmu_page(kvm);
     if (!sp.nx_huge_page_disallowed) return;
     yield* spin_lock(kvm.tdp_mmu_pages_lock);
-    sp.nx_huge_page_disallowed = false;
+    yield* unaccount_nx_huge_page(kvm, sp);
     yield* spin_unlock(kvm.tdp_mmu_pages_lock);
   },
 );
