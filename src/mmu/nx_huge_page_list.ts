@@ -4,6 +4,7 @@ import type { Gen } from "../engine/op.js";
 import { READ_ONCE, WRITE_ONCE } from "../kernel/atomic.js";
 import { lockdep_is_held, lockdep_is_held_type } from "../kernel/lockdep.js";
 import { list_add_tail_rcu, list_del_init, list_empty } from "../kernel/rculist.js";
+import { op, touch } from "../kernel/shared.js";
 import type { Kvm, KvmMmuPage } from "./types.js";
 
 /**
@@ -18,6 +19,20 @@ function assert_possible_nx_huge_pages_locked(kvm: Kvm): void {
     invariant: "lockdep",
     message: `possible_nx_huge_pages changed in ${currentFn()} without mmu_lock held for write or tdp_mmu_pages_lock`,
   });
+}
+
+/**
+ * READ_ONCE(sp->nx_huge_page_disallowed). tdp_mmu_unlink_sp() and disallowed_hugepage_adjust() read
+ * the flag without tdp_mmu_pages_lock while the 6.18 recovery worker may clear it, so the read is an
+ * access: of the page's list link, which stands for the flag and the link together (both change in
+ * the same tdp_mmu_pages_lock section). Without the mitigation the flag is never set: no access.
+ */
+export function* nx_huge_page_disallowed(sp: KvmMmuPage): Gen<boolean> {
+  const link = sp.possible_nx_huge_page_link;
+  if (link === null) return sp.nx_huge_page_disallowed;
+  yield op("read", link, "READ_ONCE nx_huge_page_disallowed");
+  touch(link, "READ_ONCE nx_huge_page_disallowed");
+  return sp.nx_huge_page_disallowed;
 }
 
 /**
@@ -61,6 +76,11 @@ export const unaccount_nx_huge_page = modelFn(
   "unaccount_nx_huge_page",
   function* (kvm: Kvm, sp: KvmMmuPage): Gen<void> {
     assert_possible_nx_huge_pages_locked(kvm);
+    const link = sp.possible_nx_huge_page_link;
+    if (link !== null) {
+      yield op("write", link, "nx_huge_page_disallowed = false");
+      touch(link, "nx_huge_page_disallowed = false");
+    }
     sp.nx_huge_page_disallowed = false;
     yield* untrack_possible_nx_huge_page(kvm, sp);
   },

@@ -4,14 +4,18 @@ import type { Gen } from "../engine/op.js";
 import type { Program } from "../engine/runtime.js";
 import { runProgram } from "../engine/runtime.js";
 import { RoundRobinScheduler } from "../engine/scheduler.js";
+import { WRITE_ONCE } from "../kernel/atomic.js";
 import { peekEntries } from "../kernel/rculist.js";
 import type { Features } from "./features.js";
+import { hostState } from "./host_mm.js";
 import { kvm_vcpu_create } from "./kvm.js";
 import { kvm_recover_nx_huge_pages, nxRecoveryTask } from "./nx_huge_page_recovery.js";
-import { describeSpte } from "./spte.js";
+import { describeSpte, SHADOW_NONPRESENT_VALUE } from "./spte.js";
+import { kvm_tdp_mmu_read_spte, spte_to_child_pt, TdpIter } from "./tdp_iter.js";
 import { kvm_tdp_mmu_page_fault } from "./tdp_mmu_map.js";
+import { handle_changed_spte, tdp_mmu_set_spte_atomic } from "./tdp_mmu_spte.js";
 import { makeVm, peekLeaves } from "./testing.js";
-import type { Kvm, Vcpu } from "./types.js";
+import type { Kvm, KvmMmuPage, Vcpu } from "./types.js";
 import { kvm_mmu_load } from "./vcpu.js";
 import { dirtyLogDisableTask } from "./workloads.js";
 
@@ -93,4 +97,77 @@ describe("NX huge page recovery (kvm_recover_nx_huge_pages)", () => {
       expect(leaves(w)).toEqual(["8@3:leaf pfn=65544 WA"]);
     });
   }
+});
+
+/**
+ * vCPU 0 fetches from gfn 9 first (two tables listed); then the recovery worker runs beside
+ * `other`, which reaches the same tables under the read lock.
+ */
+function racing(features: Partial<Features>, other: (w: World) => Gen<void>): Program {
+  return ({ spawn }) => {
+    const w = world(1, features);
+    // The memslot array is a shared word from the start, not from when `other` first runs.
+    hostState(w.kvm);
+    spawn(
+      "prologue",
+      (function* (): Gen<void> {
+        yield* execFault(w);
+        yield { kind: "spawn", name: "nx-recovery", body: nxRecoveryTask(w.kvm) };
+        yield { kind: "spawn", name: "other", body: other(w) };
+      })(),
+    );
+  };
+}
+
+/** Disabling dirty logging recovers huge pages in place (6.13+) under the read lock: the same table. */
+const recoverInPlace = (w: World) => dirtyLogDisableTask(w.kvm, w.kvm.memslots[0]);
+
+/** A read-lock zap with a plain store: the 6.18 shape without tdp_mmu_set_spte_atomic(). */
+function* zapWithPlainStore(_original: unknown, kvm: Kvm, sp: KvmMmuPage): Gen<boolean> {
+  const old = yield* kvm_tdp_mmu_read_spte(sp.ptep!);
+  if (spte_to_child_pt(kvm, old, sp.level + 1) !== sp) return false;
+  yield* WRITE_ONCE(sp.ptep!, SHADOW_NONPRESENT_VALUE);
+  yield* handle_changed_spte(kvm, 0, sp.gfn, old, SHADOW_NONPRESENT_VALUE, sp.level + 1, true);
+  return true;
+}
+
+/** The 6.18 zap without its re-check: it trusts that the SPTE it read still points at the page. */
+function* zapWithoutRecheck(_original: unknown, kvm: Kvm, sp: KvmMmuPage): Gen<boolean> {
+  const iter = new TdpIter(kvm);
+  iter.old_spte = yield* kvm_tdp_mmu_read_spte(sp.ptep!);
+  iter.sptep = sp.ptep!;
+  iter.level = sp.level + 1;
+  iter.gfn = sp.gfn;
+  return (yield* tdp_mmu_set_spte_atomic(kvm, iter, SHADOW_NONPRESENT_VALUE)) === 0;
+}
+
+describe("NX huge page recovery under the read lock racing in-place huge page recovery", () => {
+  const read = { nxRecoveryUnderReadLock: true };
+
+  it("as merged: every interleaving explored, no violation", () => {
+    const res = explore(racing(read, recoverInPlace), { stopOnFirstViolation: true, maxExecutions: 20_000 });
+    expect(res.violation).toBeNull();
+    expect(res.complete).toBe(true);
+  });
+
+  it("a zap with a plain store instead of the cmpxchg is caught", () => {
+    const res = explore(racing(read, recoverInPlace), {
+      overrides: new Map([["kvm_tdp_mmu_zap_possible_nx_huge_page", zapWithPlainStore]]),
+    });
+    // The store lands on the huge leaf that replaced the table, and tears the table down a second
+    // time: handle_removed_pt() spins forever on children the first teardown left frozen.
+    const v = res.violation?.result.violations[0];
+    expect(v?.invariant).toBe("deadlock");
+    expect(v?.message).toMatch(/nx-recovery waits in handle_removed_pt \(cpu_relax\) on sp#\d+\(L2,gfn=8\)/);
+  });
+
+  it("a zap that does not re-check what the SPTE points at is caught", () => {
+    const res = explore(racing(read, recoverInPlace), {
+      overrides: new Map([["kvm_tdp_mmu_zap_possible_nx_huge_page", zapWithoutRecheck]]),
+    });
+    // It tries to cmpxchg an SPTE the in-place recovery has frozen.
+    const v = res.violation?.result.violations[0];
+    expect(v?.invariant).toBe("WARN");
+    expect(v?.message).toMatch(/is_frozen_spte\(old_spte\)\) in __tdp_mmu_set_spte_atomic/);
+  });
 });

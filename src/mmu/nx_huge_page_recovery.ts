@@ -139,7 +139,9 @@ export const kvm_recover_nx_huge_pages = modelFn(
         if (shared) yield* spin_unlock(kvm.tdp_mmu_pages_lock);
         break;
       }
-      const first = yield* list_next_entry(nx.possible_nx_huge_pages, nx.possible_nx_huge_pages, { rcu: false });
+      const first = yield* list_next_entry(nx.possible_nx_huge_pages, nx.possible_nx_huge_pages, {
+        rcu: false,
+      });
       const sp = first!.container!;
       WARN_ON_ONCE(!sp.nx_huge_page_disallowed, "!sp->nx_huge_page_disallowed");
       if (shared) {

@@ -10,7 +10,7 @@ import { WARN_ON_ONCE } from "../kernel/warn.js";
 import { fast_page_fault } from "./fast_page_fault.js";
 import { hostStateIfAny } from "./host_mm.js";
 import { defaultHostPfn, pagesPerHpage } from "./kvm.js";
-import { track_possible_nx_huge_page } from "./nx_huge_page_list.js";
+import { nx_huge_page_disallowed, track_possible_nx_huge_page } from "./nx_huge_page_list.js";
 import { mmu_try_to_unsync_pages } from "./page_track.js";
 import { ROLE } from "./role.js";
 import {
@@ -21,7 +21,13 @@ import {
   is_writable_pte,
   make_leaf_spte,
 } from "./spte.js";
-import { for_each_tdp_pte, KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_4K, spte_to_child_pt, TdpIter } from "./tdp_iter.js";
+import {
+  for_each_tdp_pte,
+  KVM_MAX_HUGEPAGE_LEVEL,
+  PG_LEVEL_4K,
+  spte_to_child_pt,
+  TdpIter,
+} from "./tdp_iter.js";
 import {
   tdp_mmu_free_sp,
   tdp_mmu_init_child_sp,
@@ -209,11 +215,16 @@ export function kvm_mmu_hugepage_adjust(kvm: Kvm, fault: KvmPageFault): void {
  * the mitigation for the fetches that split it. The flag is read without a lock, as in the kernel:
  * a stale value only changes the level of a mapping whose cmpxchg then fails on the changed SPTE.
  */
-export function disallowed_hugepage_adjust(kvm: Kvm, fault: KvmPageFault, spte: number, cur_level: number): void {
+export function* disallowed_hugepage_adjust(
+  kvm: Kvm,
+  fault: KvmPageFault,
+  spte: number,
+  cur_level: number,
+): Gen<void> {
   if (cur_level <= PG_LEVEL_4K || cur_level !== fault.goal_level) return;
   if (!is_shadow_present_pte(spte) || is_large_pte(spte)) return;
   const child = spte_to_child_pt(kvm, spte, cur_level);
-  if (child === null || !child.nx_huge_page_disallowed) return;
+  if (child === null || !(yield* nx_huge_page_disallowed(child))) return;
   // The pfn gets back the low bits of the gfn that the huge alignment dropped.
   const n = pagesPerHpage(kvm.geometry, cur_level);
   const m = pagesPerHpage(kvm.geometry, cur_level - 1);
@@ -326,7 +337,8 @@ export const kvm_tdp_mmu_map = modelFn(
 
     yield* rcu_read_lock();
     yield* for_each_tdp_pte(iter, root, fault.gfn, fault.gfn + 1, function* () {
-      if (fault.nx_huge_page_workaround_enabled) disallowed_hugepage_adjust(kvm, fault, iter.old_spte, iter.level);
+      if (fault.nx_huge_page_workaround_enabled)
+        yield* disallowed_hugepage_adjust(kvm, fault, iter.old_spte, iter.level);
       // Someone is tearing this SPTE down: retry instead of allocating a table for nothing.
       if (is_frozen_spte(iter.old_spte)) {
         st.outcome = "retry";

@@ -31,7 +31,7 @@ import {
 } from "./invariants/pages.js";
 import { check_split_preserves_mapping } from "./invariants/split.js";
 import { free_root_frame, pagesPerHpage, tdp_mmu_alloc_sp } from "./kvm.js";
-import { unaccount_nx_huge_page } from "./nx_huge_page_list.js";
+import { nx_huge_page_disallowed, unaccount_nx_huge_page } from "./nx_huge_page_list.js";
 import { ROLE, roleAsId } from "./role.js";
 import {
   FROZEN_SPTE,
@@ -374,7 +374,7 @@ export const tdp_mmu_unlink_sp = modelFn(
   "tdp_mmu_unlink_sp",
   function* (kvm: Kvm, sp: KvmMmuPage): Gen<void> {
     yield* tdp_unaccount_mmu_page(kvm);
-    if (!sp.nx_huge_page_disallowed) return;
+    if (!(yield* nx_huge_page_disallowed(sp))) return;
     yield* spin_lock(kvm.tdp_mmu_pages_lock);
     yield* unaccount_nx_huge_page(kvm, sp);
     yield* spin_unlock(kvm.tdp_mmu_pages_lock);
