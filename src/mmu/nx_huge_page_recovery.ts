@@ -101,6 +101,9 @@ export const kvm_tdp_mmu_zap_possible_nx_huge_page = modelFn(
   },
 );
 
+/** The default of the nx_huge_pages_recovery_ratio module parameter (mmu.c). */
+export const NX_HUGE_PAGES_RECOVERY_RATIO = 60;
+
 /**
  * nx_huge_pages_to_zap() (mmu.c): the share of the listed pages one pass zaps,
  * DIV_ROUND_UP(nr_pages, nx_huge_pages_recovery_ratio), read before mmu_lock is taken.
