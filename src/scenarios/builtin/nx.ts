@@ -35,7 +35,7 @@ export const nxRecovery: Scenario = vmScenario({
     yield* kvm_mmu_load(vcpus[0]);
     yield* kvm_tdp_mmu_page_fault(vcpus[0], 9, false, { exec: true });
   },
-  body: ({ kvm, vcpus, spawn }) => {
+  body: ({ kvm, spawn }) => {
     spawn("nx-recovery", nxRecoveryTask(kvm));
     spawn("dirty-log-disable", dirtyLogDisableTask(kvm, kvm.memslots[0]));
   },
