@@ -17,7 +17,12 @@ import { resolveScenario } from "../scenarios/resolve.js";
 import { register_page_table_checks } from "./invariants/pages.js";
 import { kvm_vcpu_create } from "./kvm.js";
 import { kvm_get_kvm_at_spawn } from "./kvm_destroy.js";
-import { writeTrackTask } from "./page_track.js";
+import {
+  __kvm_write_track_remove_gfn,
+  kvm_page_track_write_tracking_alloc,
+  kvm_write_track_remove_gfn,
+  writeTrackTask,
+} from "./page_track.js";
 import { is_last_spte, is_shadow_present_pte, is_writable_pte, SPTE_BIT } from "./spte.js";
 import { for_each_tdp_pte_min_level, TdpIter } from "./tdp_iter.js";
 import { kvm_tdp_mmu_page_fault } from "./tdp_mmu_map.js";
@@ -190,5 +195,62 @@ describe("write tracking (page_track.c)", () => {
       20_000,
     );
     expect(old.counterexample?.trace.violation?.invariant).toBe("inv17-no-lost-flush");
+  });
+
+  it("kvm_write_track_remove_gfn: after the tracker is gone, a write fault maps the page writable again", () => {
+    const out: string[] = [];
+    let w!: World;
+    const program: Program = ({ spawn }) => {
+      w = vm();
+      spawn(
+        "vcpu0",
+        (function* () {
+          yield* vcpuFault(w.vcpu, true, out);
+          yield* writeTrackTask(w.kvm, 1, true);
+          out.push(yield* kvm_tdp_mmu_page_fault(w.vcpu, 1, true, { maxLevel: 1 }));
+        })(),
+      );
+    };
+    const r = runProgram(program, { scheduler: new RoundRobinScheduler() });
+    expect(r.violations).toEqual([]);
+    expect(out).toEqual(["RET_PF_FIXED", "RET_PF_FIXED"]);
+    expect(is_writable_pte(peekLeaf(w.kvm, w.vcpu.root!, 1)!.spte)).toBe(true);
+  });
+
+  it("kvm_write_track_remove_gfn: removing a tracker that was never added WARNs (the count would underflow)", () => {
+    const program: Program = ({ spawn }) => {
+      const { kvm } = vm();
+      kvm_page_track_write_tracking_alloc(kvm, kvm.memslots[0]);
+      spawn(
+        "kvmgt",
+        (function* () {
+          yield* kvm_write_track_remove_gfn(kvm, 1);
+        })(),
+      );
+    };
+    const r = runProgram(program, { scheduler: new RoundRobinScheduler() });
+    expect(r.violations.map((v) => `${v.invariant}: ${v.message}`)).toEqual([
+      expect.stringMatching(/^WARN: .*val \+ count < 0/),
+    ]);
+  });
+
+  it("__kvm_write_track_remove_gfn asserts mmu_lock held for write (a fault reads the count under the read lock)", () => {
+    const program: Program = ({ spawn }) => {
+      const { kvm } = vm();
+      kvm_page_track_write_tracking_alloc(kvm, kvm.memslots[0]);
+      spawn(
+        "kvmgt",
+        (function* () {
+          yield* read_lock(kvm.mmu_lock);
+          yield* __kvm_write_track_remove_gfn(kvm, kvm.memslots[0], 1);
+          yield* read_unlock(kvm.mmu_lock);
+        })(),
+      );
+    };
+    const r = runProgram(program, { scheduler: new RoundRobinScheduler() });
+    expect(r.violations[0]?.invariant).toBe("lockdep");
+    expect(r.violations[0]?.message).toMatch(
+      /lockdep_assert_held_write\(mmu_lock\) failed in __kvm_write_track_remove_gfn/,
+    );
   });
 });

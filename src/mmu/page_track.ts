@@ -120,11 +120,50 @@ export const kvm_write_track_add_gfn = modelFn(
   },
 );
 
-/** writeTrackTask: an external tracker (KVMGT shadowing a guest GTT page) starts tracking `gfn`. */
-export function* writeTrackTask(kvm: Kvm, gfn: number): Gen<void> {
+/**
+ * __kvm_write_track_remove_gfn() (page_track.c, v6.6): one reason less to track the page. Nothing
+ * is flushed or made writable: the next write fault finds the count at zero and maps the page
+ * writable again (and, in the kernel, huge again: kvm_mmu_gfn_allow_lpage(), whose disallow count
+ * the model does not keep, since write tracking never forces 4K in it). The same lock as adding: a
+ * fault reads the count under the read mmu_lock, so the write lock orders the two. The kernel also
+ * asserts slots_lock or SRCU for the memslot; the model has no SRCU to check.
+ */
+export const __kvm_write_track_remove_gfn = modelFn(
+  "__kvm_write_track_remove_gfn",
+  function* (kvm: Kvm, slot: Memslot, gfn: number): Gen<void> {
+    lockdep_assert_held_write(kvm.mmu_lock);
+    const counts = writeTrack.get(slot);
+    if (KVM_BUG_ON(counts === undefined, kvm, "write tracking is not enabled")) return;
+    // update_gfn_write_track(slot, gfn, -1).
+    const count = counts![gfn - slot.base_gfn];
+    const val = yield* READ_ONCE(count);
+    if (WARN_ON_ONCE(val - 1 < 0, "val + count < 0")) return;
+    yield* WRITE_ONCE(count, val - 1);
+  },
+);
+
+/** kvm_write_track_remove_gfn() (page_track.c, v6.6, for KVMGT): look up the slot and untrack the page. */
+export const kvm_write_track_remove_gfn = modelFn(
+  "kvm_write_track_remove_gfn",
+  function* (kvm: Kvm, gfn: number): Gen<number> {
+    const slot = gfn_to_memslot(kvm, 0, gfn);
+    if (slot === null) return -22;
+    yield* write_lock(kvm.mmu_lock);
+    yield* __kvm_write_track_remove_gfn(kvm, slot, gfn);
+    yield* write_unlock(kvm.mmu_lock);
+    return 0;
+  },
+);
+
+/**
+ * writeTrackTask: an external tracker (KVMGT shadowing a guest GTT page) starts tracking `gfn`, and
+ * with `untrack` stops again (the guest stopped using the page as a GTT).
+ */
+export function* writeTrackTask(kvm: Kvm, gfn: number, untrack = false): Gen<void> {
   kvm_get_kvm_at_spawn(kvm);
   const slot = gfn_to_memslot(kvm, 0, gfn);
   if (slot !== null) kvm_page_track_write_tracking_alloc(kvm, slot);
   yield* kvm_write_track_add_gfn(kvm, gfn);
+  if (untrack) yield* kvm_write_track_remove_gfn(kvm, gfn);
   yield* kvm_put_kvm(kvm);
 }

@@ -91,7 +91,7 @@ function spawnTask(
       spawn(name, dirtyLogClearTask(kvm, slot(t.slot)));
       return;
     case "write-track":
-      spawn(name, writeTrackTask(kvm, t.gfn));
+      spawn(name, writeTrackTask(kvm, t.gfn, t.untrack ?? false));
       return;
     case "nx-recovery":
       spawn(name, nxRecoveryTask(kvm, t.passes ?? 1));

@@ -247,7 +247,15 @@ export const DirtyLogClearTaskSchema = z
   .describe("KVM_CLEAR_DIRTY_LOG on a slot");
 
 export const WriteTrackTaskSchema = z
-  .strictObject({ kind: z.literal("write-track"), name: taskName, gfn: gfn.describe("guest frame number") })
+  .strictObject({
+    kind: z.literal("write-track"),
+    name: taskName,
+    gfn: gfn.describe("guest frame number"),
+    untrack: z
+      .boolean()
+      .optional()
+      .describe("then kvm_write_track_remove_gfn(): stop tracking it again (default false)"),
+  })
   .describe("kvm_write_track_add_gfn(): start write-tracking a page, as KVMGT does for a shadowed GTT page");
 
 export const NxRecoveryTaskSchema = z
