@@ -250,7 +250,7 @@ describe("write tracking (page_track.c)", () => {
     const r = runProgram(program, { scheduler: new RoundRobinScheduler() });
     expect(r.violations[0]?.invariant).toBe("lockdep");
     expect(r.violations[0]?.message).toMatch(
-      /lockdep_assert_held_write\(mmu_lock\) failed in __kvm_write_track_remove_gfn/,
+      /lockdep_assert_held_write\(kvm.mmu_lock\) failed in __kvm_write_track_remove_gfn/,
     );
   });
 });
