@@ -26,6 +26,7 @@ import {
   ghost_sp_linked,
   ghost_spte_frozen,
   ghost_spte_protected,
+  ghost_spte_replaced,
   ghost_spte_zapped,
   ghost_table_collapsed,
 } from "./invariants/pages.js";
@@ -186,6 +187,7 @@ export const tdp_mmu_clear_spte_bits_atomic = modelFn(
 
 /** Bookkeeping for the invariant checks after an SPTE write (ghost only). */
 function noteWrite(kvm: Kvm, sptep: Atomic, gfn: number, level: number, old: number, new_spte: number): void {
+  ghost_spte_replaced(kvm, old, level);
   if (new_spte === FROZEN_SPTE) ghost_spte_frozen(kvm, sptep);
   if (!is_shadow_present_pte(old)) return;
   const npages = pagesPerHpage(kvm.geometry, level);
