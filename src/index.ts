@@ -38,6 +38,8 @@ export { kvm_create_vm, kvm_vcpu_create, reuse_root_frames, tdp_mmu_alloc_sp } f
 // Every model function a variant may override or call, from every module that defines them.
 export * from "./mmu/kvm_destroy.js";
 export * from "./mmu/mmu_notifier.js";
+export * from "./mmu/nx_huge_page_list.js";
+export * from "./mmu/nx_huge_page_recovery.js";
 export * from "./mmu/page_track.js";
 export { PRESETS, presetByName, resolveFeatures } from "./mmu/presets.js";
 export { vcpuRoundsTask, yieldingRootWalkTask } from "./mmu/protocol_tasks.js";
@@ -62,7 +64,7 @@ export * from "./mmu/tdp_mmu_walks.js";
 export * from "./mmu/tdp_mmu_zap.js";
 export { tdp_mmu_iter_cond_resched, tdp_mmu_zap_leafs, tdp_mmu_zap_root } from "./mmu/tdp_mmu_zap.js";
 export * from "./mmu/tlb.js";
-export type { Kvm, KvmMmuPage, Memslot, TlbEntry, Vcpu } from "./mmu/types.js";
+export type { Kvm, KvmMmuPage, Memslot, NxHugePages, TlbEntry, Vcpu } from "./mmu/types.js";
 export * from "./mmu/vcpu.js";
 export { kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_unload } from "./mmu/vcpu.js";
 export * from "./mmu/vcpu_tlb.js";

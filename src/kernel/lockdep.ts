@@ -25,6 +25,15 @@ export function lockdep_is_held(lock: LockRef): boolean {
   return findHeld(lock) !== undefined;
 }
 
+/**
+ * lockdep_is_held_type(): the running task holds `lock` exclusively (`read` = 0: a write lock,
+ * spinlock or mutex) or shared (`read` = 1: a read lock).
+ */
+export function lockdep_is_held_type(lock: LockRef, read: 0 | 1): boolean {
+  const h = findHeld(lock);
+  return h !== undefined && (h.mode === "read") === (read === 1);
+}
+
 /** lockdep_assert_held(): the running task holds `lock` in some mode. */
 export function lockdep_assert_held(lock: LockRef): void {
   if (findHeld(lock) === undefined)

@@ -112,6 +112,19 @@ export function* list_del<T>(n: ListHead<T>): Gen<void> {
   }
 }
 
+/**
+ * list_del_init(): unlink and point `n` at itself, so that list_empty(n) tells whether it is on a
+ * list and it may be added again (the possible-NX-huge-page link is used this way).
+ */
+export function* list_del_init<T>(n: ListHead<T>): Gen<void> {
+  yield listOp("write", n.prev === POISON ? n : n.prev, "list_del_init", [n, n.next]);
+  touch(n, "list_del_init");
+  if (unlink(n, "list_del_init")) {
+    n.next = n;
+    n.prev = n;
+  }
+}
+
 /** list_empty(). */
 export function* list_empty<T>(head: ListHead<T>): Gen<boolean> {
   yield listOp("read", head, "list_empty", []);

@@ -80,6 +80,15 @@ export interface Features {
    * (kvm_tdp_mmu_zap_collapsible_sptes()) and refaulted huge by the vCPUs.
    */
   readonly hugePageRecoveryInPlace: boolean;
+  /**
+   * a57750909580 (6.18, Vipin Sharma and James Houghton, "KVM: x86/mmu: Recover TDP MMU NX huge
+   * pages using MMU read lock"): the NX huge page recovery worker zaps TDP MMU pages with mmu_lock
+   * held for read, taking each page off possible_nx_huge_pages under tdp_mmu_pages_lock and zapping
+   * its parent SPTE with a cmpxchg only if it still points at the page. Off (5.x-6.17): the worker
+   * holds mmu_lock for write and zaps with tdp_mmu_set_spte(). The presets stop at 6.15, so it is
+   * off in all of them.
+   */
+  readonly nxRecoveryUnderReadLock: boolean;
 }
 
 export type FeatureName = keyof Features;
@@ -103,4 +112,5 @@ export const FEATURE_NAMES: readonly FeatureName[] = [
   "teardownInvalidateUnderRcu",
   "eagerPageSplit",
   "hugePageRecoveryInPlace",
+  "nxRecoveryUnderReadLock",
 ];

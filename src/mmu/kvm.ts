@@ -20,6 +20,11 @@ export interface VmConfig {
   readonly ptesPerTable?: number;
   /** Guest frames covered by memslot 0 (default: the whole address space). */
   readonly memslotPages?: number;
+  /**
+   * kvm.nx_huge_pages=on (the iTLB multihit mitigation) with this nx_huge_pages_recovery_ratio
+   * (the kernel's default is 60); absent: the mitigation is off.
+   */
+  readonly nxHugePages?: { readonly recoveryRatio: number };
 }
 
 export function geometryFor(rootLevel: 4 | 5, ptesPerTable: number): Geometry {
@@ -84,6 +89,14 @@ export function kvm_create_vm(cfg: VmConfig): Kvm {
     tlb: new Atomic("tlb", 0, kobj),
     tlbFlushLog: [],
     rootFrames: { pool: null, free: [], next: 0 },
+    nx:
+      cfg.nxHugePages === undefined
+        ? null
+        : {
+            recovery_ratio: cfg.nxHugePages.recoveryRatio,
+            possible_nx_huge_pages: new ListHead<KvmMmuPage>("possible_nx_huge_pages", null, kobj),
+            nx_lpage_splits: new Atomic("nx_lpage_splits", 0, kobj),
+          },
   };
   const env = host().env;
   env.set("mmu.kvm", kvm);
@@ -182,9 +195,14 @@ function init_sp(
       isRoot && kvm.features.asyncZapWorker ? new WorkStruct("tdp_mmu_async_work", kobj) : null,
     tdp_mmu_scheduled_root_to_zap: false,
     nx_huge_page_disallowed: false,
+    possible_nx_huge_page_link: null,
     hpa: isRoot ? allocRootFrame(kvm) : -1,
   };
   (sp as { link: ListHead<KvmMmuPage> }).link = new ListHead<KvmMmuPage>("link", sp, kobj);
+  // Only where the mitigation is on, so that other VMs' object ids stay as they were.
+  if (kvm.nx !== null && !isRoot)
+    (sp as { possible_nx_huge_page_link: ListHead<KvmMmuPage> | null }).possible_nx_huge_page_link =
+      new ListHead<KvmMmuPage>("possible_nx_huge_page_link", sp, kobj);
   kvm.pages.set(pageId, sp);
   return sp;
 }

@@ -2,6 +2,8 @@ import { registeredModelFns } from "../engine/model-fn.js";
 // Every module that defines model functions, loaded for the registry.
 import "./kvm_destroy.js";
 import "./mmu_notifier.js";
+import "./nx_huge_page_list.js";
+import "./nx_huge_page_recovery.js";
 import "./pte_list.js";
 import "./rmap.js";
 import "./rmap_lock.js";

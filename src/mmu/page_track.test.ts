@@ -17,7 +17,12 @@ import { resolveScenario } from "../scenarios/resolve.js";
 import { register_page_table_checks } from "./invariants/pages.js";
 import { kvm_vcpu_create } from "./kvm.js";
 import { kvm_get_kvm_at_spawn } from "./kvm_destroy.js";
-import { writeTrackTask } from "./page_track.js";
+import {
+  __kvm_write_track_remove_gfn,
+  kvm_page_track_write_tracking_alloc,
+  kvm_write_track_remove_gfn,
+  writeTrackTask,
+} from "./page_track.js";
 import { is_last_spte, is_shadow_present_pte, is_writable_pte, SPTE_BIT } from "./spte.js";
 import { for_each_tdp_pte_min_level, TdpIter } from "./tdp_iter.js";
 import { kvm_tdp_mmu_page_fault } from "./tdp_mmu_map.js";
@@ -80,6 +85,34 @@ function* wrprotByWritableOnly(
   return set;
 }
 
+/** One task: vCPU 0 write-faults gfn 1, then `then` runs; round-robin. */
+function faultThen(then: (w: World, out: string[]) => Gen<void>) {
+  const out: string[] = [];
+  let w!: World;
+  const program: Program = ({ spawn }) => {
+    w = vm();
+    spawn(
+      "vcpu0",
+      (function* () {
+        yield* vcpuFault(w.vcpu, true, out);
+        yield* then(w, out);
+      })(),
+    );
+  };
+  const r = runProgram(program, { scheduler: new RoundRobinScheduler() });
+  return { r, out, w };
+}
+
+/** One task on a VM with write tracking enabled and nothing tracked; round-robin. */
+function kvmgt(body: (kvm: Kvm) => Gen<void>) {
+  const program: Program = ({ spawn }) => {
+    const { kvm } = vm();
+    kvm_page_track_write_tracking_alloc(kvm, kvm.memslots[0]);
+    spawn("kvmgt", body(kvm));
+  };
+  return runProgram(program, { scheduler: new RoundRobinScheduler() });
+}
+
 describe("write tracking (page_track.c)", () => {
   it("a tracked page is mapped read-only and a write fault is emulated", () => {
     const out: string[] = [];
@@ -96,19 +129,9 @@ describe("write tracking (page_track.c)", () => {
   });
 
   it("tracking write-protects a mapped page (Writable and MMU-writable) and flushes", () => {
-    const out: string[] = [];
-    let w!: World;
-    const program: Program = ({ spawn }) => {
-      w = vm();
-      spawn(
-        "vcpu0",
-        (function* () {
-          yield* vcpuFault(w.vcpu, true, out);
-          yield* writeTrackTask(w.kvm, 1);
-        })(),
-      );
-    };
-    const r = runProgram(program, { scheduler: new RoundRobinScheduler() });
+    const { r, out, w } = faultThen(function* (w) {
+      yield* writeTrackTask(w.kvm, 1);
+    });
     expect(r.violations).toEqual([]);
     expect(out).toEqual(["RET_PF_FIXED"]);
     const spte = peekLeaf(w.kvm, w.vcpu.root!, 1)!.spte;
@@ -190,5 +213,36 @@ describe("write tracking (page_track.c)", () => {
       20_000,
     );
     expect(old.counterexample?.trace.violation?.invariant).toBe("inv17-no-lost-flush");
+  });
+
+  it("kvm_write_track_remove_gfn: after the tracker is gone, a write fault maps the page writable again", () => {
+    const { r, out, w } = faultThen(function* (w, out) {
+      yield* writeTrackTask(w.kvm, 1, true);
+      out.push(yield* kvm_tdp_mmu_page_fault(w.vcpu, 1, true, { maxLevel: 1 }));
+    });
+    expect(r.violations).toEqual([]);
+    expect(out).toEqual(["RET_PF_FIXED", "RET_PF_FIXED"]);
+    expect(is_writable_pte(peekLeaf(w.kvm, w.vcpu.root!, 1)!.spte)).toBe(true);
+  });
+
+  it("kvm_write_track_remove_gfn: removing a tracker that was never added WARNs (the count would underflow)", () => {
+    const r = kvmgt(function* (kvm) {
+      yield* kvm_write_track_remove_gfn(kvm, 1);
+    });
+    expect(r.violations.map((v) => `${v.invariant}: ${v.message}`)).toEqual([
+      expect.stringMatching(/^WARN: .*val \+ count < 0/),
+    ]);
+  });
+
+  it("__kvm_write_track_remove_gfn asserts mmu_lock held for write (a fault reads the count under the read lock)", () => {
+    const r = kvmgt(function* (kvm) {
+      yield* read_lock(kvm.mmu_lock);
+      yield* __kvm_write_track_remove_gfn(kvm, kvm.memslots[0], 1);
+      yield* read_unlock(kvm.mmu_lock);
+    });
+    expect(r.violations[0]?.invariant).toBe("lockdep");
+    expect(r.violations[0]?.message).toMatch(
+      /lockdep_assert_held_write\(kvm.mmu_lock\) failed in __kvm_write_track_remove_gfn/,
+    );
   });
 });

@@ -81,9 +81,38 @@ export const kvm_mmu_slot_gfn_write_protect = modelFn(
 );
 
 /**
+ * update_gfn_write_track() (page_track.c, v6.6) with the KVM_BUG_ON its callers make first: add
+ * `count` to the page's tracking count, refusing (WARN) to leave [0, USHRT_MAX]. The update is plain:
+ * its writers hold mmu_lock for write. False if nothing was changed.
+ */
+function* update_gfn_write_track(kvm: Kvm, slot: Memslot, gfn: number, count: number): Gen<boolean> {
+  const counts = writeTrack.get(slot);
+  if (KVM_BUG_ON(counts === undefined, kvm, "write tracking is not enabled")) return false;
+  const word = counts![gfn - slot.base_gfn];
+  const val = yield* READ_ONCE(word);
+  if (WARN_ON_ONCE(val + count < 0 || val + count > 0xffff, "val + count < 0 || val + count > USHRT_MAX"))
+    return false;
+  yield* WRITE_ONCE(word, val + count);
+  return true;
+}
+
+/**
+ * The KVMGT entry points: the memslot of `gfn` (looked up under SRCU in the kernel), -EINVAL if
+ * none, else `body` with mmu_lock held for write.
+ */
+function* with_gfn_slot_write_locked(kvm: Kvm, gfn: number, body: (slot: Memslot) => Gen<void>): Gen<number> {
+  const slot = gfn_to_memslot(kvm, 0, gfn);
+  if (slot === null) return -22;
+  yield* write_lock(kvm.mmu_lock);
+  yield* body(slot);
+  yield* write_unlock(kvm.mmu_lock);
+  return 0;
+}
+
+/**
  * __kvm_write_track_add_gfn() (page_track.c, v6.6): count one more reason to track the page and
- * write-protect it. The count is a plain update: its writers hold mmu_lock for write, which also
- * keeps faults (readers of the count, under the read lock) out. The flush is done before mmu_lock
+ * write-protect it. The count's writers hold mmu_lock for write, which also keeps faults (readers
+ * of the count, under the read lock) out. The flush is done before mmu_lock
  * is dropped, even when this call changed nothing: another task may have cleared Writable and not
  * flushed yet (dirty logging flushes only before returning to user space), which is why
  * write_protect_gfn() also looks at MMU-writable.
@@ -92,12 +121,7 @@ export const __kvm_write_track_add_gfn = modelFn(
   "__kvm_write_track_add_gfn",
   function* (kvm: Kvm, slot: Memslot, gfn: number): Gen<void> {
     lockdep_assert_held_write(kvm.mmu_lock);
-    const counts = writeTrack.get(slot);
-    if (KVM_BUG_ON(counts === undefined, kvm, "write tracking is not enabled")) return;
-    const count = counts![gfn - slot.base_gfn];
-    const val = yield* READ_ONCE(count);
-    if (WARN_ON_ONCE(val + 1 > 0xffff, "val + count > USHRT_MAX")) return;
-    yield* WRITE_ONCE(count, val + 1);
+    if (!(yield* update_gfn_write_track(kvm, slot, gfn, 1))) return;
     if (yield* kvm_mmu_slot_gfn_write_protect(kvm, slot, gfn, PG_LEVEL_4K)) yield* kvm_flush_remote_tlbs(kvm);
     // Not a kernel access: the promise this function makes depends on other tasks' flushes, so the
     // check of it reads what every flush writes. The explorers then try it before and after each
@@ -111,20 +135,45 @@ export const __kvm_write_track_add_gfn = modelFn(
 export const kvm_write_track_add_gfn = modelFn(
   "kvm_write_track_add_gfn",
   function* (kvm: Kvm, gfn: number): Gen<number> {
-    const slot = gfn_to_memslot(kvm, 0, gfn);
-    if (slot === null) return -22;
-    yield* write_lock(kvm.mmu_lock);
-    yield* __kvm_write_track_add_gfn(kvm, slot, gfn);
-    yield* write_unlock(kvm.mmu_lock);
-    return 0;
+    return yield* with_gfn_slot_write_locked(kvm, gfn, (slot) => __kvm_write_track_add_gfn(kvm, slot, gfn));
   },
 );
 
-/** writeTrackTask: an external tracker (KVMGT shadowing a guest GTT page) starts tracking `gfn`. */
-export function* writeTrackTask(kvm: Kvm, gfn: number): Gen<void> {
+/**
+ * __kvm_write_track_remove_gfn() (page_track.c, v6.6): one reason less to track the page. Nothing
+ * is flushed or made writable: the next write fault finds the count at zero and maps the page
+ * writable again (and, in the kernel, huge again: kvm_mmu_gfn_allow_lpage(), whose disallow count
+ * the model does not keep, since write tracking never forces 4K in it). The same lock as adding: a
+ * fault reads the count under the read mmu_lock, so the write lock orders the two. The kernel also
+ * asserts slots_lock or SRCU for the memslot; the model has no SRCU to check.
+ */
+export const __kvm_write_track_remove_gfn = modelFn(
+  "__kvm_write_track_remove_gfn",
+  function* (kvm: Kvm, slot: Memslot, gfn: number): Gen<void> {
+    lockdep_assert_held_write(kvm.mmu_lock);
+    yield* update_gfn_write_track(kvm, slot, gfn, -1);
+  },
+);
+
+/** kvm_write_track_remove_gfn() (page_track.c, v6.6, for KVMGT): look up the slot and untrack the page. */
+export const kvm_write_track_remove_gfn = modelFn(
+  "kvm_write_track_remove_gfn",
+  function* (kvm: Kvm, gfn: number): Gen<number> {
+    return yield* with_gfn_slot_write_locked(kvm, gfn, (slot) =>
+      __kvm_write_track_remove_gfn(kvm, slot, gfn),
+    );
+  },
+);
+
+/**
+ * writeTrackTask: an external tracker (KVMGT shadowing a guest GTT page) starts tracking `gfn`, and
+ * with `untrack` stops again (the guest stopped using the page as a GTT).
+ */
+export function* writeTrackTask(kvm: Kvm, gfn: number, untrack = false): Gen<void> {
   kvm_get_kvm_at_spawn(kvm);
   const slot = gfn_to_memslot(kvm, 0, gfn);
   if (slot !== null) kvm_page_track_write_tracking_alloc(kvm, slot);
   yield* kvm_write_track_add_gfn(kvm, gfn);
+  if (untrack) yield* kvm_write_track_remove_gfn(kvm, gfn);
   yield* kvm_put_kvm(kvm);
 }

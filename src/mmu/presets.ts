@@ -27,6 +27,7 @@ const v5_17: Features = {
   teardownInvalidateUnderRcu: false,
   eagerPageSplit: false,
   hugePageRecoveryInPlace: false,
+  nxRecoveryUnderReadLock: false,
 };
 const v5_18: Features = {
   ...v5_17,

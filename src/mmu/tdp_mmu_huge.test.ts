@@ -4,14 +4,16 @@ import type { Gen } from "../engine/op.js";
 import type { Program, RunResult } from "../engine/runtime.js";
 import { runProgram } from "../engine/runtime.js";
 import { RoundRobinScheduler } from "../engine/scheduler.js";
+import { WRITE_ONCE } from "../kernel/atomic.js";
 import type { Features } from "./features.js";
+import { ghost_sp_linked } from "./invariants/pages.js";
 import { kvm_vcpu_create } from "./kvm.js";
-import { describeSpte, is_dirty_spte, make_leaf_spte } from "./spte.js";
+import { describeSpte, is_dirty_spte, make_leaf_spte, make_nonleaf_spte } from "./spte.js";
 import type { TdpIter } from "./tdp_iter.js";
 import { KVM_MEM_LOG_DIRTY_PAGES, kvm_tdp_mmu_page_fault } from "./tdp_mmu_map.js";
 import { kvm_mmu_recover_huge_pages, make_huge_spte } from "./tdp_mmu_recover.js";
 import { kvm_mmu_slot_try_split_huge_pages } from "./tdp_mmu_split.js";
-import { tdp_mmu_free_sp, tdp_mmu_link_sp } from "./tdp_mmu_spte.js";
+import { handle_changed_spte, make_small_spte, tdp_mmu_free_sp, tdp_mmu_link_sp } from "./tdp_mmu_spte.js";
 import { makeVm, peekLeaves, tablePages } from "./testing.js";
 import type { Kvm, KvmMmuPage, Vcpu } from "./types.js";
 import { kvm_mmu_load } from "./vcpu.js";
@@ -141,6 +143,48 @@ describe("eager page splitting (kvm_mmu_slot_try_split_huge_pages, 5.18+)", () =
     expect(r.violations[0]?.message).toMatch(
       /spte\[1\] \(leaf pfn=65544 WAD\) maps pfn 65544 instead of 65546/,
     );
+  });
+});
+
+describe("a split under the read lock that links its table with a plain store", () => {
+  /**
+   * tdp_mmu_split_huge_page() whose link is WRITE_ONCE() plus the bookkeeping, as if the caller held
+   * mmu_lock for write: it cannot see that the huge SPTE changed since the walk read it.
+   */
+  function* splitWithPlainStore(
+    _original: unknown,
+    kvm: Kvm,
+    iter: TdpIter,
+    sp: KvmMmuPage,
+    _shared: boolean,
+  ): Gen<number> {
+    const huge_spte = iter.old_spte;
+    for (let i = 0; i < sp.spt.length; i++) sp.spt[i].v = make_small_spte(kvm, huge_spte, sp.level, i);
+    const spte = make_nonleaf_spte(sp.pageId);
+    yield* WRITE_ONCE(iter.sptep, spte);
+    yield* handle_changed_spte(kvm, iter.as_id, iter.gfn, huge_spte, spte, iter.level, true);
+    ghost_sp_linked(kvm, sp);
+    return 0;
+  }
+
+  it("racing a vCPU's fault that splits the same huge page: caught by the model's invariants", () => {
+    const racing: Program = ({ spawn }) => {
+      const w = world("v6.9", 2);
+      spawn(
+        "t0",
+        (function* () {
+          yield* mapHuge(w, 2, false);
+          yield* kvm_mmu_slot_try_split_huge_pages(w.kvm, w.kvm.memslots[0]);
+        })(),
+      );
+      spawn("vcpu1", vcpu1Fault(w));
+    };
+    const res = explore(racing, {
+      overrides: new Map([["tdp_mmu_split_huge_page", splitWithPlainStore]]),
+      maxExecutions: 20_000,
+    });
+    const v = res.violation?.result.violations[0];
+    expect(`${v?.invariant}: ${v?.message}`).toMatch(/^page-table-orphaned: /);
   });
 });
 

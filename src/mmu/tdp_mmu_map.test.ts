@@ -239,6 +239,7 @@ describe("concurrent faults", () => {
       const f: KvmPageFault = {
         gfn: 5,
         write: true,
+        exec: false,
         prefetch: false,
         slot: w.kvm.memslots[0],
         max_level: goal_level,
@@ -248,6 +249,7 @@ describe("concurrent faults", () => {
         map_writable: true,
         mmu_seq: 0,
         huge_page_disallowed: false,
+        nx_huge_page_workaround_enabled: false,
       };
       yield* read_lock(w.kvm.mmu_lock);
       w.rets.push(yield* kvm_tdp_mmu_map(v, f));

@@ -5,10 +5,12 @@ import { Atomic, bitfield_load, READ_ONCE, set_bit } from "../kernel/atomic.js";
 import { lockdep_assert_held } from "../kernel/lockdep.js";
 import { rcu_read_lock, rcu_read_unlock } from "../kernel/rcu.js";
 import { read_lock, read_unlock } from "../kernel/rwlock.js";
+import { spin_lock, spin_unlock } from "../kernel/spinlock.js";
 import { WARN_ON_ONCE } from "../kernel/warn.js";
 import { fast_page_fault } from "./fast_page_fault.js";
 import { hostStateIfAny } from "./host_mm.js";
 import { defaultHostPfn, pagesPerHpage } from "./kvm.js";
+import { nx_huge_page_disallowed, track_possible_nx_huge_page } from "./nx_huge_page_list.js";
 import { mmu_try_to_unsync_pages } from "./page_track.js";
 import { ROLE } from "./role.js";
 import {
@@ -19,7 +21,13 @@ import {
   is_writable_pte,
   make_leaf_spte,
 } from "./spte.js";
-import { for_each_tdp_pte, KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_4K, TdpIter } from "./tdp_iter.js";
+import {
+  for_each_tdp_pte,
+  KVM_MAX_HUGEPAGE_LEVEL,
+  PG_LEVEL_4K,
+  spte_to_child_pt,
+  TdpIter,
+} from "./tdp_iter.js";
 import {
   tdp_mmu_free_sp,
   tdp_mmu_init_child_sp,
@@ -50,6 +58,8 @@ export const INVALID_GPA = -1;
 export interface KvmPageFault {
   readonly gfn: number;
   readonly write: boolean;
+  /** An instruction fetch (with the NX huge page mitigation on, it may not map huge). */
+  readonly exec: boolean;
   readonly prefetch: boolean;
   /** The memslot holding gfn, or null (an MMIO access). */
   readonly slot: Memslot | null;
@@ -64,7 +74,10 @@ export interface KvmPageFault {
   readonly map_writable: boolean;
   /** kvm->mmu_invalidate_seq snapshotted before the pfn was looked up. */
   mmu_seq: number;
-  huge_page_disallowed: boolean;
+  /** exec && the NX huge page mitigation is on: the fault maps 4K even where req_level is huge. */
+  readonly huge_page_disallowed: boolean;
+  /** is_nx_huge_page_enabled(): the VM has the mitigation (Kvm.nx). */
+  readonly nx_huge_page_workaround_enabled: boolean;
 }
 
 /** __gfn_to_memslot(): the live slot of address space `as_id` holding gfn (memslots are SRCU-read). */
@@ -196,6 +209,30 @@ export function kvm_mmu_hugepage_adjust(kvm: Kvm, fault: KvmPageFault): void {
 }
 
 /**
+ * disallowed_hugepage_adjust() (mmu.c, v5.10+): on the way down, a table at the goal level that
+ * exists only because an executable fault could not map huge (nx_huge_page_disallowed) stays: this
+ * fault maps one level lower inside it instead of replacing it by a huge leaf, which would undo
+ * the mitigation for the fetches that split it. The flag is read without a lock, as in the kernel:
+ * a stale value only changes the level of a mapping whose cmpxchg then fails on the changed SPTE.
+ */
+export function* disallowed_hugepage_adjust(
+  kvm: Kvm,
+  fault: KvmPageFault,
+  spte: number,
+  cur_level: number,
+): Gen<void> {
+  if (cur_level <= PG_LEVEL_4K || cur_level !== fault.goal_level) return;
+  if (!is_shadow_present_pte(spte) || is_large_pte(spte)) return;
+  const child = spte_to_child_pt(kvm, spte, cur_level);
+  if (child === null || !(yield* nx_huge_page_disallowed(child))) return;
+  // The pfn gets back the low bits of the gfn that the huge alignment dropped.
+  const n = pagesPerHpage(kvm.geometry, cur_level);
+  const m = pagesPerHpage(kvm.geometry, cur_level - 1);
+  fault.pfn += (fault.gfn % n) - ((fault.gfn % n) % m);
+  fault.goal_level--;
+}
+
+/**
  * memslot->dirty_bitmap (kvm_host.h): one bit per page of the slot, allocated when dirty logging is
  * enabled. The kernel's words are 64-bit longs; the model's are 32-bit (an Atomic holds a JS number,
  * exact to 53 bits), so harvesting takes twice the word operations.
@@ -300,6 +337,8 @@ export const kvm_tdp_mmu_map = modelFn(
 
     yield* rcu_read_lock();
     yield* for_each_tdp_pte(iter, root, fault.gfn, fault.gfn + 1, function* () {
+      if (fault.nx_huge_page_workaround_enabled)
+        yield* disallowed_hugepage_adjust(kvm, fault, iter.old_spte, iter.level);
       // Someone is tearing this SPTE down: retry instead of allocating a table for nothing.
       if (is_frozen_spte(iter.old_spte)) {
         st.outcome = "retry";
@@ -321,6 +360,14 @@ export const kvm_tdp_mmu_map = modelFn(
         yield* tdp_mmu_free_sp(sp, kvm);
         st.outcome = "retry";
         return "break";
+      }
+      // The table stands where a huge page could have been, had the fault not been a fetch: list
+      // it for the recovery worker, unless a zap already unlinked it (and cleared the flag, under
+      // the same lock) since the link.
+      if (fault.huge_page_disallowed && fault.req_level >= iter.level) {
+        yield* spin_lock(kvm.tdp_mmu_pages_lock);
+        if (sp.nx_huge_page_disallowed) yield* track_possible_nx_huge_page(kvm, sp);
+        yield* spin_unlock(kvm.tdp_mmu_pages_lock);
       }
       return undefined;
     });
@@ -385,6 +432,8 @@ export interface FaultOptions {
    * without mmu_lock first. Only vCPUs on the modelled CPU know (ept_access); plain faults do not.
    */
   readonly present?: boolean;
+  /** An instruction fetch: with the NX huge page mitigation on, it maps 4K only. */
+  readonly exec?: boolean;
 }
 
 /**
@@ -444,7 +493,9 @@ export const kvm_tdp_mmu_page_fault = modelFn(
       pfn: host_pfn(kvm, gfn),
       map_writable: host_w,
       mmu_seq,
-      huge_page_disallowed: false,
+      exec: opts.exec ?? false,
+      huge_page_disallowed: (opts.exec ?? false) && kvm.nx !== null,
+      nx_huge_page_workaround_enabled: kvm.nx !== null,
     };
     kvm_mmu_hugepage_adjust(kvm, fault);
 

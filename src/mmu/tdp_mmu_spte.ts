@@ -26,11 +26,13 @@ import {
   ghost_sp_linked,
   ghost_spte_frozen,
   ghost_spte_protected,
+  ghost_spte_replaced,
   ghost_spte_zapped,
   ghost_table_collapsed,
 } from "./invariants/pages.js";
 import { check_split_preserves_mapping } from "./invariants/split.js";
 import { free_root_frame, pagesPerHpage, tdp_mmu_alloc_sp } from "./kvm.js";
+import { nx_huge_page_disallowed, unaccount_nx_huge_page } from "./nx_huge_page_list.js";
 import { ROLE, roleAsId } from "./role.js";
 import {
   FROZEN_SPTE,
@@ -185,6 +187,7 @@ export const tdp_mmu_clear_spte_bits_atomic = modelFn(
 
 /** Bookkeeping for the invariant checks after an SPTE write (ghost only). */
 function noteWrite(kvm: Kvm, sptep: Atomic, gfn: number, level: number, old: number, new_spte: number): void {
+  ghost_spte_replaced(kvm, old, level);
   if (new_spte === FROZEN_SPTE) ghost_spte_frozen(kvm, sptep);
   if (!is_shadow_present_pte(old)) return;
   const npages = pagesPerHpage(kvm.geometry, level);
@@ -365,15 +368,17 @@ function* tdp_unaccount_mmu_page(kvm: Kvm): Gen<void> {
 /**
  * tdp_mmu_unlink_sp() (tdp_mmu.c, v6.3+): unaccount the page and drop its NX
  * huge page tracking, which is protected by tdp_mmu_pages_lock because faults
- * add to it under the read mmu_lock.
+ * add to it under the read mmu_lock. The flag is read without the lock: it is
+ * only ever cleared after the page was linked, and whoever clears it (this, or
+ * the 6.18 recovery worker) takes the page off the list in the same section.
  */
 export const tdp_mmu_unlink_sp = modelFn(
   "tdp_mmu_unlink_sp",
   function* (kvm: Kvm, sp: KvmMmuPage): Gen<void> {
     yield* tdp_unaccount_mmu_page(kvm);
-    if (!sp.nx_huge_page_disallowed) return;
+    if (!(yield* nx_huge_page_disallowed(sp))) return;
     yield* spin_lock(kvm.tdp_mmu_pages_lock);
-    sp.nx_huge_page_disallowed = false;
+    yield* unaccount_nx_huge_page(kvm, sp);
     yield* spin_unlock(kvm.tdp_mmu_pages_lock);
   },
 );

@@ -38,6 +38,8 @@ export interface TestVmOptions {
   readonly machine?: Partial<MachineConfig>;
   /** Register the page-table invariant checks (default true). */
   readonly checks?: boolean;
+  /** The NX huge page mitigation with this recovery ratio (default: off). */
+  readonly nxRecoveryRatio?: number;
 }
 
 /** Boot the machine and create a VM (call from a program's setup). */
@@ -56,6 +58,7 @@ export function makeVm(o: TestVmOptions = {}): Kvm {
     rootLevel: o.rootLevel ?? 4,
     ptesPerTable: o.ptes ?? 2,
     memslotPages: o.memslotPages,
+    nxHugePages: o.nxRecoveryRatio === undefined ? undefined : { recoveryRatio: o.nxRecoveryRatio },
   });
   if (o.checks ?? true) register_page_table_checks(kvm);
   return kvm;

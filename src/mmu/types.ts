@@ -50,7 +50,16 @@ export interface KvmMmuPage {
   readonly tdp_mmu_async_work: WorkStruct | null;
   /** E5+: tdp_mmu_scheduled_root_to_zap, protected by slots_lock. */
   tdp_mmu_scheduled_root_to_zap: boolean;
+  /**
+   * The page exists only because the NX huge page mitigation kept a fault from mapping huge. Written
+   * before the page is linked and cleared under tdp_mmu_pages_lock (or the write mmu_lock).
+   */
   nx_huge_page_disallowed: boolean;
+  /**
+   * sp->possible_nx_huge_page_link: on kvm->arch.possible_nx_huge_pages while the page could be
+   * replaced by a huge page (null when the VM has no NX mitigation, see Kvm.nx).
+   */
+  readonly possible_nx_huge_page_link: ListHead<KvmMmuPage> | null;
   /**
    * The root's host page frame (root->spt's physical address, roots only; -1 otherwise): what
    * vcpu->arch.mmu->root.hpa holds and what the CPU tags TLB entries with (the EPTP). A freed
@@ -153,6 +162,23 @@ export interface Ghost {
   readonly gifts: Map<number, number>;
 }
 
+/**
+ * The NX huge page mitigation of a VM (module parameter kvm.nx_huge_pages, the iTLB multihit
+ * workaround): an executable fault maps 4K only, and the pages split for it are listed so that the
+ * recovery worker can zap them later and let the guest map huge again.
+ */
+export interface NxHugePages {
+  /** nx_huge_pages_recovery_ratio: each pass zaps 1/ratio of the listed pages, rounded up (0: none). */
+  readonly recovery_ratio: number;
+  /**
+   * kvm->arch.possible_nx_huge_pages (the TDP MMU's list since a57750909580): protected by the
+   * write mmu_lock, or by tdp_mmu_pages_lock when mmu_lock is held for read.
+   */
+  readonly possible_nx_huge_pages: ListHead<KvmMmuPage>;
+  /** kvm->stat.nx_lpage_splits (nr_pages of the list since 6.18): read without a lock by the worker. */
+  readonly nx_lpage_splits: Atomic;
+}
+
 /** struct kvm, the parts the TDP MMU uses. */
 export interface Kvm extends Buggable {
   readonly kobj: KObject;
@@ -209,6 +235,8 @@ export interface Kvm extends Buggable {
   readonly tlbFlushLog: TlbFlushRecord[];
   /** The host page frames roots are allocated from (see RootFrames). */
   readonly rootFrames: RootFrames;
+  /** The NX huge page mitigation, or null when it is off (kvm.nx_huge_pages=off). */
+  readonly nx: NxHugePages | null;
 }
 
 export interface KvmStats {

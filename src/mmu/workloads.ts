@@ -63,6 +63,11 @@ import { IN_GUEST_MODE, kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest, vcpu_
 export interface FaultSpec {
   readonly gfn: number;
   readonly write?: boolean;
+  /**
+   * An instruction fetch: with the NX huge page mitigation (Kvm.nx) it maps 4K only. The modelled
+   * CPU's EPT walk does not check the execute permission, so on it only the first fetch faults.
+   */
+  readonly exec?: boolean;
 }
 
 export interface VcpuTaskOptions {
@@ -102,7 +107,7 @@ export function* guestAccess(vcpu: Vcpu, f: FaultSpec, inGuest: boolean, maxRetr
     yield* vcpu_exit_guest(vcpu);
     inGuest = false;
     if (r === "ept-violation" || r === "ept-write-protect")
-      yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, write, { present: r === "ept-write-protect" });
+      yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, write, { present: r === "ept-write-protect", exec: f.exec });
   }
   return inGuest;
 }
@@ -141,7 +146,7 @@ export function* vcpuTask(vcpu: Vcpu, opts: VcpuTaskOptions): Gen<void> {
         if (!(yield* vcpu_enter_guest(vcpu))) continue;
         // The guest touches the page; the EPT violation exits to the host.
         yield* vcpu_exit_guest(vcpu);
-        const r = yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, f.write ?? false);
+        const r = yield* kvm_tdp_mmu_page_fault(vcpu, f.gfn, f.write ?? false, { exec: f.exec });
         if (r !== "RET_PF_RETRY") break;
       }
     }

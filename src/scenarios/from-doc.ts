@@ -3,6 +3,7 @@ import { bootMachine } from "../kernel/machine.js";
 import { register_page_table_checks } from "../mmu/invariants/pages.js";
 import { registerInvariants } from "../mmu/invariants/roots.js";
 import { kvm_create_vm, kvm_vcpu_create } from "../mmu/kvm.js";
+import { NX_HUGE_PAGES_RECOVERY_RATIO, nxRecoveryTask } from "../mmu/nx_huge_page_recovery.js";
 import { writeTrackTask } from "../mmu/page_track.js";
 import { vcpuRoundsTask, yieldingRootWalkTask } from "../mmu/protocol_tasks.js";
 import { kvm_mmu_init_tdp_mmu } from "../mmu/tdp_mmu_invalidate.js";
@@ -30,7 +31,7 @@ export interface DocScenario {
 }
 
 function faultsOf(t: Extract<ScenarioTask, { kind: "vcpu" }>): FaultSpec[] {
-  if (t.faults) return t.faults.map((f) => ({ gfn: f.gfn, write: f.write ?? false }));
+  if (t.faults) return t.faults.map((f) => ({ gfn: f.gfn, write: f.write ?? false, exec: f.exec ?? false }));
   if (t.range) {
     const out: FaultSpec[] = [];
     for (let i = 0; i < t.range.count; i++)
@@ -90,7 +91,10 @@ function spawnTask(
       spawn(name, dirtyLogClearTask(kvm, slot(t.slot)));
       return;
     case "write-track":
-      spawn(name, writeTrackTask(kvm, t.gfn));
+      spawn(name, writeTrackTask(kvm, t.gfn, t.untrack ?? false));
+      return;
+    case "nx-recovery":
+      spawn(name, nxRecoveryTask(kvm, t.passes ?? 1));
       return;
     case "destroy-vm":
       spawn(name, destroyVmTask(kvm));
@@ -114,6 +118,10 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
         rootLevel: doc.vm.rootLevel,
         ptesPerTable: doc.vm.ptesPerTable,
         memslotPages: doc.vm.memslotPages,
+        nxHugePages:
+          doc.vm.nxHugePages === undefined
+            ? undefined
+            : { recoveryRatio: doc.vm.nxHugePages.recoveryRatio ?? NX_HUGE_PAGES_RECOVERY_RATIO },
       });
       (doc.vm.memslots ?? []).forEach((m, j) => {
         kvm.memslots.push({

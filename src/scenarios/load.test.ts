@@ -86,7 +86,7 @@ describe("errors: file:line:col: field: message", () => {
   it("unknown task kind lists the known kinds", () => {
     expect(errorOf(BASE.replace("kind: vcpu", "kind: vpcu"))).toBe(
       "s.yaml:10:11: tasks[0].kind: unknown kind 'vpcu' (did you mean 'vcpu'?); known kinds: vcpu, vcpu-rounds, root-walker, memslot-delete, " +
-        "notifier-invalidate, age, dirty-log-enable, dirty-log-disable, dirty-log-clear, write-track, destroy-vm",
+        "notifier-invalidate, age, dirty-log-enable, dirty-log-disable, dirty-log-clear, write-track, nx-recovery, destroy-vm",
     );
     expect(errorOf(BASE.replace("  - kind: vcpu\n    vcpu", "  - vcpu"))).toMatch(
       /^s\.yaml:10:5: tasks\[0\]\.kind: missing 'kind'; known kinds: vcpu, /,

@@ -187,6 +187,7 @@ describe("names come from the MMU model", () => {
       "dirty-log-disable",
       "dirty-log-clear",
       "write-track",
+      "nx-recovery",
       "destroy-vm",
     ]);
   });

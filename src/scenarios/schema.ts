@@ -112,6 +112,21 @@ export const VmSchema = z
       .max(7)
       .optional()
       .describe("memslots 1, 2, ... besides memslot 0, in id order; they may not overlap"),
+    nxHugePages: z
+      .strictObject({
+        recoveryRatio: z
+          .int()
+          .min(0)
+          .max(1000)
+          .optional()
+          .describe(
+            "nx_huge_pages_recovery_ratio: a recovery pass zaps 1/ratio of the listed pages (default 60; 0: none)",
+          ),
+      })
+      .optional()
+      .describe(
+        "kvm.nx_huge_pages=on, the iTLB multihit mitigation: fetches (exec faults) map 4K and the tables they need are listed for the nx-recovery worker (default: off)",
+      ),
     zapMaxActive: z
       .int()
       .min(0)
@@ -130,6 +145,10 @@ export const VcpuSchema = z
 export const FaultSchema = z.strictObject({
   gfn: gfn.describe("guest frame number"),
   write: z.boolean().optional().describe("write fault (default false)"),
+  exec: z
+    .boolean()
+    .optional()
+    .describe("instruction fetch (default false); with vm.nxHugePages it maps 4K only"),
 });
 
 export const FaultRangeSchema = z.strictObject({
@@ -229,8 +248,26 @@ export const DirtyLogClearTaskSchema = z
   .describe("KVM_CLEAR_DIRTY_LOG on a slot");
 
 export const WriteTrackTaskSchema = z
-  .strictObject({ kind: z.literal("write-track"), name: taskName, gfn: gfn.describe("guest frame number") })
+  .strictObject({
+    kind: z.literal("write-track"),
+    name: taskName,
+    gfn: gfn.describe("guest frame number"),
+    untrack: z
+      .boolean()
+      .optional()
+      .describe("then kvm_write_track_remove_gfn(): stop tracking it again (default false)"),
+  })
   .describe("kvm_write_track_add_gfn(): start write-tracking a page, as KVMGT does for a shadowed GTT page");
+
+export const NxRecoveryTaskSchema = z
+  .strictObject({
+    kind: z.literal("nx-recovery"),
+    name: taskName,
+    passes: z.int().min(1).max(8).optional().describe("wake-ups of the worker (default 1)"),
+  })
+  .describe(
+    "kvm_nx_huge_page_recovery_worker(): zap tables the NX huge page mitigation split (needs vm.nxHugePages); under the write mmu_lock, or the read lock with nxRecoveryUnderReadLock",
+  );
 
 export const DestroyVmTaskSchema = z
   .strictObject({ kind: z.literal("destroy-vm"), name: taskName })
@@ -247,6 +284,7 @@ export const TaskSchema = z.discriminatedUnion("kind", [
   DirtyLogDisableTaskSchema,
   DirtyLogClearTaskSchema,
   WriteTrackTaskSchema,
+  NxRecoveryTaskSchema,
   DestroyVmTaskSchema,
 ]);
 
@@ -427,6 +465,10 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
         break;
       case "write-track":
         checkGfn(at("gfn"), t.gfn);
+        break;
+      case "nx-recovery":
+        if (doc.vm.nxHugePages === undefined)
+          issue(at("kind"), "nx-recovery needs the NX huge page mitigation: set vm.nxHugePages (e.g. {})");
         break;
       case "destroy-vm":
         if (destroyAt < 0) destroyAt = i;

@@ -91,6 +91,12 @@ export const INVARIANTS: readonly InvariantInfo[] = [
     meaning: "the SPTEs of a removed page table are frozen before it is freed",
   },
   {
+    name: "page-table-orphaned",
+    area: "page tables",
+    meaning:
+      "a linked page table leaves the tree only through a setter of its parent SPTE that saw it (and tears it down); a store that did not see it leaks it",
+  },
+  {
     name: "inv17-no-lost-flush",
     area: "page tables",
     meaning:

@@ -51,6 +51,11 @@ interface PagesGhost {
   readonly frozen: Set<Atomic>;
   /** Per invalid root: the present SPTEs reachable from it after the previous step. */
   readonly invalidSnapshot: Map<number, Set<number>>;
+  /**
+   * Linked page tables whose parent SPTE no SPTE setter of the model has taken away yet: each must
+   * still be what its parent SPTE points at, or the SPTE must be non-present (a window of a zap).
+   */
+  readonly attached: Set<KvmMmuPage>;
 }
 
 const ghosts = new WeakMap<Kvm, PagesGhost>();
@@ -58,7 +63,14 @@ const ghosts = new WeakMap<Kvm, PagesGhost>();
 function ghost(kvm: Kvm): PagesGhost {
   let g = ghosts.get(kvm);
   if (g === undefined) {
-    g = { enabled: false, everLinked: new Set(), pending: [], frozen: new Set(), invalidSnapshot: new Map() };
+    g = {
+      enabled: false,
+      everLinked: new Set(),
+      pending: [],
+      frozen: new Set(),
+      invalidSnapshot: new Map(),
+      attached: new Set(),
+    };
     ghosts.set(kvm, g);
   }
   return g;
@@ -86,7 +98,45 @@ function rootOfPage(kvm: Kvm, sp: KvmMmuPage): KvmMmuPage | null {
 
 /** A page table was linked into a tree (tdp_mmu_link_sp, or a test building tables by hand). */
 export function ghost_sp_linked(kvm: Kvm, sp: KvmMmuPage): void {
-  ghost(kvm).everLinked.add(sp.pageId);
+  const g = ghost(kvm);
+  g.everLinked.add(sp.pageId);
+  g.attached.add(sp);
+}
+
+/**
+ * An SPTE setter (cmpxchg, xchg, or a store under the write lock, all of which hand the old value
+ * to handle_changed_spte()) replaced `old_spte`: a table it pointed at is being torn down.
+ */
+export function ghost_spte_replaced(kvm: Kvm, old_spte: number, level: number): void {
+  if (!is_shadow_present_pte(old_spte) || is_last_spte(old_spte, level)) return;
+  const child = kvm.pages.get(spte_to_pfn(old_spte));
+  if (child !== undefined) ghost(kvm).attached.delete(child);
+}
+
+/**
+ * page-table-orphaned: a linked page table leaves the tree only through its parent SPTE's setter,
+ * which sees the old value and tears the table down (handle_removed_pt()). A store that did not see
+ * the table (a plain store under the read lock, over a table another task linked meanwhile) leaves
+ * it reachable from nowhere, with whatever it maps: never zapped, flushed or freed.
+ */
+function checkOrphans(kvm: Kvm): void {
+  const g = ghost(kvm);
+  for (const sp of g.attached) {
+    if (sp.kobj.freed !== null || sp.ptep === null || sp.ptep.owner?.freed) {
+      g.attached.delete(sp);
+      continue;
+    }
+    const v = sp.ptep.v;
+    if (!is_shadow_present_pte(v)) continue;
+    if (!is_last_spte(v, sp.level + 1) && spte_to_pfn(v) === sp.pageId) continue;
+    g.attached.delete(sp);
+    host().report({
+      invariant: "page-table-orphaned",
+      message: `${sp.kobj.name} was unlinked without being torn down: its parent ${sp.ptep.name} now holds ${describeSpte(v, sp.level + 1)}, written by a store that did not see the table`,
+      details: { page: sp.kobj.name, sptep: sp.ptep.name },
+    });
+    return;
+  }
 }
 
 /** A freezer wrote FROZEN_SPTE into `sptep`. */
@@ -360,5 +410,6 @@ export function register_page_table_checks(kvm: Kvm): void {
   ghost(kvm).enabled = true;
   h.addCheck("inv9-no-new-spte-in-invalid-root", () => checkInv9(kvm));
   h.addCheck("inv16-frozen-spte", () => checkInv16(kvm));
+  h.addCheck("page-table-orphaned", () => checkOrphans(kvm));
   h.addCheck("inv17-no-lost-flush", () => checkInv17(kvm));
 }

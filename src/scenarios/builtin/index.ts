@@ -2,6 +2,7 @@ import type { Scenario } from "../define.js";
 import { churn } from "./churn.js";
 import { spteDirtyRace, tlbRootReuse } from "./hardware.js";
 import { litmusMp, litmusSb, vcpuRequestHandshake } from "./memory-order.js";
+import { nxRecovery } from "./nx.js";
 import { protocolV64, protocolV66, protocolV518 } from "./protocol.js";
 import { seed000ReadLockInvalidate, seed000Teardown } from "./seed-000.js";
 import { seed001RootWalk, seed001RootWalkFastZap } from "./seed-001.js";
@@ -30,4 +31,5 @@ export const BUILTIN_SCENARIOS: readonly Scenario[] = [
   litmusSb,
   litmusMp,
   vcpuRequestHandshake,
+  nxRecovery,
 ];

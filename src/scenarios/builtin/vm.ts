@@ -30,6 +30,8 @@ export interface VmScenarioSpec {
   readonly vcpus: readonly number[] | ((params: Readonly<Record<string, number>>) => readonly number[]);
   /** Pages of memslot 0 = [0, memslotPages) (default: the whole guest). */
   readonly memslotPages?: number;
+  /** The NX huge page mitigation with this recovery ratio (default: off). */
+  readonly nxRecoveryRatio?: number;
   /** max_active of the zap workqueue (5.18–6.5), from the run's parameters (default 0: the kernel's). */
   readonly zapMaxActive?: (params: Readonly<Record<string, number>>) => number;
   /**
@@ -62,6 +64,7 @@ export function vmScenario(spec: VmScenarioSpec): Scenario {
         rootLevel: 4,
         ptesPerTable: spec.ptesPerTable ?? 2,
         memslotPages: spec.memslotPages,
+        nxHugePages: spec.nxRecoveryRatio === undefined ? undefined : { recoveryRatio: spec.nxRecoveryRatio },
       });
       kvm_mmu_init_tdp_mmu(kvm, spec.zapMaxActive?.(cfg.params) ?? 0);
       registerInvariants(kvm);
