@@ -119,7 +119,7 @@ export function* write_lock(l: RwLock): Gen<void> {
     // At the head of the queue the wait_lock is ours at once and atomic_or(_QW_WAITING) only sets a
     // bit nobody else writes: blind, like a reader's exit, so the two commute (same class). Behind
     // another waiter it is a wait for the head and conflicts as usual.
-    if (l.queue[0] === id) yield commutingOp("rmw", l, "write_lock slowpath: set _QW_WAITING", QRW_BLIND);
+    if (l.queue[0] === id) yield commutingOp("acquire", l, "write_lock slowpath: set _QW_WAITING", QRW_BLIND);
     else yield op("acquire", l, "write_lock slowpath: set _QW_WAITING", () => l.queue[0] === id);
     touch(l, "write_lock slowpath");
     l.waiting = true;
