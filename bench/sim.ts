@@ -120,6 +120,7 @@ const LARGEST: Readonly<Record<string, readonly string[]>> = {
   ],
   "unbound-zap-worker": ["cpus=512", "guestSize=8TiB"],
   "fast-zap-root-load": ["vcpus=512", "memPerVcpu=16GiB"],
+  "root-churn": ["vcpus=512", "memPerVcpu=16GiB", "toggles=10"],
 };
 
 interface LargestReport {
