@@ -44,5 +44,8 @@ describe("root-churn: CR0.WP toggles on a TDP host", () => {
       /toggles must be an integer in 1..1000/,
     );
     expect(() => planSimulation(rootChurnScenario, { set: ["vcpus=513"] })).toThrow(/1..512/);
+    expect(() => rootChurnScenario.run(params(512, 16 * 1024 * MiB), {})).toThrow(
+      /at most 1099511627776 \(1TiB\)/,
+    );
   });
 });

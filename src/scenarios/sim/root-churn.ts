@@ -214,6 +214,12 @@ export function rootChurn(
   };
 }
 
+/**
+ * Largest guest a run takes: 5.17 and 5.18 zap the whole root whenever its last vCPU lets go, and
+ * 512 vCPUs x 16GiB (8TiB) took 156 s and 1.6 GiB; 64 x 16GiB takes about 21 s and 0.5 GiB.
+ */
+export const MAX_CHURN_GUEST_BYTES = 2 ** 40;
+
 const PARAMS: readonly SimParamSpec[] = [
   { name: "vcpus", kind: "int", default: 1, min: 1, max: 512, doc: "vCPUs, each on a host CPU of its own" },
   {
@@ -259,6 +265,12 @@ export const rootChurnScenario: SimScenario = {
   ],
   headline: "toggleMedianUs",
   run(params: SimParams, costs: Partial<CostModel>, opts: SimRunOptions = {}): SimScenarioRun[] {
+    const guest = Number(params.vcpus) * Number(params.memPerVcpu);
+    if (guest > MAX_CHURN_GUEST_BYTES) {
+      throw new RangeError(
+        `vcpus x memPerVcpu = ${guest} bytes; at most ${MAX_CHURN_GUEST_BYTES} (1TiB) fit a run of about a minute (e.g. vcpus=64 memPerVcpu=16GiB)`,
+      );
+    }
     return ROOT_CHURN_RUNS.map((r) => {
       const o = rootChurn(r, params, costs, opts);
       return { label: r.label, kernel: r.kernel, params, metrics: o.metrics, results: [o.result] };

@@ -43,6 +43,11 @@ describe("teardown-wait (seed 000, Q1)", () => {
     expect(o.workerYieldsBeforeTeardown).toBeGreaterThanOrEqual(1);
   });
 
+  it("runs=LABEL makes that run alone (a 64TiB point in a quarter of the time)", () => {
+    const one = teardownWaitScenario.run({ guestSize: GiB, rootLevel: 5, runs: "full/busy" }, {});
+    expect(one.map((r) => r.label)).toEqual(["full/busy"]);
+  });
+
   it("the forced quiescent state is not needed when the kernel is preemptible", () => {
     expect(by("full/idle").rcuForcedResched).toBe(0);
   });

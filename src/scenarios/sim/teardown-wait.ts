@@ -194,6 +194,13 @@ export const teardownWaitScenario: SimScenario = {
       values: ["v5.18", "v6.4"],
       doc: "era of the async zap worker",
     },
+    {
+      name: "runs",
+      kind: "enum",
+      default: "all",
+      values: ["all", ...VARIANTS.map((v) => v.label)],
+      doc: "the preemption/worker-CPU runs to make: all four (about 27 s each at 64TiB), or one of them",
+    },
   ],
   metrics: [
     { key: "teardownWaitMs", unit: "ms", doc: "from teardown's write_lock(mmu_lock) to holding it" },
@@ -221,7 +228,11 @@ export const teardownWaitScenario: SimScenario = {
   run(params: SimParams, costs: Partial<CostModel>, opts: SimRunOptions = {}): SimScenarioRun[] {
     const kernel = (params.kernel as TeardownKernel | undefined) ?? TEARDOWN_WAIT_DEFAULTS.kernel;
     const base = { kernel, ...populatedVmOptionsOf(params, TEARDOWN_WAIT_DEFAULTS) };
-    return VARIANTS.map((v) => {
+    const chosen =
+      params.runs === undefined || params.runs === "all"
+        ? VARIANTS
+        : VARIANTS.filter((v) => v.label === params.runs);
+    return chosen.map((v) => {
       const o = teardownWait({ ...base, preemption: v.preemption, busy: v.busy }, costs, opts);
       return {
         label: v.label,
