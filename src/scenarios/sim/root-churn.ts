@@ -2,7 +2,7 @@ import { modelFn } from "../../engine/model-fn.js";
 import type { Gen } from "../../engine/op.js";
 import type { CostModel } from "../../engine/sim/cost-model.js";
 import { summariseLatencies } from "../../engine/sim/occupancy.js";
-import { type SimResult, simulate } from "../../engine/sim/simulator.js";
+import { simulate } from "../../engine/sim/simulator.js";
 import { Atomic, WRITE_ONCE } from "../../kernel/atomic.js";
 import { kernelView } from "../../kernel/sim-view.js";
 import { host_memory_backing, kvm_tdp_mmu_page_fault } from "../../mmu/tdp_mmu_map.js";
@@ -10,6 +10,7 @@ import { makeVcpu } from "../../mmu/testing.js";
 import type { Vcpu } from "../../mmu/types.js";
 import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest } from "../../mmu/vcpu.js";
 import { guest_access } from "../../mmu/workloads.js";
+import type { FastZapRootLoadOutcome } from "./fast-zap-root-load.js";
 import { preemptionParam } from "./params.js";
 import { buildPopulatedVm, leavesFor, PAGE_SIZE, POPULATED_VM_PARAMS } from "./populated-vm.js";
 import {
@@ -98,10 +99,8 @@ function* vcpu_thread(
   yield* vcpu_exit_guest(vcpu);
 }
 
-export interface RootChurnOutcome {
-  readonly metrics: Readonly<Record<string, number | null>>;
-  readonly result: SimResult;
-}
+/** Metrics and the simulator's result, as fast-zap-root-load returns them. */
+export type RootChurnOutcome = FastZapRootLoadOutcome;
 
 /** Run one era at one point. */
 export function rootChurn(
