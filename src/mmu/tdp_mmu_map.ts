@@ -106,6 +106,11 @@ interface HostRange {
   readonly resident: boolean;
   /** The host maps them with huge pages where it can (THP, hugetlb); else 4K only (MADV_NOHUGEPAGE). */
   readonly hugepages: boolean;
+  /**
+   * The largest level the host maps them at: PG_LEVEL_2M for 2M hugetlbfs or THP, PG_LEVEL_1G for
+   * 1G hugetlbfs; absent, KVM_MAX_HUGEPAGE_LEVEL.
+   */
+  readonly maxLevel?: number;
 }
 
 const hostMemory = new WeakMap<
@@ -118,7 +123,7 @@ export function host_memory_backing(
   kvm: Kvm,
   start: number,
   end: number,
-  how: { readonly resident: boolean; readonly hugepages: boolean },
+  how: { readonly resident: boolean; readonly hugepages: boolean; readonly maxLevel?: number },
 ): void {
   hostMemoryOf(kvm).ranges.unshift({ start, end, ...how });
 }
@@ -161,14 +166,20 @@ function host_range(kvm: Kvm, gfn: number): HostRange | undefined {
 /** Values of the drawn part of a first-touch host page fault (0..4 units of hostPageFaultSpreadNs). */
 const HOST_FAULT_SPREAD = 5;
 
-/** GUP on gfn's host page: true if the primary MMU had to fault it in (first touch), which it now has. */
-function host_fault_in(kvm: Kvm, gfn: number): boolean {
+/**
+ * GUP on gfn's host page: how many 4K pages the primary MMU had to fault in for it (0: it had the
+ * page already). A host huge page of a declared size (maxLevel: hugetlbfs) is faulted in whole on
+ * its first touch, so that is every 4K page of it; other memory is faulted 4K at a time.
+ */
+function host_fault_in(kvm: Kvm, gfn: number): number {
   const r = host_range(kvm, gfn);
-  if (r === undefined || r.resident) return false;
+  if (r === undefined || r.resident) return 0;
   const touched = hostMemory.get(kvm)!.touched;
-  if (touched.has(gfn)) return false;
-  touched.add(gfn);
-  return true;
+  const n = r.hugepages && r.maxLevel !== undefined ? pagesPerHpage(kvm.geometry, r.maxLevel) : 1;
+  const base = gfn - (gfn % n);
+  if (touched.has(base)) return 0;
+  touched.add(base);
+  return n;
 }
 
 /**
@@ -178,8 +189,10 @@ function host_fault_in(kvm: Kvm, gfn: number): boolean {
  */
 export function kvm_mmu_max_mapping_level(kvm: Kvm, slot: Memslot, gfn: number, max_level: number): number {
   // host_pfn_mapping_level(): a host that maps this memory with 4K pages only allows 4K.
-  if (host_range(kvm, gfn)?.hugepages === false) return PG_LEVEL_4K;
-  for (let level = Math.min(max_level, KVM_MAX_HUGEPAGE_LEVEL); level > PG_LEVEL_4K; level--) {
+  const range = host_range(kvm, gfn);
+  if (range?.hugepages === false) return PG_LEVEL_4K;
+  const hostLevel = range?.maxLevel ?? KVM_MAX_HUGEPAGE_LEVEL;
+  for (let level = Math.min(max_level, KVM_MAX_HUGEPAGE_LEVEL, hostLevel); level > PG_LEVEL_4K; level--) {
     const n = pagesPerHpage(kvm.geometry, level);
     const base = gfn - (gfn % n);
     if (base < slot.base_gfn || base + n > slot.base_gfn + slot.npages) continue;
@@ -468,7 +481,8 @@ export const kvm_tdp_mmu_page_fault = modelFn(
     // takes 20-24 µs (published-figures E6), a range: the part above the minimum is a data choice, which
     // the simulator draws from its seeded generator.
     host().cost("faultin_pfn", 1);
-    if (host_fault_in(kvm, gfn)) {
+    const faulted = host_fault_in(kvm, gfn);
+    if (faulted > 0) {
       const spread = yield {
         kind: "choose",
         n: HOST_FAULT_SPREAD,
@@ -477,6 +491,8 @@ export const kvm_tdp_mmu_page_fault = modelFn(
       };
       host().cost("host_page_fault", 1);
       host().cost("host_page_fault_spread", spread as number);
+      // clear_huge_page() of the rest of a huge host page.
+      if (faulted > 1) host().cost("host_page_clear", faulted - 1);
     }
     // A write to memory the host maps read-only: GUP fails (KVM_PFN_ERR_FAULT), and
     // kvm_handle_error_pfn() returns -EFAULT to user space.

@@ -144,3 +144,14 @@ export const kvm_mmu_slot_try_split_huge_pages = modelFn(
     yield* read_unlock(kvm.mmu_lock);
   },
 );
+
+/**
+ * kvm_mmu_try_split_huge_pages() (mmu.c, v5.18+), TDP MMU part: split [start, end) of the slot down
+ * to target_level with mmu_lock already held for write (KVM_CLEAR_DIRTY_LOG holds it).
+ */
+export const kvm_mmu_try_split_huge_pages = modelFn(
+  "kvm_mmu_try_split_huge_pages",
+  function* (kvm: Kvm, slot: Memslot, start: number, end: number, target_level: number): Gen<void> {
+    yield* kvm_tdp_mmu_try_split_huge_pages(kvm, slot, start, end, target_level, false);
+  },
+);

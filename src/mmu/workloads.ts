@@ -28,8 +28,9 @@ import {
   kvm_mmu_notifier_invalidate_range_start,
   kvm_mmu_notifier_test_young,
 } from "./mmu_notifier.js";
+import { kvm_mmu_slot_gfn_write_protect } from "./page_track.js";
 import { is_shadow_present_pte, is_writable_pte, SPTE_BIT } from "./spte.js";
-import { KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_4K } from "./tdp_iter.js";
+import { KVM_MAX_HUGEPAGE_LEVEL, PG_LEVEL_2M, PG_LEVEL_4K } from "./tdp_iter.js";
 import { kvm_mmu_init_tdp_mmu, kvm_mmu_zap_all_fast } from "./tdp_mmu_invalidate.js";
 import {
   DIRTY_BITMAP_WORD_BITS,
@@ -40,7 +41,7 @@ import {
   slot_dirty_bitmap,
 } from "./tdp_mmu_map.js";
 import { kvm_mmu_recover_huge_pages } from "./tdp_mmu_recover.js";
-import { kvm_mmu_slot_try_split_huge_pages } from "./tdp_mmu_split.js";
+import { kvm_mmu_slot_try_split_huge_pages, kvm_mmu_try_split_huge_pages } from "./tdp_mmu_split.js";
 import {
   kvm_tdp_mmu_clear_dirty_pt_masked,
   kvm_tdp_mmu_clear_dirty_slot,
@@ -425,16 +426,43 @@ export function* dirtyLogClearTask(kvm: Kvm, slot: Memslot): Gen<void> {
 }
 
 /**
- * kvm_arch_mmu_enable_log_dirty_pt_masked() (x86.c -> mmu.c) for a TDP MMU on a host without PML
- * (AMD, or Intel with PML off): re-arm logging for the pages of `mask` by write-protecting them
- * (kvm_mmu_write_protect_pt_masked), so their next write faults and marks them dirty again.
+ * kvm_arch_mmu_enable_log_dirty_pt_masked() (x86.c -> mmu.c, v5.18+) for a TDP MMU on a host without
+ * PML (AMD, or Intel with PML off), with the write mmu_lock held: re-arm logging for the pages of
+ * `mask` by write-protecting them (kvm_mmu_write_protect_pt_masked), so their next write faults and
+ * marks them dirty again. With MANUAL_PROTECT + INITIALLY_SET nothing was write-protected when
+ * logging was enabled, so a huge page may still map the range: with eager_page_split it is first
+ * split to 4K (kvm_mmu_try_split_huge_pages(), the clear-time half of the eager-split series the
+ * preset's eagerPageSplit stands for), and the huge SPTEs that still cover the first and last page
+ * are write-protected (kvm_mmu_slot_gfn_write_protect() at PG_LEVEL_2M), so the next write takes a
+ * fault that maps 4K.
  */
 export const kvm_arch_mmu_enable_log_dirty_pt_masked = modelFn(
   "kvm_arch_mmu_enable_log_dirty_pt_masked",
   function* (kvm: Kvm, slot: Memslot, gfn_offset: number, mask: number): Gen<void> {
+    const caps = dirtyLogCaps.get(kvm);
+    if (caps !== undefined && caps.manualProtect && caps.initiallySet) {
+      const start = slot.base_gfn + gfn_offset + lowestBit(mask);
+      const end = slot.base_gfn + gfn_offset + highestBit(mask);
+      if (caps.eagerSplit !== false && kvm.features.eagerPageSplit)
+        yield* kvm_mmu_try_split_huge_pages(kvm, slot, start, end + 1, PG_LEVEL_4K);
+      yield* kvm_mmu_slot_gfn_write_protect(kvm, slot, start, PG_LEVEL_2M);
+      const hpage = pagesPerHpage(kvm.geometry, PG_LEVEL_2M);
+      if (Math.floor(start / hpage) !== Math.floor(end / hpage))
+        yield* kvm_mmu_slot_gfn_write_protect(kvm, slot, end, PG_LEVEL_2M);
+    }
     yield* kvm_tdp_mmu_clear_dirty_pt_masked(kvm, slot, slot.base_gfn + gfn_offset, BigInt(mask), true);
   },
 );
+
+/** __ffs() of a non-zero bitmap word. */
+function lowestBit(mask: number): number {
+  return 31 - Math.clz32(mask & -mask);
+}
+
+/** __fls() of a non-zero bitmap word. */
+function highestBit(mask: number): number {
+  return 31 - Math.clz32(mask);
+}
 
 /**
  * kvm_get_dirty_log_protect() (kvm_main.c), under slots_lock as kvm_vm_ioctl_get_dirty_log() holds
@@ -503,29 +531,45 @@ export interface DirtyLogCaps {
   readonly manualProtect: boolean;
   /** KVM_DIRTY_LOG_INITIALLY_SET: the bitmap starts all set and enabling protects nothing. */
   readonly initiallySet: boolean;
+  /** The eager_page_split module parameter (default Y): split huge pages before logging needs 4K. */
+  readonly eagerSplit?: boolean;
 }
+
+/**
+ * kvm->manual_dirty_log_protect and the eager_page_split module parameter the VM logs with, as the
+ * last kvm_set_memslot_flags() was given them (the selftests set both once, before any logging).
+ */
+const dirtyLogCaps = new WeakMap<Kvm, DirtyLogCaps>();
 
 /**
  * KVM_SET_USER_MEMORY_REGION changing only KVM_MEM_LOG_DIRTY_PAGES (kvm_set_memslot(),
  * KVM_MR_FLAGS_ONLY) on a host without PML, with slots_lock held: allocate the bitmap (all set with
- * INITIALLY_SET), publish the slot, then kvm_mmu_slot_apply_flags(). Enabling write-protects the
- * slot unless MANUAL_PROTECT + INITIALLY_SET defer that to the first CLEAR (eager page splitting has
- * nothing to split on 4K backing and is not modelled); disabling would recover huge pages
- * (kvm_mmu_recover_huge_pages(), not modelled: nothing to recover on 4K backing) and frees the
- * bitmap. The SRCU grace period of the memslot swap is not modelled either.
+ * INITIALLY_SET), publish the slot, then kvm_mmu_slot_apply_flags() (x86.c, v6.x). Enabling does
+ * nothing more with MANUAL_PROTECT + INITIALLY_SET (the first CLEAR protects, and splits); otherwise
+ * it splits the slot's huge pages to 4K under the read lock when eager_page_split is on
+ * (kvm_mmu_slot_try_split_huge_pages()), then write-protects the slot. Disabling recovers huge pages
+ * (kvm_mmu_recover_huge_pages(): in place from 6.13, by zapping what could be huge before), which
+ * walks the slot's upper levels even when the host backs it with 4K pages, and frees the bitmap.
+ * The SRCU grace period of the memslot swap is not modelled.
  */
 export const kvm_set_memslot_flags = modelFn(
   "kvm_set_memslot",
   function* (kvm: Kvm, slot: Memslot, log_dirty: boolean, caps: DirtyLogCaps): Gen<void> {
+    dirtyLogCaps.set(kvm, caps);
     yield* mutex_lock(kvm.slots_lock);
     if (log_dirty) kvm_alloc_dirty_bitmap(kvm, slot, caps.manualProtect && caps.initiallySet);
     yield* kvm_swap_active_memslots(kvm, () => {
       slot.flags = log_dirty ? slot.flags | KVM_MEM_LOG_DIRTY_PAGES : slot.flags & ~KVM_MEM_LOG_DIRTY_PAGES;
     });
     if (log_dirty && !(caps.manualProtect && caps.initiallySet)) {
+      if (caps.eagerSplit !== false && kvm.features.eagerPageSplit)
+        yield* kvm_mmu_slot_try_split_huge_pages(kvm, slot, PG_LEVEL_4K);
       yield* kvm_mmu_slot_remove_write_access(kvm, slot, PG_LEVEL_4K);
     }
-    if (!log_dirty) kvm_destroy_dirty_bitmap(slot);
+    if (!log_dirty) {
+      yield* kvm_mmu_recover_huge_pages(kvm, slot);
+      kvm_destroy_dirty_bitmap(slot);
+    }
     yield* mutex_unlock(kvm.slots_lock);
   },
 );

@@ -86,6 +86,12 @@ export interface CostModel {
    */
   readonly hostPageFaultSpreadNs: number;
   /**
+   * Clearing one more 4K page when the first touch faults in a huge host page (hugetlbfs 2M or 1G:
+   * clear_huge_page() zeroes all of it before the fault returns). Assumption: no figure in
+   * published-figures.md; 4 KiB at about 16 GB/s of rep stosb, about 250 ns.
+   */
+  readonly hostPageClearNs: number;
+  /**
    * The guest's own time to reach and touch one page when no exit is needed (memstress: an 8-byte
    * access per 4K page, each a TLB miss with a two-dimensional page walk). Assumption: no figure in
    * published-figures.md; a TLB miss with a 2D walk is some hundreds of cycles.
@@ -165,6 +171,7 @@ export const DEFAULT_COSTS: CostModel = {
   faultinPfnNs: 300,
   hostPageFaultNs: 20_000,
   hostPageFaultSpreadNs: 1_000,
+  hostPageClearNs: 250,
   guestPageAccessNs: 100,
   contextSwitchNs: 2_000,
   wakeupNs: 5_000,
@@ -250,6 +257,8 @@ export function hostCost(c: CostModel, kind: string, units: number): number {
       return c.hostPageFaultNs * units;
     case "host_page_fault_spread":
       return c.hostPageFaultSpreadNs * units;
+    case "host_page_clear":
+      return c.hostPageClearNs * units;
     case "guest_page_access":
       return c.guestPageAccessNs * units;
   }
@@ -283,6 +292,7 @@ export const FITTED_TO: { readonly [K in Exclude<keyof CostModel, "extra">]: rea
   faultinPfnNs: [],
   hostPageFaultNs: ["E6"],
   hostPageFaultSpreadNs: ["E6"],
+  hostPageClearNs: [],
   guestPageAccessNs: [],
   contextSwitchNs: [],
   wakeupNs: [],

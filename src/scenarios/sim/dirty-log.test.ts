@@ -93,3 +93,60 @@ describe("dirty-log (dirty_log_perf_test)", () => {
     );
   });
 });
+
+describe("dirty-log with huge-page backing (-s anonymous_hugetlb)", () => {
+  const MiB = 2 ** 20;
+  const huge = (over: Record<string, number | string | boolean> = {}) =>
+    runDirtyLog({ ...defaults, bytes: 4 * MiB, vcpus: 2, backing: "2M", ...over }).metrics as Record<
+      string,
+      number
+    >;
+
+  it("populate maps each 2M host page with one huge SPTE: one fault per huge page, which clears all of it", () => {
+    const h = huge();
+    expect(h.hugeLeavesAfterPopulate).toBe(4);
+    expect(h.populateFaults).toBeLessThan(8);
+    // The host's first touch zeroes the whole 2M page: 511 more 4K clears than a 4K fault. The two
+    // vCPUs populate in parallel, two huge pages each.
+    expect((h.populateMs * 1e6) / 2).toBeGreaterThan(
+      DEFAULT_COSTS.hostPageFaultNs + 511 * DEFAULT_COSTS.hostPageClearNs,
+    );
+    const small = runDirtyLog({ ...defaults, bytes: 4 * MiB, vcpus: 2 }).metrics as Record<string, number>;
+    expect(small.hugeLeavesAfterPopulate).toBe(0);
+    expect(small.populateFaults).toBeGreaterThanOrEqual(2048);
+  });
+
+  it("-g: enabling splits every huge page to 4K first with eager_page_split, and leaves them huge without", () => {
+    const eager = huge({ manualProtect: false });
+    const lazy = huge({ manualProtect: false, eagerSplit: false });
+    expect(eager.hugeLeavesAfterEnable).toBe(0);
+    expect(lazy.hugeLeavesAfterEnable).toBe(4);
+    expect(eager.enableMs).toBeGreaterThan(10 * lazy.enableMs);
+    // Either way every write faults once: on a 4K SPTE it write-protected, or on the huge one, which
+    // the fault replaces by a table whose other 511 entries then fault too.
+    expect(eager.dirtyIter1Faults).toBe(2048);
+    expect(lazy.dirtyIter1Faults).toBe(2048);
+  });
+
+  it("manual protect + initially set: enabling leaves huge pages, the first CLEAR splits them", () => {
+    const h = huge();
+    expect(h.hugeLeavesAfterEnable).toBe(4);
+    expect(h.dirtyIter1Faults).toBe(0);
+    expect(h.dirtyIter2Faults).toBe(2048);
+    expect(h.clearAvgMs).toBeGreaterThan(huge({ eagerSplit: false }).clearAvgMs);
+  });
+
+  it("disabling recovers huge pages: in place on 6.15, by zapping on 6.9; with 4K backing only the upper levels are walked", () => {
+    const v615 = huge();
+    expect(v615.hugeLeavesAfterDisable).toBe(4);
+    const v69 = huge({ kernel: "v6.9" });
+    expect(v69.hugeLeavesAfterDisable).toBe(0);
+    const small = runDirtyLog({ ...defaults, bytes: 4 * MiB, vcpus: 2 }).metrics as Record<string, number>;
+    expect(small.hugeLeavesAfterDisable).toBe(0);
+    expect(v615.disableMs).toBeGreaterThan(10 * small.disableMs);
+  });
+
+  it("refuses memory per vCPU that is not a multiple of the backing page", () => {
+    expect(() => huge({ bytes: 3 * MiB })).toThrow(/multiple of the backing page size 2M/);
+  });
+});

@@ -10,7 +10,7 @@ import { presetByName } from "../../mmu/presets.js";
 import { kvm_mmu_init_tdp_mmu } from "../../mmu/tdp_mmu_invalidate.js";
 import { host_memory_backing } from "../../mmu/tdp_mmu_map.js";
 import { tdp_mmu_root_set_owner } from "../../mmu/tdp_mmu_root.js";
-import { drive, makeRoot, makeVcpu, makeVm } from "../../mmu/testing.js";
+import { drive, makeRoot, makeVcpu, makeVm, peekLeaves } from "../../mmu/testing.js";
 import type { Kvm, Memslot } from "../../mmu/types.js";
 import {
   type DirtyLogCaps,
@@ -19,7 +19,7 @@ import {
   kvm_vm_ioctl_get_dirty_log,
   vcpuMemstressTask,
 } from "../../mmu/workloads.js";
-import { preemptionParam } from "./params.js";
+import { BACKING_PARAM, backingLevelOf, preemptionParam } from "./params.js";
 import {
   runHooks,
   type SimParamSpec,
@@ -110,11 +110,15 @@ interface DirtyLogConfig {
   readonly writeFraction: number;
   readonly caps: DirtyLogCaps;
   readonly preemption: "none" | "voluntary" | "full";
+  /** Host page level backing guest memory: 1 (4K anonymous), 2 (2M), 3 (1G hugetlbfs). */
+  readonly backingLevel: number;
 }
 
 /** What the phases note while they run (plain numbers, read by the scenario afterwards). */
 interface DirtyLogNotes {
   kvm: Kvm | null;
+  /** Leaves mapping 2M or 1G after a phase, for the phases that change them. */
+  readonly hugeLeaves: Record<string, number>;
   readonly faults: Record<string, number>;
 }
 
@@ -146,8 +150,13 @@ function program(c: DirtyLogConfig, notes: DirtyLogNotes) {
       kvm.memslots.push(s);
       slots.push(s);
     }
-    // -s anonymous: 4K pages (no THP) that the host allocates on first touch.
-    host_memory_backing(kvm, 0, total, { resident: false, hugepages: false });
+    // -s anonymous: 4K pages (no THP) that the host allocates on first touch; -s anonymous_hugetlb
+    // (2M) or anonymous_hugetlb_1gb: huge pages, which a populate fault maps with one huge SPTE.
+    host_memory_backing(kvm, 0, total, {
+      resident: false,
+      hugepages: c.backingLevel > 1,
+      maxLevel: c.backingLevel,
+    });
     const persistent = kvm.features.persistentRoots ? 1 : 0;
     const root = makeRoot(kvm, persistent + c.vcpus);
     tdp_mmu_root_set_owner(kvm, root);
@@ -179,6 +188,8 @@ function program(c: DirtyLogConfig, notes: DirtyLogNotes) {
         const before = kvm.stats.faults;
         yield* body();
         notes.faults[name] = kvm.stats.faults - before;
+        // Read off the tree, not simulated.
+        notes.hugeLeaves[name] = peekLeaves(kvm, root).filter(([, level]) => level > 1).length;
       },
     });
     const phases: HostPhase[] = [
@@ -264,6 +275,15 @@ export const DIRTY_LOG_PARAMS: readonly SimParamSpec[] = [
       "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with INITIALLY_SET, the test's default; false is -g (GET " +
       "re-protects, enabling write-protects at once)",
   },
+  BACKING_PARAM,
+  {
+    name: "eagerSplit",
+    kind: "bool",
+    default: true,
+    doc:
+      "the eager_page_split module parameter (default Y): huge pages are split to 4K when logging " +
+      "is enabled (at the first CLEAR with manualProtect), instead of by each vCPU's write fault",
+  },
   preemptionParam("voluntary"),
 ];
 
@@ -283,6 +303,13 @@ function configOf(params: SimParams): DirtyLogConfig {
       `vcpus x bytes/4KiB x (iterations + 1) = ${pagePasses} page passes; at most ${MAX_PAGE_PASSES} fit a run of about a minute, because dirty-log simulates every access (e.g. vcpus=64 bytes=16MiB iterations=2)`,
     );
   }
+  const backingLevel = backingLevelOf(params);
+  const hostPage = PAGE * 512 ** (backingLevel - 1);
+  if (Number(params.bytes) % hostPage !== 0) {
+    throw new RangeError(
+      `bytes must be a multiple of the backing page size ${params.backing} (memstress aligns each vCPU's memory to it); got ${params.bytes}`,
+    );
+  }
   const manual = params.manualProtect !== false;
   return {
     kernel: String(params.kernel),
@@ -291,8 +318,9 @@ function configOf(params: SimParams): DirtyLogConfig {
     iterations: Number(params.iterations),
     slots: Math.min(Number(params.slots), Number(params.vcpus) * Math.floor(Number(params.bytes) / PAGE)),
     writeFraction: Number(params.writeFraction),
-    caps: { manualProtect: manual, initiallySet: manual },
+    caps: { manualProtect: manual, initiallySet: manual, eagerSplit: params.eagerSplit !== false },
     preemption: params.preemption as DirtyLogConfig["preemption"],
+    backingLevel,
   };
 }
 
@@ -303,7 +331,7 @@ export function runDirtyLog(
   opts: SimRunOptions = {},
 ): SimScenarioRun & { readonly phaseFaults: Readonly<Record<string, number>> } {
   const c = configOf(params);
-  const notes: DirtyLogNotes = { kvm: null, faults: {} };
+  const notes: DirtyLogNotes = { kvm: null, faults: {}, hugeLeaves: {} };
   const N = c.vcpus;
   const result = simulate(program(c, notes), {
     kernel: kernelView,
@@ -351,6 +379,9 @@ export function runDirtyLog(
       dirtyIter1Faults: dirtyFaults[0] ?? null,
       dirtyIter2Faults: dirtyFaults[1] ?? null,
       remoteTlbFlushes: notes.kvm?.stats.remoteTlbFlushes ?? 0,
+      hugeLeavesAfterPopulate: notes.hugeLeaves.populate ?? null,
+      hugeLeavesAfterEnable: notes.hugeLeaves.enable ?? null,
+      hugeLeavesAfterDisable: notes.hugeLeaves.disable ?? null,
       totalMs: result.virtualNs / 1e6,
     },
     results: [result],
@@ -384,6 +415,21 @@ export const dirtyLog: SimScenario = {
     },
     { key: "dirtyIter2Faults", unit: "count", doc: "EPT violations in iteration 2" },
     { key: "remoteTlbFlushes", unit: "count", doc: "remote TLB flushes over the run" },
+    {
+      key: "hugeLeavesAfterPopulate",
+      unit: "count",
+      doc: "SPTEs mapping 2M or 1G when populating ends (0 with 4K backing)",
+    },
+    {
+      key: "hugeLeavesAfterEnable",
+      unit: "count",
+      doc: "huge SPTEs left once logging is enabled (eager split leaves none unless INITIALLY_SET defers it)",
+    },
+    {
+      key: "hugeLeavesAfterDisable",
+      unit: "count",
+      doc: "huge SPTEs once logging is disabled (recovered in place from 6.13; zapped, to refault huge, before)",
+    },
     { key: "totalMs", unit: "ms", doc: "end of the run" },
   ],
   headline: "clearAvgMs",

@@ -203,6 +203,23 @@ export function preemptionParam(dflt: "none" | "voluntary" | "full"): SimParamSp
 }
 
 /**
+ * The `backing` parameter scenarios declare: the host page size behind guest memory (4K anonymous
+ * memory, 2M THP or hugetlbfs, 1G hugetlbfs), so the largest SPTE KVM may map it with.
+ */
+export const BACKING_PARAM: SimParamSpec = {
+  name: "backing",
+  kind: "enum",
+  values: ["4K", "2M", "1G"],
+  default: "4K",
+  doc: "host page size backing guest memory (4K anonymous, 2M THP/hugetlbfs, 1G hugetlbfs): the largest SPTE that maps it",
+};
+
+/** The page-table level of a point's `backing`: 1 (4K), 2 (2M) or 3 (1G). */
+export function backingLevelOf(params: SimParams): 1 | 2 | 3 {
+  return params.backing === "1G" ? 3 : params.backing === "2M" ? 2 : 1;
+}
+
+/**
  * Settings of the simulated machine that every scenario takes, on top of its own parameters (a
  * scenario parameter of the same name wins). A run gets them as SimRunOptions.machine (runPlan).
  */

@@ -3,6 +3,7 @@ import { dirtyLog } from "./dirty-log.js";
 import { fastZapRootLoadScenario } from "./fast-zap-root-load.js";
 import { locklessAging } from "./lockless-aging.js";
 import { mmuStress } from "./mmu-stress.js";
+import { rootChurnScenario } from "./root-churn.js";
 import { rootWalk } from "./root-walk.js";
 import { teardownWaitScenario } from "./teardown-wait.js";
 import type { SimScenario } from "./types.js";
@@ -22,6 +23,7 @@ export const SIM_SCENARIOS: readonly SimScenario[] = [
   mmuStress,
   unboundZapWorkerScenario,
   fastZapRootLoadScenario,
+  rootChurnScenario,
 ];
 
 /** The scenario called `name` in `list`, or undefined. */

@@ -78,4 +78,13 @@ describe("root-walk (seed 001)", () => {
     expect(r.metrics.walkDone).toBe(0);
     expect(r.metrics.revisits).toBeGreaterThan(1000);
   }, 30_000);
+
+  it("refuses more materialised roots than fit a minute (roots x memory > 256MiB), naming the budget", () => {
+    const p = {
+      ...Object.fromEntries(rootWalk.params.map((x) => [x.name, x.default])),
+      roots: 16,
+      memory: 2 ** 30,
+    };
+    expect(() => rootWalk.run(p, {})).toThrow(/at most 268435456 \(256MiB\)/);
+  });
 });

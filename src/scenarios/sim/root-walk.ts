@@ -330,6 +330,13 @@ function designsOf(p: SimParams): readonly RootWalkDesign[] {
   return p.design === "all" ? ROOT_WALK_DESIGNS : [p.design as RootWalkDesign];
 }
 
+/**
+ * Materialised SPTEs (roots x memory) a run may build: every root is a real tree of model objects
+ * (the walk must see the roots change under it, so they cannot be compressed), and 16 roots x 1GiB
+ * took over 200 s; 256MiB of them stays within a minute and 1 GiB of RSS.
+ */
+export const MAX_MATERIALISED_ROOTS_BYTES = 256 * 2 ** 20;
+
 export const rootWalk: SimScenario = {
   name: "root-walk",
   thread: "001",
@@ -426,6 +433,12 @@ export const rootWalk: SimScenario = {
   ],
   headline: "walkMs",
   run(params: SimParams, costs: Partial<CostModel>, opts?: SimRunOptions): SimScenarioRun[] {
+    const total = Number(params.roots) * Number(params.memory);
+    if (total > MAX_MATERIALISED_ROOTS_BYTES) {
+      throw new RangeError(
+        `roots x memory = ${total} bytes of materialised SPTEs; at most ${MAX_MATERIALISED_ROOTS_BYTES} (256MiB) fit a run of about a minute (e.g. roots=16 memory=16MiB)`,
+      );
+    }
     return designsOf(params).map((d) => {
       const { log: _log, ...run } = runRootWalk(d, params, costs, opts);
       return run;

@@ -32,6 +32,22 @@ describe("teardown-wait (seed 000, Q1)", () => {
     expect(off.result.rcuStalls[0].cpus).toEqual([1]); // the worker's CPU
   });
 
+  it("the wait ends when teardown holds mmu_lock, after every step of the write_lock() slow path", () => {
+    // The slow path is an acquire, the atomic_or() of _QW_WAITING and the wait for readers; counting
+    // the lock as held after the first of them reported a wait of 80 ns.
+    const o = teardownWait({ guestSize: 16 * GiB, preemption: "none" });
+    const t = o.result.perTask.find((x) => x.name === "teardown")!;
+    const toLock = (t.firstStepNs ?? 0) + o.rcuWaitNs + o.teardownWaitNs;
+    expect(t.doneNs! - toLock).toBeGreaterThan(0);
+    expect(t.doneNs! - toLock).toBeLessThan(1_000);
+    expect(o.workerYieldsBeforeTeardown).toBeGreaterThanOrEqual(1);
+  });
+
+  it("runs=LABEL makes that run alone (a 64TiB point in a quarter of the time)", () => {
+    const one = teardownWaitScenario.run({ guestSize: GiB, rootLevel: 5, runs: "full/busy" }, {});
+    expect(one.map((r) => r.label)).toEqual(["full/busy"]);
+  });
+
   it("the forced quiescent state is not needed when the kernel is preemptible", () => {
     expect(by("full/idle").rcuForcedResched).toBe(0);
   });

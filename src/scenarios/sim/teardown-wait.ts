@@ -70,6 +70,8 @@ export interface TeardownWaitOutcome {
   readonly params: TeardownWaitParams;
   /** From teardown's write_lock() to holding the lock. */
   readonly teardownWaitNs: number;
+  /** teardown's synchronize_rcu() before it, which the worker's CPU can hold up too. */
+  readonly rcuWaitNs: number;
   /** The worker's CPU time on the zap (all of it, after teardown too). */
   readonly workerZapNs: number;
   /** Times the worker dropped mmu_lock in tdp_mmu_iter_cond_resched() before teardown got it. */
@@ -114,16 +116,19 @@ export function teardownWait(
   const p: TeardownWaitParams = { ...TEARDOWN_WAIT_DEFAULTS, ...params };
   const leaves = leavesFor(p);
   let vm: PopulatedVm | null = null;
+  let start: number | null = null;
   let attempt: number | null = null;
   let acquired: number | null = null;
   let yields = 0;
   let lastAcquireEnd = 0;
   const onStep = (s: SimStepSpan, name: string): void => {
     if (name === "teardown") {
+      if (start === null) start = s.startNs;
       if (attempt === null && s.step === "write_lock") attempt = s.startNs;
       if (attempt === null || acquired !== null) return;
-      // write_lock() is one acquire, or three on the slow path; the lock is held after the last.
-      if (s.kind === "acquire") lastAcquireEnd = s.endNs;
+      // write_lock() is one step, or several on the slow path (the acquires and the atomic_or of
+      // _QW_WAITING between them); the lock is held after the last of them.
+      if (s.objName === "kvm.mmu_lock" && s.step.startsWith("write_lock")) lastAcquireEnd = s.endNs;
       else acquired = lastAcquireEnd;
     } else if (acquired === null && name.startsWith("kworker") && s.step === "read_unlock") {
       yields++;
@@ -151,7 +156,7 @@ export function teardownWait(
     },
   );
   const built = vm as PopulatedVm | null;
-  if (result.status !== "ok" || built === null || attempt === null || acquired === null) {
+  if (result.status !== "ok" || built === null || start === null || attempt === null || acquired === null) {
     const why = result.violations[0]?.message ?? result.unfinished.join(", ");
     throw new Error(`teardown-wait: the run ended with status ${result.status}: ${why}`);
   }
@@ -159,6 +164,7 @@ export function teardownWait(
   return {
     params: p,
     teardownWaitNs: (acquired as number) - (attempt as number),
+    rcuWaitNs: (attempt as number) - (start as number),
     workerZapNs: worker?.busyNs ?? 0,
     workerYieldsBeforeTeardown: yields,
     leaves,
@@ -188,9 +194,21 @@ export const teardownWaitScenario: SimScenario = {
       values: ["v5.18", "v6.4"],
       doc: "era of the async zap worker",
     },
+    {
+      name: "runs",
+      kind: "enum",
+      default: "all",
+      values: ["all", ...VARIANTS.map((v) => v.label)],
+      doc: "the preemption/worker-CPU runs to make: all four (about 27 s each at 64TiB), or one of them",
+    },
   ],
   metrics: [
     { key: "teardownWaitMs", unit: "ms", doc: "from teardown's write_lock(mmu_lock) to holding it" },
+    {
+      key: "rcuWaitMs",
+      unit: "ms",
+      doc: "teardown's synchronize_rcu() before it (kvm_destroy_vm's earlier steps)",
+    },
     { key: "workerZapMs", unit: "ms", doc: "the worker's CPU time on the whole zap" },
     {
       key: "workerYieldsBeforeTeardown",
@@ -210,7 +228,11 @@ export const teardownWaitScenario: SimScenario = {
   run(params: SimParams, costs: Partial<CostModel>, opts: SimRunOptions = {}): SimScenarioRun[] {
     const kernel = (params.kernel as TeardownKernel | undefined) ?? TEARDOWN_WAIT_DEFAULTS.kernel;
     const base = { kernel, ...populatedVmOptionsOf(params, TEARDOWN_WAIT_DEFAULTS) };
-    return VARIANTS.map((v) => {
+    const chosen =
+      params.runs === undefined || params.runs === "all"
+        ? VARIANTS
+        : VARIANTS.filter((v) => v.label === params.runs);
+    return chosen.map((v) => {
       const o = teardownWait({ ...base, preemption: v.preemption, busy: v.busy }, costs, opts);
       return {
         label: v.label,
@@ -218,6 +240,7 @@ export const teardownWaitScenario: SimScenario = {
         params: { ...params, kernel, preemption: v.preemption, busy: v.busy },
         metrics: {
           teardownWaitMs: o.teardownWaitNs / 1e6,
+          rcuWaitMs: o.rcuWaitNs / 1e6,
           workerZapMs: o.workerZapNs / 1e6,
           workerYieldsBeforeTeardown: o.workerYieldsBeforeTeardown,
           leaves: o.leaves,
