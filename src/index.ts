@@ -67,6 +67,15 @@ export * from "./mmu/tlb.js";
 export type { Kvm, KvmMmuPage, Memslot, NxHugePages, TlbEntry, Vcpu } from "./mmu/types.js";
 export * from "./mmu/vcpu.js";
 export { kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_unload } from "./mmu/vcpu.js";
+// The mode handshake of vcpu_enter_guest() on its own (the memory-order scenarios); vcpu.ts has the
+// request-handling half under the same kernel name.
+export {
+  enter_unless_request,
+  KVM_REQ_TLB_FLUSH,
+  kvm_make_vcpu_request,
+  VcpuHandshake,
+  vcpu_enter_guest as vcpu_enter_guest_handshake,
+} from "./mmu/vcpu_request.js";
 export * from "./mmu/vcpu_tlb.js";
 export * from "./mmu/workloads.js";
 export { BUILTIN_SCENARIOS } from "./scenarios/builtin/index.js";

@@ -2,11 +2,7 @@ import { modelFn } from "../engine/model-fn.js";
 import type { Gen } from "../engine/op.js";
 import { Atomic, cmpxchg, set_bit, test_bit, WRITE_ONCE } from "../kernel/atomic.js";
 import { smp_mb, smp_mb__before_atomic } from "../kernel/memory.js";
-
-/** vcpu->mode values (include/linux/kvm_host.h). */
-export const OUTSIDE_GUEST_MODE = 0;
-export const IN_GUEST_MODE = 1;
-export const EXITING_GUEST_MODE = 2;
+import { EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE } from "./vcpu.js";
 
 /** KVM_REQ_TLB_FLUSH_CURRENT's bit, the request a remote flush makes (any request will do). */
 export const KVM_REQ_TLB_FLUSH = 0;

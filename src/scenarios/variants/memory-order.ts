@@ -1,6 +1,7 @@
 import type { Gen } from "../../engine/op.js";
 import { WRITE_ONCE } from "../../kernel/atomic.js";
-import { enter_unless_request, IN_GUEST_MODE, type VcpuHandshake } from "../../mmu/vcpu_request.js";
+import { IN_GUEST_MODE } from "../../mmu/vcpu.js";
+import { enter_unless_request, type VcpuHandshake } from "../../mmu/vcpu_request.js";
 import { defineVariant } from "../define.js";
 
 /**
