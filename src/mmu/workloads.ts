@@ -440,7 +440,7 @@ export const kvm_arch_mmu_enable_log_dirty_pt_masked = modelFn(
   "kvm_arch_mmu_enable_log_dirty_pt_masked",
   function* (kvm: Kvm, slot: Memslot, gfn_offset: number, mask: number): Gen<void> {
     const caps = dirtyLogCaps.get(kvm);
-    if (caps !== undefined && caps.manualProtect && caps.initiallySet) {
+    if (caps?.manualProtect && caps.initiallySet) {
       const start = slot.base_gfn + gfn_offset + lowestBit(mask);
       const end = slot.base_gfn + gfn_offset + highestBit(mask);
       if (caps.eagerSplit !== false && kvm.features.eagerPageSplit)

@@ -12,7 +12,7 @@ import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest } from "../../mmu/vcp
 import { guest_access } from "../../mmu/workloads.js";
 import type { FastZapRootLoadOutcome } from "./fast-zap-root-load.js";
 import { preemptionParam } from "./params.js";
-import { buildPopulatedVm, leavesFor, PAGE_SIZE, POPULATED_VM_PARAMS } from "./populated-vm.js";
+import { buildPopulatedVm, leavesFor, PAGE_SIZE } from "./populated-vm.js";
 import {
   runHooks,
   type SimParamSpec,
@@ -37,7 +37,7 @@ import {
  * survives, the reload still takes mmu_lock) and v6.4 (no unload).
  */
 
-const VMM_EXIT = "cr0_write";
+const _VMM_EXIT = "cr0_write";
 
 /**
  * kvm_post_set_cr0() (x86.c, v6.4 01b31714bd90), for a write that only toggles CR0.WP on a TDP
