@@ -1,10 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { EXIT } from "./exit-codes.js";
-import { type Proc, startRedis, tdplab, until } from "./test-procs.js";
+import { moduleDir, type Proc, runBuilt, startRedis, tdplab, until } from "./test-procs.js";
 
 /**
  * The watchdog of issue 13 for parallel runs (issue 15): a loop of the user's that never reaches a
@@ -13,20 +11,10 @@ import { type Proc, startRedis, tdplab, until } from "./test-procs.js";
  * before a run had to be killed is printed. Through the built CLI, with the modules outside the
  * checkout.
  */
-const dir = mkdtempSync(join(tmpdir(), "tdplab-parallel-watch-"));
+const write = moduleDir("tdplab-parallel-watch-");
 
-function write(name: string, body: string): string {
-  const f = join(dir, name);
-  writeFileSync(f, body);
-  return f;
-}
-
-function run(...args: string[]): { code: number; text: string; ms: number } {
-  const t0 = performance.now();
-  // A hang must fail the test, not stall the suite.
-  const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8", timeout: 90_000 });
-  return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}`, ms: performance.now() - t0 };
-}
+// A hang must fail the test, not stall the suite.
+const run = (...args: string[]) => runBuilt(args, 90_000);
 
 const jsonOf = (text: string) => JSON.parse(text.slice(0, text.lastIndexOf("}") + 1));
 
