@@ -94,6 +94,11 @@ export class Totals {
   violation: readonly number[] | null = null;
   /** DPOR jobs run again because a late race grew their wakeup tree. */
   reruns = 0;
+  /**
+   * The run is stopping and has recorded why: a job that ends early because it was asked to
+   * reports "interrupted" (or its own deadline), which is not the run's reason.
+   */
+  stopping = false;
   /** Told the first violation's choices as soon as a job reports it (before the run ends). */
   onViolation: ((choices: readonly number[]) => void) | undefined;
 
@@ -133,7 +138,11 @@ export class Totals {
     a.maxStack = Math.max(a.maxStack, b.maxStack);
     a.sampledRuns += b.sampledRuns;
     for (const n of b.overridesRan ?? []) if (!a.overridesRan.includes(n)) a.overridesRan.push(n);
-    for (const c of s.cutBy) if (c !== "first-violation") this.cut.add(c);
+    for (const c of s.cutBy) {
+      if (c === "first-violation") continue;
+      if (this.stopping && (c === "interrupted" || c === "time-limit")) continue;
+      this.cut.add(c);
+    }
     if (this.violation === null && s.violationChoices !== null) {
       this.violation = s.violationChoices;
       this.onViolation?.(s.violationChoices);
@@ -234,6 +243,12 @@ export class Jobs {
       this.tick();
     }
   }
+}
+
+/** The run stops (its reason is in totals.cut): ask the running jobs to end. */
+function stopJobs(jobs: Jobs, totals: Totals): void {
+  totals.stopping = true;
+  jobs.stop();
 }
 
 /** How long a stopped run waits for its jobs' answers before it abandons them. */
@@ -381,7 +396,7 @@ export async function parallelDpor(
     if (jobs.error !== null) throw jobs.error;
     if (!stopped && exhaustedBudget(budget, jopts.stopOnFirstViolation)) {
       stopped = true;
-      jobs.stop();
+      stopJobs(jobs, budget.totals);
     }
     jobs.tick();
     coord.pump();
@@ -410,7 +425,7 @@ async function parallelDfs(
       if (jobs.error !== null) throw jobs.error;
     }
     if (exhaustedBudget(budget, jopts.stopOnFirstViolation)) {
-      jobs.stop();
+      stopJobs(jobs, budget.totals);
       break;
     }
     const pr = P.probe(plan, split);
@@ -429,7 +444,7 @@ async function parallelDfs(
     if (budget.opts.signal?.aborted && !budget.totals.cut.has("interrupted")) {
       // Ctrl-C waits for the last jobs only as long as the grace: the checkpoint has the ones that finished.
       budget.totals.cut.add("interrupted");
-      jobs.stop();
+      stopJobs(jobs, budget.totals);
     }
     await jobs.next();
     if (jobs.error !== null) throw jobs.error;
@@ -491,12 +506,12 @@ async function parallelSample(
     if (stopOnFirst && best < next) break;
     if (budget.opts.signal?.aborted) {
       totals.cut.add("interrupted");
-      jobs.stop();
+      stopJobs(jobs, budget.totals);
       break;
     }
     if (budget.deadline !== undefined && now() >= budget.deadline) {
       totals.cut.add("time-limit");
-      jobs.stop();
+      stopJobs(jobs, budget.totals);
       break;
     }
     const n = Math.min(chunk, total - next);

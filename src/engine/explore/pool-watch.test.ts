@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { exploreParallel } from "./parallel.js";
+import { exploreParallel, Totals } from "./parallel.js";
 import { JobStalled } from "./pool-watch.js";
+import { emptyStats } from "./types.js";
 
 const fixture = fileURLToPath(new URL("./parallel-fixture.ts", import.meta.url));
 
@@ -46,5 +47,35 @@ describe("jobs on worker threads, watched", () => {
     expect(r.executions).toBeGreaterThan(0);
     // The jobs answered within the grace, not at their end.
     expect(performance.now() - t0).toBeLessThan(6000 + 3000);
+  });
+
+  it("a time limit: the running jobs' executions count, and the run says time-limit, not interrupted", async () => {
+    const spec = { module: fixture, export: "writers", args: { tasks: 4, writes: 12, objects: 2 } };
+    const r = await exploreParallel(spec, {
+      jobs: 2,
+      splitDepth: 1,
+      timeLimitMs: 6000,
+      stopOnFirstViolation: false,
+    });
+    expect(r.cutBy).toEqual(["time-limit"]);
+    expect(r.executions).toBeGreaterThan(0);
+  });
+
+  it("once the run stops, a job's own 'interrupted' (it was asked to end) is not the run's reason", () => {
+    const t = new Totals();
+    const out = {
+      executions: 3,
+      blocked: 0,
+      steps: 9,
+      exhausted: false,
+      cutBy: ["interrupted", "depth"] as const,
+      stats: emptyStats(),
+      violationChoices: null,
+      violationIndex: -1,
+    };
+    t.stopping = true;
+    t.add({ ...out, cutBy: [...out.cutBy] });
+    expect([...t.cut]).toEqual(["depth"]);
+    expect(t.executions).toBe(3);
   });
 });
