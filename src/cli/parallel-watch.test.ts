@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { encodeReplayToken } from "../trace/replay-token.js";
 import { EXIT } from "./exit-codes.js";
 import { moduleDir, type Proc, runBuilt, startRedis, tdplab, until } from "./test-procs.js";
 
@@ -78,6 +79,14 @@ export default defineVariant({ name: "toplevel", description: "test", overrides:
     const r = run("check", s, "--step-timeout", "1000", "--json");
     expect(r.code).toBe(EXIT.userError);
     expect(jsonOf(r.text).violation.message).toMatch(/importing .* ran \d+ ms without finishing/);
+    // replay and simulate import the module before anything else too.
+    const token = encodeReplayToken({ header: { s: "seed-003-put-root", k: "v5.18" }, choices: [] });
+    const replay = run("replay", token, "--variant", f, "--step-timeout", "1000");
+    expect(replay.code).toBe(EXIT.userError);
+    expect(replay.text).toMatch(/replay: error in your module: importing .* ran \d+ ms without finishing/);
+    const sim = run("simulate", "defunct-root-zap", "--variant", f, "--step-timeout", "1000");
+    expect(sim.code).toBe(EXIT.userError);
+    expect(sim.text).toMatch(/simulate: error in your module: importing .* ran \d+ ms without finishing/);
   });
 
   it("a counterexample found before the run had to be killed is printed, and replays to the violation", () => {

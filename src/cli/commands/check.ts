@@ -29,13 +29,12 @@ import { QUEUE_VERSION, queueFlags } from "../queue-flags.js";
 import { catchStopSignals, signalExit } from "../signals.js";
 import {
   formatKilled,
-  importWatched,
   isKilled,
-  isModuleRef,
   killedDoc,
   needsWatchdog,
   runCheckWatched,
 } from "../watched/check-watched.js";
+import { importWatched } from "../watched/import-watched.js";
 import { serveExplorer } from "./explore.js";
 
 const STRATEGIES: readonly Strategy[] = ["portfolio", "dpor", "bounded", "pct", "random", "exhaustive"];
@@ -150,8 +149,8 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           try {
             // A module of the user's runs its top-level code when imported: import it where a
             // watchdog can stop it before this thread does.
-            const importStall = async (what: "scenario" | "variant", ref: string | null) =>
-              isModuleRef(ref, what) ? await importWatched(what, ref, stepTimeoutMs, caught.signal) : null;
+            const importStall = (what: "scenario" | "variant", ref: string | null) =>
+              importWatched(what, ref, stepTimeoutMs, caught.signal);
             const loopAt = await importStall("scenario", target);
             const scenario = loopAt === null ? await resolveScenario(target) : null;
             const variantRef = o.variant ?? scenario?.variant ?? null;

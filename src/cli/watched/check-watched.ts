@@ -5,7 +5,7 @@ import { IMPORT_TASK } from "../../engine/shared-beacon.js";
 import { type CheckOutcome, type CheckRequest, replayHeaderFor } from "../../scenarios/check.js";
 import { isBuiltinScenarioName, isBuiltinVariantName } from "../../scenarios/content-hash.js";
 import { encodeReplayToken } from "../../trace/replay-token.js";
-import type { ParallelJob, PlainExploreOptions, WatchedJob } from "./jobs.js";
+import type { ParallelJob, PlainExploreOptions } from "./jobs.js";
 import { type Killed, type Stall, stallMessage } from "./stall.js";
 import { GRACE_MS, runWatched } from "./watchdog.js";
 
@@ -88,28 +88,6 @@ export async function runCheckWatched(
   const replay = b.choices === null ? null : encodeReplayToken({ header, choices: b.choices });
   const counterexample = w.found === null ? null : encodeReplayToken({ header, choices: w.found });
   return { killed: w, stall: stallMessage(w), replay, counterexample };
-}
-
-/**
- * Import the user's scenario or variant module in a watched thread first: a module whose top-level
- * code never finishes would hang this thread, deaf to Ctrl-C. Null if the import finished (or
- * failed: importing it here reports that), else what the watchdog saw.
- */
-export async function importWatched(
-  what: "scenario" | "variant",
-  ref: string,
-  stepTimeoutMs: number,
-  signal: AbortSignal,
-): Promise<KilledCheck | null> {
-  const job: WatchedJob = { kind: "import", what, ref };
-  let w: Awaited<ReturnType<typeof runWatched>>;
-  try {
-    w = await runWatched(job, { signal, stepTimeoutMs, choiceCapacity: 0, watchTasks: true });
-  } catch {
-    return null;
-  }
-  if (w.kind === "done") return null;
-  return { killed: w, stall: stallMessage(w), replay: null, counterexample: null };
 }
 
 /** Whether `ref` names a module of the user's (its code runs when imported). */
