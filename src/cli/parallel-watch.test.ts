@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { encodeReplayToken } from "../trace/replay-token.js";
 import { EXIT } from "./exit-codes.js";
-import { moduleDir, type Proc, runBuilt, startRedis, tdplab, until } from "./test-procs.js";
+import { moduleDir, type Proc, runBuilt, scenarioModule, startRedis, tdplab, until } from "./test-procs.js";
 
 /**
  * The watchdog of issue 13 for parallel runs (issue 15): a loop of the user's that never reaches a
@@ -19,22 +19,7 @@ const run = (...args: string[]) => runBuilt(args, 90_000);
 
 const jsonOf = (text: string) => JSON.parse(text.slice(0, text.lastIndexOf("}") + 1));
 
-const scenario = (name: string, build: string) =>
-  write(
-    `${name}.mjs`,
-    `import { Atomic, bootMachine, defineScenario, READ_ONCE, WRITE_ONCE, WARN_ON } from "tdplab";
-export default defineScenario({
-  name: "${name}",
-  description: "test",
-  build: () => ({ spawn }) => {
-    bootMachine();
-    const a = new Atomic("a", 0);
-    const b = new Atomic("b", 0);
-${build}
-  },
-});
-`,
-  );
+const scenario = (name: string, build: string) => scenarioModule(write, name, build);
 
 /** A task that loops in its own body once it has read 0: only in runs a job does, not in the coordinator's probe. */
 const spinner = scenario(

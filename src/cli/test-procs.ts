@@ -111,3 +111,28 @@ export function runBuilt(
   });
   return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}`, ms: performance.now() - t0 };
 }
+
+/**
+ * A scenario module of the user's, written by `write`: words `a` and `b` (Atomic, 0) and the
+ * build's own lines, which start at line 8 (tests check file:line:col of errors there).
+ */
+export function scenarioModule(
+  write: (name: string, body: string) => string,
+  name: string,
+  build: string,
+): string {
+  return write(
+    `${name}.mjs`,
+    `import { Atomic, bootMachine, defineScenario, READ_ONCE, WRITE_ONCE, WARN_ON } from "tdplab";
+export default defineScenario({
+  name: "${name}",
+  description: "test",
+  build: () => ({ spawn }) => {
+    bootMachine();
+    const a = new Atomic("a", 0), b = new Atomic("b", 0);
+${build}
+  },
+});
+`,
+  );
+}

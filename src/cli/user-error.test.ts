@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { EXIT } from "./exit-codes.js";
-import { moduleDir, runBuilt } from "./test-procs.js";
+import { moduleDir, runBuilt, scenarioModule } from "./test-procs.js";
 
 /**
  * An exception in the user's own module is the user's error (issue 13): exit 4, "error in your
@@ -62,21 +62,7 @@ ${override}
 `,
   );
 
-const scenario = (name: string, build: string) =>
-  write(
-    `${name}.mjs`,
-    `import { Atomic, bootMachine, defineScenario, READ_ONCE } from "tdplab";
-export default defineScenario({
-  name: "${name}",
-  description: "test",
-  build: () => ({ spawn }) => {
-    bootMachine();
-    const a = new Atomic("a", 0);
-${build}
-  },
-});
-`,
-  );
+const scenario = (name: string, build: string) => scenarioModule(write, name, build);
 
 describe.runIf(existsSync("dist/cli/bin.js"))("the user's errors are the user's", () => {
   it("an exception in an override: its file:line:col, the model function, the step, a replay string", () => {
