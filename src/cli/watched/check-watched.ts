@@ -1,5 +1,6 @@
 import { extname } from "node:path";
 import { DEFAULT_MAX_STEPS } from "../../engine/explore/explore.js";
+import { STOP_GRACE_MS } from "../../engine/explore/parallel.js";
 import type { Checkpoint } from "../../engine/explore/types.js";
 import { IMPORT_TASK } from "../../engine/shared-beacon.js";
 import { type CheckOutcome, type CheckRequest, replayHeaderFor } from "../../scenarios/check.js";
@@ -74,6 +75,8 @@ export async function runCheckWatched(
       timeLimitMs: req.explore.timeLimitMs,
       choiceCapacity,
       watchTasks: true,
+      // A parallel run gives its jobs a grace of their own to answer a stop (STOP_GRACE_MS) first.
+      ...(parallel === undefined ? {} : { graceMs: GRACE_MS + STOP_GRACE_MS }),
       onEvent: (e) => {
         if (e.type === "progress") onProgress?.(e.progress);
         else if (e.type === "checkpoint") onCheckpoint?.(e.checkpoint as Checkpoint);

@@ -30,6 +30,8 @@ export interface WatchOptions {
    */
   readonly watchTasks: boolean;
   readonly onEvent?: (e: JobEvent) => void;
+  /** How long a stop may take before the thread is killed (default GRACE_MS). */
+  readonly graceMs?: number;
 }
 
 /** How a watched job ended: it answered, or it had to be killed. */
@@ -124,7 +126,7 @@ export function runWatched(job: WatchedJob, opts: WatchOptions): Promise<Watched
           stopRequestedAt = now;
         }
       }
-      if (stopRequestedAt !== null && now - stopRequestedAt >= GRACE_MS) kill(stopWhy, now);
+      if (stopRequestedAt !== null && now - stopRequestedAt >= (opts.graceMs ?? GRACE_MS)) kill(stopWhy, now);
     };
     const timer = setInterval(poll, POLL_MS);
     if (opts.signal.aborted) onAbort();
