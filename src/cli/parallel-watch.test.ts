@@ -30,25 +30,17 @@ const spinner = scenario(
   `    spawn("reader", (function* () { yield* READ_ONCE(a); yield* WRITE_ONCE(a, 1); })());
     spawn("spinner", (function* () { yield* READ_ONCE(b); if ((yield* READ_ONCE(a)) === 0) for (;;) {} })());`,
 );
+/** A one-job check of the spinner, as every test here runs it (a short step timeout). */
+const SPIN_CHECK = ["check", spinner, "--strategy", "dpor", "--step-timeout", "1000"];
 const named = /task spinner in its own body ran \d+ ms without reaching a primitive/;
 
 describe.runIf(existsSync("dist/cli/bin.js"))("parallel runs of the user's code are watched", () => {
   it(
     "--jobs 2: a job's loop stops the run as in one job (exit 4, named, replay), within seconds",
     () => {
-      const one = run("check", spinner, "--strategy", "dpor", "--step-timeout", "1000", "--json");
+      const one = run(...SPIN_CHECK, "--json");
       expect(one.code).toBe(EXIT.userError);
-      const r = run(
-        "check",
-        spinner,
-        "--strategy",
-        "dpor",
-        "--step-timeout",
-        "1000",
-        "--jobs",
-        "2",
-        "--json",
-      );
+      const r = run(...SPIN_CHECK, "--jobs", "2", "--json");
       expect(r.code).toBe(EXIT.userError);
       const doc = jsonOf(r.text);
       expect(doc.violation.invariant).toBe("user-error");
@@ -136,17 +128,7 @@ describe.runIf(hasRedis)("check --queue: a queue worker's item that loops", () =
         worker = tdplab(["worker", "--queue", redis.url, "--concurrency", "2"]);
         const w = worker;
         await until(() => w.stderr.includes("tdplab worker"), 60_000, "a worker to connect");
-        const coord = tdplab([
-          "check",
-          spinner,
-          "--strategy",
-          "dpor",
-          "--step-timeout",
-          "1000",
-          "--queue",
-          redis.url,
-          "--json",
-        ]);
+        const coord = tdplab([...SPIN_CHECK, "--queue", redis.url, "--json"]);
         expect(await coord.exited).toBe(EXIT.userError);
         expect(jsonOf(coord.stdout).violation.message).toMatch(named);
         expect(w.stderr).toMatch(/without reaching a primitive/);
