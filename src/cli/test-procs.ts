@@ -1,5 +1,8 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** Helpers for tests that run the CLI as separate processes (kills, signals, queues). */
 
@@ -84,4 +87,52 @@ export async function startRedis(): Promise<{ url: string; proc: Proc }> {
   ]);
   await until(() => proc.stdout.includes("Ready to accept connections"), 10_000, "redis-server");
   return { url: `redis://127.0.0.1:${port}`, proc };
+}
+
+/** A temp directory outside the checkout for a test's own modules: `write(name, body)` gives the path. */
+export function moduleDir(prefix: string): (name: string, body: string) => string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return (name, body) => {
+    const f = join(dir, name);
+    writeFileSync(f, body);
+    return f;
+  };
+}
+
+/** The built CLI (dist/), run to its end; a hang fails the test (after `timeoutMs`) instead of stalling the suite. */
+export function runBuilt(
+  args: readonly string[],
+  timeoutMs = 60_000,
+): { code: number; text: string; ms: number } {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], {
+    encoding: "utf8",
+    timeout: timeoutMs,
+  });
+  return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}`, ms: performance.now() - t0 };
+}
+
+/**
+ * A scenario module of the user's, written by `write`: words `a` and `b` (Atomic, 0) and the
+ * build's own lines, which start at line 8 (tests check file:line:col of errors there).
+ */
+export function scenarioModule(
+  write: (name: string, body: string) => string,
+  name: string,
+  build: string,
+): string {
+  return write(
+    `${name}.mjs`,
+    `import { Atomic, bootMachine, defineScenario, READ_ONCE, WRITE_ONCE, WARN_ON } from "tdplab";
+export default defineScenario({
+  name: "${name}",
+  description: "test",
+  build: () => ({ spawn }) => {
+    bootMachine();
+    const a = new Atomic("a", 0), b = new Atomic("b", 0);
+${build}
+  },
+});
+`,
+  );
 }

@@ -1,29 +1,17 @@
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { EXIT } from "./exit-codes.js";
+import { moduleDir, runBuilt, scenarioModule } from "./test-procs.js";
 
 /**
  * An exception in the user's own module is the user's error (issue 13): exit 4, "error in your
  * module at FILE:LINE:COL", the step and a replay string; never 70 with a race diagram. Through the
  * built CLI, with the modules in a directory outside the checkout.
  */
-const dir = mkdtempSync(join(tmpdir(), "tdplab-user-error-"));
+const write = moduleDir("tdplab-user-error-");
 
-function write(name: string, body: string): string {
-  const f = join(dir, name);
-  writeFileSync(f, body);
-  return f;
-}
-
-function run(...args: string[]): { code: number; text: string; ms: number } {
-  const t0 = performance.now();
-  // A hang must fail the test, not stall the suite.
-  const r = spawnSync(process.execPath, ["dist/cli/bin.js", ...args], { encoding: "utf8", timeout: 60_000 });
-  return { code: r.status ?? -1, text: `${r.stdout}${r.stderr}`, ms: performance.now() - t0 };
-}
+const run = (...args: string[]) => runBuilt(args);
 
 /**
  * Start the CLI and send `signal` once `ready()` holds (polled); the exit code, the output and the
@@ -74,21 +62,7 @@ ${override}
 `,
   );
 
-const scenario = (name: string, build: string) =>
-  write(
-    `${name}.mjs`,
-    `import { Atomic, bootMachine, defineScenario, READ_ONCE } from "tdplab";
-export default defineScenario({
-  name: "${name}",
-  description: "test",
-  build: () => ({ spawn }) => {
-    bootMachine();
-    const a = new Atomic("a", 0);
-${build}
-  },
-});
-`,
-  );
+const scenario = (name: string, build: string) => scenarioModule(write, name, build);
 
 describe.runIf(existsSync("dist/cli/bin.js"))("the user's errors are the user's", () => {
   it("an exception in an override: its file:line:col, the model function, the step, a replay string", () => {
@@ -159,7 +133,7 @@ export default defineVariant({
 
   describe("a loop of the user's that never reaches a primitive", () => {
     // It leaves a mark on disk as it enters the loop, so a test knows when to press Ctrl-C.
-    const mark = join(dir, "spinning");
+    const mark = write("spinning", "");
     const loop = variant(
       "spins",
       `    *kvm_tdp_mmu_put_root(original, kvm, root, shared = false) {

@@ -79,7 +79,8 @@ describe("user variant module (docs/variants.md)", () => {
           expect(r.stdout).toContain("invariant: refcount");
         }
       },
-      60_000,
+      // Two checks, each importing the module first in a watched thread (a top-level loop is caught there).
+      120_000,
     );
   }
 

@@ -108,6 +108,18 @@ export class SharedBeacon implements Beacon {
     this.publish();
   }
 
+  /**
+   * A module of the user's is being imported (its top-level code may loop): published as code of
+   * the pseudo-task IMPORT_TASK in `what`, until leave().
+   */
+  loading(what: string): void {
+    this.stack.push(this.task, this.fn, this.step);
+    this.task = this.id(IMPORT_TASK);
+    this.fn = this.id(what);
+    this.step = -1;
+    this.publish();
+  }
+
   frame(fn: string): void {
     this.fn = this.id(fn);
     this.ints[FN] = this.fn;
@@ -138,6 +150,15 @@ export class SharedBeacon implements Beacon {
     this.ids.set(s, n);
     return n;
   }
+}
+
+/** The task name a beacon publishes while a user's module is imported (SharedBeacon.loading). */
+export const IMPORT_TASK = "<import>";
+
+/** Whether a task's code runs, and the counter that changes whenever control enters or leaves it. */
+export function beaconPulse(sab: SharedArrayBuffer): { readonly counter: number; readonly inTask: boolean } {
+  const ints = new Int32Array(sab, 0, HEADER);
+  return { counter: Atomics.load(ints, COUNTER), inTask: Atomics.load(ints, DEPTH) > 0 };
 }
 
 /** What a SharedBeacon says at one instant. */

@@ -1,6 +1,6 @@
 import { basename, resolve as resolvePath } from "node:path";
 import { DEFAULT_MAX_STEPS, explore, exploreAsync } from "../engine/explore/explore.js";
-import { exploreParallel } from "../engine/explore/parallel.js";
+import { exploreParallel, type ParallelOptions } from "../engine/explore/parallel.js";
 import type { RedisTarget } from "../engine/explore/queue/redis.js";
 import { QueueTransport } from "../engine/explore/queue/transport.js";
 import { shrink } from "../engine/explore/shrink.js";
@@ -182,6 +182,8 @@ export async function runCheckParallel(
   jobs: number,
   queue?: QueueRun,
   splitDepth?: number,
+  /** Jobs run the user's code: watch them (and hear of a counterexample before the run ends). */
+  watched?: Pick<ParallelOptions, "watch" | "onViolation">,
 ): Promise<CheckOutcome> {
   const prep = prepare(req);
   const { overrides: _o, onExecution: _e, ...options } = prep.options;
@@ -200,7 +202,7 @@ export async function runCheckParallel(
   try {
     const result = await exploreParallel(
       { module: PROGRAM_FACTORY_MODULE, export: "scenarioProgram", args },
-      { ...options, jobs, transport, splitDepth },
+      { ...options, jobs, transport, splitDepth, ...watched },
     );
     return finish(req, prep, result);
   } finally {

@@ -76,6 +76,17 @@ async function enableTypeScript(): Promise<void> {
   tsxRegistered = true;
 }
 
+/**
+ * Everything importing the module at `path` needs besides the module itself: TypeScript's loader
+ * for a .ts module, the "tdplab" resolve hook, and tdplab's public API (which user modules import),
+ * so that timing the import times the module's own code.
+ */
+export async function prepareImports(path: string): Promise<void> {
+  if (/\.m?ts$/.test(path)) await enableTypeScript();
+  await enableSelfImport();
+  await import("../index.js");
+}
+
 async function importModule(path: string, what: string): Promise<Record<string, unknown>> {
   const abs = resolvePath(path);
   if (!existsSync(abs)) throw new ResolveError(`${what} file '${path}' does not exist`);

@@ -36,6 +36,7 @@ import {
   needsWatchdog,
   runCheckWatched,
 } from "../watched/check-watched.js";
+import { importWatched } from "../watched/import-watched.js";
 import { serveExplorer } from "./explore.js";
 
 const STRATEGIES: readonly Strategy[] = ["portfolio", "dpor", "bounded", "pct", "random", "exhaustive"];
@@ -152,8 +153,30 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
           let req: Parameters<typeof runCheck>[0];
           const checkpoint = { file: "", written: false };
           try {
-            const scenario = await resolveScenario(target);
-            const variantRef = o.variant ?? scenario.variant ?? null;
+            // A module of the user's runs its top-level code when imported: import it where a
+            // watchdog can stop it before this thread does.
+            const importStall = (what: "scenario" | "variant", ref: string | null) =>
+              importWatched(what, ref, stepTimeoutMs, caught.signal);
+            const loopAt = await importStall("scenario", target);
+            const scenario = loopAt === null ? await resolveScenario(target) : null;
+            const variantRef = o.variant ?? scenario?.variant ?? null;
+            const loop = loopAt ?? (await importStall("variant", variantRef));
+            if (loop !== null || scenario === null) {
+              const head = {
+                scenario: target,
+                kernel: o.kernel ?? "",
+                features: o.feature,
+                variant: variantRef,
+              };
+              const doc = killedDoc({ ...head, strategy, seed: formatSeed(seed) }, loop!);
+              if (o.json) docs.push(doc);
+              else if (o.jsonl) out.data(JSON.stringify({ event: "result", ...doc }));
+              else out.data(formatKilled(target, strategy, loop!));
+              const stopSignal = caught.received();
+              worst = Math.max(worst, stopSignal ? signalExit(stopSignal) : EXIT.userError);
+              if (caught.signal.aborted) break;
+              continue;
+            }
             const variant = await resolveVariant(variantRef);
             const config = runConfigFor(scenario, variant, {
               kernel: o.kernel,
@@ -231,15 +254,24 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
             );
           // The user's own code runs in a thread a watchdog can stop (a loop that never yields would
           // otherwise hang this one, deaf to Ctrl-C); tdplab's own models run here.
-          const ran = parallel
-            ? await runCheckParallel(
+          const splitDepth = intFlag("--split-depth", o.splitDepth, 1);
+          // With --jobs or --queue the coordinator runs there too, and watches every job's thread.
+          const ran = needsWatchdog(req)
+            ? await runCheckWatched(
                 req,
-                jobs,
-                queue && { ...queue, version: QUEUE_VERSION, note: (line) => out.info(line) },
-                intFlag("--split-depth", o.splitDepth, 1),
+                stepTimeoutMs,
+                parallel
+                  ? { jobs, splitDepth, queue: queue && { ...queue, version: QUEUE_VERSION } }
+                  : undefined,
+                (line) => out.info(line),
               )
-            : needsWatchdog(req)
-              ? await runCheckWatched(req, stepTimeoutMs)
+            : parallel
+              ? await runCheckParallel(
+                  req,
+                  jobs,
+                  queue && { ...queue, version: QUEUE_VERSION, note: (line) => out.info(line) },
+                  splitDepth,
+                )
               : await runCheckAsync(req);
           out.endProgress();
           if (isKilled(ran)) {
@@ -248,9 +280,11 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
               ? signalExit(stopSignal)
               : ran.stall
                 ? EXIT.userError
-                : o.failOnIncomplete
-                  ? EXIT.inconclusive
-                  : EXIT.ok;
+                : ran.counterexample
+                  ? EXIT.violation
+                  : o.failOnIncomplete
+                    ? EXIT.inconclusive
+                    : EXIT.ok;
             worst = Math.max(worst, code);
             const head = {
               scenario: target,

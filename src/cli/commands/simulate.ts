@@ -25,6 +25,7 @@ import type { Out } from "../io.js";
 import { collect, intFlag, seedFlag } from "../options.js";
 import { progressBar } from "../progress-bar.js";
 import { occupancyLines, simTable } from "../sim-table.js";
+import { importsStall } from "../watched/import-watched.js";
 import { isKilledSimulation, runPlanWatched } from "../watched/simulate-watched.js";
 import { type TimelineRun, writeSimArtifact } from "./simulate-artifacts.js";
 
@@ -254,6 +255,16 @@ export function registerSimulate(program: Command, out: Out, setExit: SetExit): 
       }
       const seed = seedNumber(o.seed);
       const timeline = o.perfetto !== undefined || o.trace !== undefined;
+      const loop = await importsStall(
+        { variant: o.variant },
+        intFlag("--step-timeout", o.stepTimeout, 1) ?? 5000,
+        new AbortController().signal,
+      );
+      if (loop !== null) {
+        out.data(`simulate: ${loop.text}`);
+        setExit(loop.code);
+        return;
+      }
       const variant = await variantFor(o.variant);
       let features: SimFeatures | null;
       try {

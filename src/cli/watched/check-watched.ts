@@ -1,10 +1,12 @@
 import { extname } from "node:path";
 import { DEFAULT_MAX_STEPS } from "../../engine/explore/explore.js";
+import { STOP_GRACE_MS } from "../../engine/explore/parallel.js";
 import type { Checkpoint } from "../../engine/explore/types.js";
+import { IMPORT_TASK } from "../../engine/shared-beacon.js";
 import { type CheckOutcome, type CheckRequest, replayHeaderFor } from "../../scenarios/check.js";
 import { isBuiltinScenarioName, isBuiltinVariantName } from "../../scenarios/content-hash.js";
 import { encodeReplayToken } from "../../trace/replay-token.js";
-import type { PlainExploreOptions } from "./jobs.js";
+import type { ParallelJob, PlainExploreOptions } from "./jobs.js";
 import { type Killed, type Stall, stallMessage } from "./stall.js";
 import { GRACE_MS, runWatched } from "./watchdog.js";
 
@@ -33,6 +35,8 @@ export interface KilledCheck {
   readonly stall: Stall | null;
   /** The run it was in, up to that point, as a replay string (null if too long to publish). */
   readonly replay: string | null;
+  /** A counterexample found before the thread had to be killed (not shrunk), as a replay string. */
+  readonly counterexample: string | null;
 }
 
 /**
@@ -43,10 +47,16 @@ export interface KilledCheck {
 export async function runCheckWatched(
   req: CheckRequest,
   stepTimeoutMs: number,
+  /** Split over threads or a queue: the coordinator runs in the watched thread and watches every job. */
+  parallel?: Omit<ParallelJob, "stepTimeoutMs" | "choiceCapacity">,
+  /** Lines of the queue's for the user. */
+  note?: (line: string) => void,
 ): Promise<CheckOutcome | KilledCheck> {
   const { signal, onProgress, onCheckpoint, onExecution: _e, overrides: _o, ...plain } = req.explore;
   const explore: PlainExploreOptions = plain;
   const maxSteps = req.explore.maxSteps ?? req.scenario.scenario.maxSteps ?? DEFAULT_MAX_STEPS;
+  // Every step may be a choice, and data choices come on top: room for twice the bound.
+  const choiceCapacity = 2 * maxSteps + 1024;
   const w = await runWatched(
     {
       kind: "check",
@@ -57,17 +67,20 @@ export async function runCheckWatched(
       machineFlags: req.machineFlags,
       shrink: req.shrink ?? true,
       explore,
+      ...(parallel === undefined ? {} : { parallel: { ...parallel, stepTimeoutMs, choiceCapacity } }),
     },
     {
       signal: signal ?? new AbortController().signal,
       stepTimeoutMs,
       timeLimitMs: req.explore.timeLimitMs,
-      // Every step may be a choice, and data choices come on top: room for twice the bound.
-      choiceCapacity: 2 * maxSteps + 1024,
+      choiceCapacity,
       watchTasks: true,
+      // A parallel run gives its jobs a grace of their own to answer a stop (STOP_GRACE_MS) first.
+      ...(parallel === undefined ? {} : { graceMs: GRACE_MS + STOP_GRACE_MS }),
       onEvent: (e) => {
         if (e.type === "progress") onProgress?.(e.progress);
         else if (e.type === "checkpoint") onCheckpoint?.(e.checkpoint as Checkpoint);
+        else if (e.type === "note") note?.(e.line);
       },
     },
   );
@@ -76,7 +89,13 @@ export async function runCheckWatched(
   const header =
     req.explore.maxSteps === undefined ? replayHeaderFor(req) : { ...replayHeaderFor(req), d: maxSteps };
   const replay = b.choices === null ? null : encodeReplayToken({ header, choices: b.choices });
-  return { killed: w, stall: stallMessage(w), replay };
+  const counterexample = w.found === null ? null : encodeReplayToken({ header, choices: w.found });
+  return { killed: w, stall: stallMessage(w), replay, counterexample };
+}
+
+/** Whether `ref` names a module of the user's (its code runs when imported). */
+export function isModuleRef(ref: string | null, kind: "scenario" | "variant"): ref is string {
+  return isUserModule(ref, kind === "scenario" ? isBuiltinScenarioName : isBuiltinVariantName);
 }
 
 export function isKilled(o: CheckOutcome | KilledCheck): o is KilledCheck {
@@ -98,7 +117,7 @@ export function killedDoc(head: DocHead, k: KilledCheck) {
   const p = k.killed.progress;
   return {
     schemaVersion: 1,
-    status: k.stall ? "violation" : "inconclusive",
+    status: k.stall || k.counterexample ? "violation" : "inconclusive",
     complete: false,
     cutBy: [k.killed.why],
     kernel: head.kernel,
@@ -122,6 +141,7 @@ export function killedDoc(head: DocHead, k: KilledCheck) {
         }
       : null,
     lastReplay: k.replay,
+    counterexample: k.counterexample,
     depthCutReplay: null,
     suspectedLivelock: null,
     warnings: [],
@@ -131,21 +151,30 @@ export function killedDoc(head: DocHead, k: KilledCheck) {
 /** A killed check for a reader: verdict line, the user's loop if that was it, and the replay string. */
 export function formatKilled(label: string, strategy: string, k: KilledCheck): string {
   const p = k.killed.progress;
-  const verdict = k.stall ? "ERROR in your module" : "inconclusive";
+  const verdict = k.stall ? "ERROR in your module" : k.counterexample ? "VIOLATION" : "inconclusive";
   const lines = [
     `${label}: ${verdict}; ${strategy}, ${p?.executions ?? 0} executions, ${p?.steps ?? 0} steps done; incomplete: cut by ${k.killed.why}`,
   ];
   if (k.stall) {
     const s = k.stall;
-    lines.push(
-      `error in your module: ${s.message} (a loop that never yields? every pass of a loop must reach a primitive, e.g. yield* READ_ONCE(x))`,
-      `  ${s.where}`,
-    );
+    const hint =
+      s.task === IMPORT_TASK
+        ? ""
+        : " (a loop that never yields? every pass of a loop must reach a primitive, e.g. yield* READ_ONCE(x))";
+    lines.push(`error in your module: ${s.message}${hint}`, `  ${s.where}`);
   } else {
     lines.push(
       `the run did not stop within ${GRACE_MS} ms of the ${k.killed.why === "time-limit" ? "time limit" : "stop request"}, and was stopped`,
     );
   }
+  if (k.counterexample !== null) {
+    lines.push(
+      "",
+      `a counterexample was found before the run had to be stopped (not shrunk): ${k.counterexample}`,
+      `  tdplab replay '${k.counterexample}'`,
+    );
+  }
+  if (k.stall?.task === IMPORT_TASK) return lines.join("\n");
   if (k.replay !== null) {
     lines.push("", `${k.stall ? "replay" : "last execution"}: ${k.replay}`, `  tdplab replay '${k.replay}'`);
   } else lines.push("", "(the run had more choices than the watchdog keeps: no replay string)");

@@ -1,6 +1,7 @@
 import type { ReplayFiles, recordReplay } from "../../scenarios/replay.js";
 import { EXIT } from "../exit-codes.js";
 import { catchStopSignals, signalExit } from "../signals.js";
+import { importsStall } from "./import-watched.js";
 import { stallMessage } from "./stall.js";
 import { runWatched } from "./watchdog.js";
 
@@ -18,6 +19,15 @@ export async function replayWatched(
 > {
   const caught = catchStopSignals();
   try {
+    const loop = await importsStall(files, stepTimeoutMs, caught.signal);
+    if (loop !== null) {
+      const stopSignal = caught.received();
+      return {
+        kind: "killed",
+        text: `replay: ${loop.text}`,
+        code: stopSignal ? signalExit(stopSignal) : loop.code,
+      };
+    }
     const w = await runWatched(
       { kind: "replay", replay, files },
       // A replay's choices are all in its string: the beacon need not keep any.

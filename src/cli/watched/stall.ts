@@ -1,3 +1,4 @@
+import { IMPORT_TASK } from "../../engine/shared-beacon.js";
 import { GRACE_MS, type Watched } from "./watchdog.js";
 
 export type Killed = Extract<Watched, { kind: "killed" }>;
@@ -21,6 +22,18 @@ export function stallMessage(w: Killed): Stall | null {
   // that had just been entered, is no loop of the user's.
   const ms = w.stalledMs === null ? null : Math.round(w.stalledMs);
   if (ms === null || b.task === null || ms < GRACE_MS / 2) return null;
+  if (b.task === IMPORT_TASK) {
+    // fn is the module being imported: its top-level code never finished.
+    const file = b.fn ?? "your module";
+    return {
+      task: b.task,
+      fn: file,
+      step: -1,
+      ms,
+      message: `importing ${file} ran ${ms} ms without finishing (a loop in the module's top-level code?)`,
+      where: `while importing ${file}`,
+    };
+  }
   const fn = b.fn ?? "<task>";
   const who = b.task === "setup" ? "the scenario's setup" : `task ${b.task}`;
   return {

@@ -8,6 +8,8 @@ import type { JobEvent, WatchedJob } from "./jobs.js";
 export type WorkerMessage =
   | JobEvent
   | { readonly type: "done"; readonly value: unknown }
+  /** A job of a parallel run (another thread, or a queue's worker) found the user's task code looping. */
+  | { readonly type: "stalled"; readonly beacon: BeaconSnapshot; readonly stalledMs: number }
   | { readonly type: "error"; readonly usage: boolean; readonly message: string; readonly stack?: string };
 
 export interface WatchOptions {
@@ -28,6 +30,8 @@ export interface WatchOptions {
    */
   readonly watchTasks: boolean;
   readonly onEvent?: (e: JobEvent) => void;
+  /** How long a stop may take before the thread is killed (default GRACE_MS). */
+  readonly graceMs?: number;
 }
 
 /** How a watched job ended: it answered, or it had to be killed. */
@@ -43,6 +47,8 @@ export type Watched =
       readonly stalledMs: number | null;
       /** The last progress the thread reported (its statistics), if any. */
       readonly progress: Progress | null;
+      /** The choices of a counterexample the thread had found (not shrunk), if any. */
+      readonly found: readonly number[] | null;
     };
 
 /** How long a thread asked to stop (signal, time limit) may take before it is killed. */
@@ -75,6 +81,7 @@ export function runWatched(job: WatchedJob, opts: WatchOptions): Promise<Watched
     let startedAt: number | null = null;
     let stopRequestedAt: number | null = null;
     let stopWhy: "interrupted" | "time-limit" = "interrupted";
+    let found: readonly number[] | null = null;
 
     const finish = (w: Watched | Error) => {
       if (settled) return;
@@ -88,7 +95,14 @@ export function runWatched(job: WatchedJob, opts: WatchOptions): Promise<Watched
     };
     const kill = (why: "step-timeout" | "interrupted" | "time-limit", now: number) => {
       const b = readBeacon(sab);
-      finish({ kind: "killed", why, beacon: b, stalledMs: b.inTask ? now - lastChange : null, progress });
+      finish({
+        kind: "killed",
+        why,
+        beacon: b,
+        stalledMs: b.inTask ? now - lastChange : null,
+        progress,
+        found,
+      });
     };
     const onAbort = () => {
       stopWhy = "interrupted";
@@ -112,7 +126,7 @@ export function runWatched(job: WatchedJob, opts: WatchOptions): Promise<Watched
           stopRequestedAt = now;
         }
       }
-      if (stopRequestedAt !== null && now - stopRequestedAt >= GRACE_MS) kill(stopWhy, now);
+      if (stopRequestedAt !== null && now - stopRequestedAt >= (opts.graceMs ?? GRACE_MS)) kill(stopWhy, now);
     };
     const timer = setInterval(poll, POLL_MS);
     if (opts.signal.aborted) onAbort();
@@ -127,8 +141,21 @@ export function runWatched(job: WatchedJob, opts: WatchOptions): Promise<Watched
           if (m.usage) finish(new UsageError(m.message));
           else finish(Object.assign(new Error(m.message), { stack: m.stack ?? m.message }));
           return;
+        case "stalled":
+          finish({
+            kind: "killed",
+            why: "step-timeout",
+            beacon: m.beacon,
+            stalledMs: m.stalledMs,
+            progress,
+            found,
+          });
+          return;
         case "started":
           startedAt = performance.now();
+          break;
+        case "found":
+          found = m.choices;
           break;
         case "progress":
           progress = m.progress;

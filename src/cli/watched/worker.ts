@@ -1,5 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { BEACON } from "../../engine/beacon.js";
+import { JobStalled } from "../../engine/explore/pool-watch.js";
 import { SharedBeacon } from "../../engine/shared-beacon.js";
 import { ScenarioError } from "../../scenarios/errors.js";
 import { ReplayError } from "../../scenarios/replay.js";
@@ -32,7 +33,8 @@ try {
   post({ type: "done", value });
 } catch (e) {
   // Bad input stays the user's (exit 2) on the far side too; anything else is tdplab's.
-  if (e instanceof ScenarioError) post({ type: "error", usage: true, message: e.report() });
+  if (e instanceof JobStalled) post({ type: "stalled", ...e.stalled });
+  else if (e instanceof ScenarioError) post({ type: "error", usage: true, message: e.report() });
   else if (e instanceof ResolveError || e instanceof ReplayError || e instanceof SimParamError)
     post({ type: "error", usage: true, message: e.message });
   else {

@@ -393,7 +393,11 @@ export class DporCoordinator {
         { t, labeled: vals !== null, plan },
       ]);
       const label = pr.lastGot.slice();
-      if (!pr.reached || pr.lastFoot === null) {
+      if (vals === null && label.length > 0 && labelAsleep(sleepBefore, kid.ev.task, label)) {
+        // An earlier sibling ran this very label: the sequential search abandons it as redundant
+        // (DporSearcher.finalize) without reversing its races.
+        this.hooks.blocked();
+      } else if (!pr.reached || pr.lastFoot === null) {
         // The run ends within this step (or stops at a violation): a worker explores it.
         this.newJob(n, kid, { t, labeled: true, plan: label }, sleepBefore, vals !== null ? kid.sub : []);
       } else {
@@ -693,3 +697,10 @@ export class DporCoordinator {
 }
 
 export type { ProgramSpec };
+
+/** A labelled sleep entry of `task` with exactly this label (a unit child's label already run). */
+function labelAsleep(sleep: readonly SleepEntry[], task: number, label: readonly number[]): boolean {
+  const key = label.join(",");
+  for (const s of sleep) if (s.task === task && s.key === key) return true;
+  return false;
+}

@@ -34,3 +34,29 @@ export function writers(a: { tasks: number; writes: number; objects: number }): 
     }
   };
 }
+
+/** Two tasks write a word; the second, having written it twice, loops forever without yielding. */
+export function spinner(): Program {
+  return ({ spawn }) => {
+    const h = host();
+    const x = h.newObject("x");
+    const write = (step: string): Gen<void> =>
+      (function* () {
+        yield { kind: "write", obj: x, fn: "w", step };
+      })();
+    spawn(
+      "writer",
+      (function* (): Gen<void> {
+        for (let i = 0; i < 3; i++) yield* write(`${i}`);
+      })(),
+    );
+    spawn(
+      "looper",
+      (function* (): Gen<void> {
+        yield* write("a");
+        yield* write("b");
+        for (;;) {}
+      })(),
+    );
+  };
+}

@@ -11,7 +11,7 @@ import {
   Totals,
 } from "./parallel.js";
 import { fromSpec } from "./parallel-fixture.js";
-import { progSpec } from "./testkit.js";
+import { bruteForce, progSpec } from "./testkit.js";
 import runJob, { type JobInput, type JobOutput } from "./worker.js";
 
 const fixture = fileURLToPath(new URL("./parallel-fixture.ts", import.meta.url));
@@ -69,45 +69,30 @@ const THREE_TASKS = {
   ],
 };
 
+/** Small random programs with a lock, data choices, a spawned task and violations. */
+const PROGRAMS = progSpec({ locks: 1, choices: true, spawns: true, violations: true, maxTotalOps: 10 });
+/** Seeds of the order in which shuffledPool() completes jobs. */
+const SEEDS = fc.integer({ min: 1, max: 1000 });
+
 describe("parallel dpor coordinator (in-process, shuffled job completions)", () => {
   it("explores exactly the traces of the sequential search", async () => {
     let splits = 0;
     let resets = 0;
     await fc.assert(
       fc.asyncProperty(
-        progSpec({ locks: 1, choices: true, spawns: true, violations: true, maxTotalOps: 10 }),
+        PROGRAMS,
         fc.integer({ min: 0, max: 5 }),
-        fc.integer({ min: 1, max: 1000 }),
+        SEEDS,
         fc.integer({ min: 1, max: 3 }),
         async (spec, splitOrAdaptive, seed, runs) => {
           // 0: the adaptive split, with budgets of 1-3 runs so that jobs split (and re-split) everywhere.
           const split = splitOrAdaptive === 0 ? undefined : splitOrAdaptive;
           const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
           const seq = explore(fromSpec(spec), opts);
-          const pool = shuffledPool(seed);
-          const jobs = new Jobs(
-            {
-              run: async (input) => {
-                const out = await pool.run(input);
-                if (out.rest !== undefined) splits++;
-                return out;
-              },
-            },
-            6,
-          );
-          const totals = new Totals();
-          const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
-          const ok = await parallelDpor(
-            fromSpec(spec),
-            { module: fixture, export: "fromSpec", args: spec },
-            jobs,
-            budget,
-            opts,
-            split,
-            undefined,
-            () => runs,
-          );
-          if (!ok) return;
+          const totals = await splitRun(spec, seed, split, runs, (out) => {
+            if (out.rest !== undefined) splits++;
+          });
+          if (totals === null) return;
           expect(totals.executions).toBe(seq.executions);
           expect(totals.stats.violatingExecutions).toBe(seq.stats.violatingExecutions);
           resets += totals.reruns;
@@ -121,21 +106,77 @@ describe("parallel dpor coordinator (in-process, shuffled job completions)", () 
   });
 });
 
-/** Adaptive parallel DPOR of `spec` with budgets of `runs`, jobs finishing in an order drawn from `seed`: its totals. */
-async function adaptive(spec: unknown, seed: number, runs: number): Promise<Totals> {
+describe("the fixed split (--split-depth) against brute force", () => {
+  it("runs one execution per trace, with the violations brute force finds", async () => {
+    let checked = 0;
+    await fc.assert(
+      fc.asyncProperty(PROGRAMS, fc.integer({ min: 1, max: 7 }), SEEDS, async (spec, split, seed) => {
+        const brute = bruteForce(spec, false);
+        const totals = await splitRun(spec, seed, split);
+        if (totals === null) return;
+        checked++;
+        expect(totals.executions).toBe(brute.traces.size);
+        const found = Object.keys(totals.stats.violationsByInvariant).filter(
+          (k) => totals.stats.violationsByInvariant[k] > 0,
+        );
+        const expected = new Set([...brute.invariants].map((k) => k.slice(0, k.indexOf("|"))));
+        expect(found.sort()).toEqual([...expected].sort());
+      }),
+      { numRuns: 300, seed: 15 },
+    );
+    expect(checked).toBeGreaterThan(250);
+  });
+});
+
+/**
+ * Parallel DPOR of `spec`, split at depth `split` (undefined: adaptively, with budgets of `runs`), jobs
+ * finishing in an order drawn from `seed`: its totals, or null if the program cannot be split.
+ */
+async function splitRun(
+  spec: unknown,
+  seed: number,
+  split?: number,
+  runs = 64,
+  /** Sees every job's output. */
+  seen?: (out: JobOutput) => void,
+): Promise<Totals | null> {
   const totals = new Totals();
   const budget: Budget = { opts: {}, totals, deadline: undefined, t0: 0, lastProgress: 0 };
   const pspec = { module: fixture, export: "fromSpec", args: spec };
-  const jobs = new Jobs(shuffledPool(seed), 6);
+  const pool = shuffledPool(seed);
+  const jobs = new Jobs(
+    {
+      run: async (input) => {
+        const out = await pool.run(input);
+        seen?.(out);
+        return out;
+      },
+    },
+    6,
+  );
   const opts = { stopOnFirstViolation: false, stopRunAtViolation: false };
-  expect(
-    await parallelDpor(fromSpec(spec as never), pspec, jobs, budget, opts, undefined, undefined, () => runs),
-  ).toBe(true);
-  return totals;
+  const ok = await parallelDpor(
+    fromSpec(spec as never),
+    pspec,
+    jobs,
+    budget,
+    opts,
+    split,
+    undefined,
+    () => runs,
+  );
+  return ok ? totals : null;
+}
+
+/** Adaptive parallel DPOR of `spec` with budgets of `runs`, jobs finishing in an order drawn from `seed`: its totals. */
+async function adaptive(spec: unknown, seed: number, runs: number): Promise<Totals> {
+  const totals = await splitRun(spec, seed, undefined, runs);
+  expect(totals).not.toBeNull();
+  return totals!;
 }
 
 describe("the adaptive split", () => {
-  it("counts each trace once where a fixed split at depth 3 counts some twice", async () => {
+  it("counts each trace once (a program the fixed split over-counted before it skipped labels asleep)", async () => {
     const spec = {
       objects: 2,
       locks: 1,

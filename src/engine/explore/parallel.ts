@@ -7,6 +7,7 @@ import { ReplayScheduler } from "../scheduler.js";
 import { DfsSearcher } from "./dfs.js";
 import { DEFAULT_MAX_STEPS, type DriverSummary, exploreAsync } from "./explore.js";
 import { DporCoordinator } from "./parallel-dpor.js";
+import { JobStalled, type JobWatch } from "./pool-watch.js";
 import { loadSpec, type ProgramSpec } from "./program-spec.js";
 import { PCT_CALIBRATION } from "./sample.js";
 import { isParallelState, JobMemo, type JobTransport, piscinaTransport } from "./transport.js";
@@ -60,6 +61,13 @@ export interface ParallelOptions extends Omit<ExploreOptions, "overrides" | "onE
   readonly splitDepth?: number;
   /** Run jobs there instead of on worker threads of this process (a queue's workers). */
   readonly transport?: JobTransport;
+  /**
+   * The program runs the user's code: every job is watched for a task that runs this long without
+   * reaching a primitive, and the run then throws JobStalled (pool-watch.ts).
+   */
+  readonly watch?: JobWatch;
+  /** Told the first violation's choices as soon as a job reports one, before the run ends. */
+  readonly onViolation?: (choices: readonly number[]) => void;
 }
 
 /** Whether a checkpoint was written by a parallel run (and so can only resume one). */
@@ -86,6 +94,13 @@ export class Totals {
   violation: readonly number[] | null = null;
   /** DPOR jobs run again because a late race grew their wakeup tree. */
   reruns = 0;
+  /**
+   * The run is stopping and has recorded why: a job that ends early because it was asked to
+   * reports "interrupted" (or its own deadline), which is not the run's reason.
+   */
+  stopping = false;
+  /** Told the first violation's choices as soon as a job reports it (before the run ends). */
+  onViolation: ((choices: readonly number[]) => void) | undefined;
 
   /** Withdraw a summary added earlier (a job that went stale); maxima are kept. */
   sub(s: DriverSummary): void {
@@ -123,8 +138,15 @@ export class Totals {
     a.maxStack = Math.max(a.maxStack, b.maxStack);
     a.sampledRuns += b.sampledRuns;
     for (const n of b.overridesRan ?? []) if (!a.overridesRan.includes(n)) a.overridesRan.push(n);
-    for (const c of s.cutBy) if (c !== "first-violation") this.cut.add(c);
-    if (this.violation === null && s.violationChoices !== null) this.violation = s.violationChoices;
+    for (const c of s.cutBy) {
+      if (c === "first-violation") continue;
+      if (this.stopping && (c === "interrupted" || c === "time-limit")) continue;
+      this.cut.add(c);
+    }
+    if (this.violation === null && s.violationChoices !== null) {
+      this.violation = s.violationChoices;
+      this.onViolation?.(s.violationChoices);
+    }
   }
 }
 
@@ -137,10 +159,12 @@ export class Jobs {
   private readonly aborter = new AbortController();
 
   constructor(
-    private readonly pool: Pick<JobTransport, "run">,
+    private readonly pool: Pick<JobTransport, "run" | "stop">,
     readonly limit: number,
     /** next() also returns after this long, so budgets, signals and checkpoints are looked at while long jobs run. */
     private readonly tickMs = Number.POSITIVE_INFINITY,
+    /** Every job runs the user's code: watch them all for loops that never yield. */
+    private readonly watch?: JobWatch,
   ) {
     // Every job in flight listens for the abort: as many listeners as jobs, not a leak.
     setMaxListeners(0, this.aborter.signal);
@@ -149,10 +173,16 @@ export class Jobs {
   run(input: JobInput, done: (out: JobOutput) => void): void {
     this.inflight++;
     this.pool
-      .run(input, { signal: this.aborter.signal })
+      .run(this.watch === undefined ? input : { ...input, watch: this.watch }, {
+        signal: this.aborter.signal,
+      })
       .then(
         (out) => {
           if (this.error !== null || this.aborter.signal.aborted) return;
+          if (out.stalled !== undefined) {
+            this.error = new JobStalled(out.stalled);
+            return;
+          }
           try {
             done(out);
           } catch (e) {
@@ -185,7 +215,44 @@ export class Jobs {
   abort(): void {
     this.aborter.abort();
   }
+
+  /** When stop() asked the jobs to end (null: not yet). */
+  private stoppedAt: number | null = null;
+
+  /**
+   * The run stops: ask the running jobs to end and answer with what they did (their executions and
+   * any violation still count). Jobs that cannot be reached, or do not answer within STOP_GRACE_MS,
+   * are abandoned by the next tick().
+   */
+  stop(): void {
+    if (this.stoppedAt !== null) return;
+    this.stoppedAt = performance.now();
+    this.pool.stop?.();
+  }
+
+  /** After stop(): abandon what has not answered within the grace. */
+  tick(): void {
+    if (this.stoppedAt !== null && performance.now() - this.stoppedAt >= STOP_GRACE_MS) this.abort();
+  }
+
+  /** Wait for every job in flight (after stop(), at most about STOP_GRACE_MS). */
+  async drain(): Promise<void> {
+    while (this.inflight > 0) {
+      await this.next();
+      if (this.error !== null) throw this.error;
+      this.tick();
+    }
+  }
 }
+
+/** The run stops (its reason is in totals.cut): ask the running jobs to end. */
+function stopJobs(jobs: Jobs, totals: Totals): void {
+  totals.stopping = true;
+  jobs.stop();
+}
+
+/** How long a stopped run waits for its jobs' answers before it abandons them. */
+export const STOP_GRACE_MS = 1000;
 
 /** @internal */
 export interface Budget {
@@ -329,8 +396,9 @@ export async function parallelDpor(
     if (jobs.error !== null) throw jobs.error;
     if (!stopped && exhaustedBudget(budget, jopts.stopOnFirstViolation)) {
       stopped = true;
-      jobs.abort();
+      stopJobs(jobs, budget.totals);
     }
+    jobs.tick();
     coord.pump();
   }
   if (!stopped && !coord.finished) throw new Error("parallel dpor: work left but nothing running");
@@ -356,7 +424,10 @@ async function parallelDfs(
       await jobs.next();
       if (jobs.error !== null) throw jobs.error;
     }
-    if (exhaustedBudget(budget, jopts.stopOnFirstViolation)) break;
+    if (exhaustedBudget(budget, jopts.stopOnFirstViolation)) {
+      stopJobs(jobs, budget.totals);
+      break;
+    }
     const pr = P.probe(plan, split);
     jobs.run({ spec, opts: jopts, kind: "dfs", bound, job: { plan: pr.taken } }, (out) =>
       budget.totals.add(out),
@@ -371,12 +442,13 @@ async function parallelDfs(
   while (jobs.inflight > 0) {
     periodicCheckpoint(budget);
     if (budget.opts.signal?.aborted && !budget.totals.cut.has("interrupted")) {
-      // Ctrl-C does not wait for the last jobs: the checkpoint has the ones that finished.
+      // Ctrl-C waits for the last jobs only as long as the grace: the checkpoint has the ones that finished.
       budget.totals.cut.add("interrupted");
-      jobs.abort();
+      stopJobs(jobs, budget.totals);
     }
     await jobs.next();
     if (jobs.error !== null) throw jobs.error;
+    jobs.tick();
   }
 }
 
@@ -434,20 +506,19 @@ async function parallelSample(
     if (stopOnFirst && best < next) break;
     if (budget.opts.signal?.aborted) {
       totals.cut.add("interrupted");
+      stopJobs(jobs, budget.totals);
       break;
     }
     if (budget.deadline !== undefined && now() >= budget.deadline) {
       totals.cut.add("time-limit");
+      stopJobs(jobs, budget.totals);
       break;
     }
     const n = Math.min(chunk, total - next);
     submit(next, n);
     next += n;
   }
-  while (jobs.inflight > 0) {
-    await jobs.next();
-    if (jobs.error !== null) throw jobs.error;
-  }
+  await jobs.drain();
   totals.violation = bestChoices;
   if (stopOnFirst && bestChoices !== null) return { executions: best + 1, violationAt: best };
   return { executions: totals.executions, violationAt: best };
@@ -482,6 +553,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
   };
   const t0 = performance.now() - resumedMs;
   const totals = new Totals();
+  totals.onViolation = opts.onViolation;
   const transport =
     opts.transport ??
     piscinaTransport(new Piscina({ filename: workerFile(), minThreads: jobsN, maxThreads: jobsN }));
@@ -491,7 +563,7 @@ export async function exploreParallel(spec: ProgramSpec, opts: ParallelOptions =
     ? undefined
     : new JobMemo(transport, isParallelState(resume?.state) ? resume.state : undefined);
   const budget: Budget = { opts, totals, deadline: jopts.deadline, t0, lastProgress: t0, memo };
-  const jobs = new Jobs(memo ?? transport, Math.max(1, jobsN) * 2, 250);
+  const jobs = new Jobs(memo ?? transport, Math.max(1, jobsN) * 2, 250, opts.watch);
   const split = opts.splitDepth;
   let exhausted = true;
   let executionsOverride: number | null = null;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Piscina } from "piscina";
+import { runOnPool, stopFlag } from "./pool-watch.js";
 import type { CutReason } from "./types.js";
 import type { JobInput, JobOutput } from "./worker.js";
 
@@ -11,6 +12,11 @@ import type { JobInput, JobOutput } from "./worker.js";
 export interface JobTransport {
   /** Run one job; rejects if it fails. After `signal` aborts, the outcome is ignored. */
   run(input: JobInput, opts: { readonly signal: AbortSignal }): Promise<JobOutput>;
+  /**
+   * Ask every running job to end now and answer with what it did (a stop of the run), where the
+   * transport can reach running jobs; otherwise they run on until aborted.
+   */
+  stop?(): void;
   close(): Promise<void>;
 }
 
@@ -21,6 +27,7 @@ export function piscinaTransport(pool: Piscina): JobTransport {
   // before that, a pool error fails the next job, so it is reported like any other failure.
   let stopping = false;
   let failure: unknown = null;
+  const flag = stopFlag();
   pool.on("error", (e: unknown) => {
     if (!stopping) failure ??= e;
   });
@@ -34,7 +41,11 @@ export function piscinaTransport(pool: Piscina): JobTransport {
         },
         { once: true },
       );
-      return pool.run(input, opts) as Promise<JobOutput>;
+      return runOnPool(pool, input, flag.buffer, opts.signal);
+    },
+    stop: () => {
+      stopping = true;
+      flag.raise();
     },
     close: () => {
       stopping = true;
@@ -52,7 +63,7 @@ const TIMING_CUTS: ReadonlySet<CutReason> = new Set(["time-limit", "max-executio
  * two jobs with the same key explore the same subtree the same way.
  */
 export function jobKey(input: JobInput): string {
-  const { spec: _spec, opts, ...job } = input;
+  const { spec: _spec, opts, watch: _w, stop: _s, beacon: _b, ...job } = input;
   const { deadline: _deadline, ...o } = opts;
   return createHash("sha256")
     .update(JSON.stringify([o, job]))
@@ -105,6 +116,10 @@ export class JobMemo implements JobTransport {
       if (!out.cutBy.some((c) => TIMING_CUTS.has(c))) this.done.set(key, out);
       return out;
     });
+  }
+
+  stop(): void {
+    this.inner.stop?.();
   }
 
   close(): Promise<void> {

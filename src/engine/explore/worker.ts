@@ -1,7 +1,10 @@
+import { BEACON } from "../beacon.js";
+import { SharedBeacon } from "../shared-beacon.js";
 import { type DfsJob, DfsSearcher } from "./dfs.js";
 import { type DporJob, type DporRest, DporSearcher, type ExportedInsertion } from "./dpor.js";
 import { DEFAULT_MAX_STEPS, Driver, type DriverSummary } from "./explore.js";
 import type { Searcher } from "./outcome.js";
+import type { JobWatch, Stalled } from "./pool-watch.js";
 import { loadSpec, type ProgramSpec } from "./program-spec.js";
 import { PctSearcher, RandomSearcher } from "./sample.js";
 
@@ -15,7 +18,16 @@ export interface JobOptions {
   readonly deadline?: number;
 }
 
-export type JobInput = { readonly spec: ProgramSpec; readonly opts: JobOptions } & (
+export type JobInput = {
+  readonly spec: ProgramSpec;
+  readonly opts: JobOptions;
+  /** The job runs the user's code: watch it for loops that never yield (pool-watch.ts). */
+  readonly watch?: JobWatch;
+  /** Set by a pool on this machine: a flag the submitter raises to end the job early (pool-watch.ts). */
+  readonly stop?: SharedArrayBuffer;
+  /** Set by a pool on this machine for a watched job: where the job publishes what it runs. */
+  readonly beacon?: SharedArrayBuffer;
+} & (
   | {
       readonly kind: "dpor";
       readonly job: DporJob;
@@ -40,6 +52,18 @@ export interface JobOutput extends DriverSummary {
   readonly k: number;
   /** A dpor job stopped by its budget: the work it leaves to the coordinator. */
   readonly rest?: DporRest;
+  /** A queue worker found the job's task code looping: the run stops with the user's error. */
+  readonly stalled?: Stalled;
+}
+
+/** An AbortSignal's `aborted` read from a shared flag another thread raises. */
+function flagSignal(buffer: SharedArrayBuffer): AbortSignal {
+  const flag = new Int32Array(buffer);
+  return {
+    get aborted() {
+      return Atomics.load(flag, 0) !== 0;
+    },
+  } as AbortSignal;
 }
 
 /** Ends a search after `budget` runs, keeping what it had left. */
@@ -72,6 +96,19 @@ class Budgeted implements Searcher {
 
 /** Run one job of a parallel exploration (piscina task). */
 export default async function runJob(input: JobInput): Promise<JobOutput> {
+  // One job at a time per thread: the beacon is this job's until it answers.
+  const beacon = input.beacon === undefined ? null : new SharedBeacon(input.beacon);
+  BEACON.current = beacon;
+  try {
+    return await runJobWith(input);
+  } finally {
+    BEACON.current = null;
+  }
+}
+
+async function runJobWith(input: JobInput): Promise<JobOutput> {
+  // Not watched: loading tdplab's model takes seconds on a busy machine. A user's module that loops
+  // at its top level is caught before any thread loads it (the CLI imports it watched first).
   const { program, overrides } = await loadSpec(input.spec);
   const o = input.opts;
   const maxSteps = o.maxSteps ?? DEFAULT_MAX_STEPS;
@@ -118,6 +155,7 @@ export default async function runJob(input: JobInput): Promise<JobOutput> {
       overrides,
       maxExecutions,
       timeLimitMs: o.deadline === undefined ? undefined : Math.max(0, o.deadline - now),
+      ...(input.stop === undefined ? {} : { signal: flagSignal(input.stop) }),
     },
     searcher,
   );

@@ -2,7 +2,9 @@ import { type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { Piscina } from "piscina";
 import { workerFile } from "../parallel.js";
+import { JobStalled, runOnPool, stopFlag } from "../pool-watch.js";
 import type { ProgramSpec } from "../program-spec.js";
+import { emptyStats } from "../types.js";
 import type { JobInput, JobOutput } from "../worker.js";
 import { payloadHash, type QueueItem } from "./item.js";
 import { connectRedis, programKey, type RedisTarget, redact } from "./redis.js";
@@ -39,6 +41,23 @@ export interface QueueWorkerSummary {
  * output as the item's result. The item is run off this thread so that BullMQ keeps renewing its
  * lock while it runs: a lock that expired would let another worker run it a second time.
  */
+/** An item's result when its task code stalled: nothing counted, and where the loop was. */
+function stalledOutput(e: JobStalled): JobOutput {
+  return {
+    executions: 0,
+    blocked: 0,
+    steps: 0,
+    exhausted: false,
+    cutBy: [],
+    stats: emptyStats(),
+    violationChoices: null,
+    violationIndex: -1,
+    exported: [],
+    k: 0,
+    stalled: e.stalled,
+  };
+}
+
 export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorkerSummary> {
   const note = (m: string) => o.log(`queue ${o.target.shown}: ${m}`);
   const conns: Redis[] = [];
@@ -52,6 +71,8 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
   const [data, blocking] = conns;
   const pool = new Piscina({ filename: workerFile(), minThreads: o.concurrency, maxThreads: o.concurrency });
   const programs = new Map<string, Promise<ProgramSpec>>();
+  const never = stopFlag();
+  const noAbort = new AbortController().signal;
   let items = 0;
   let refused = 0;
   let executions = 0;
@@ -86,7 +107,16 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
     }
     const spec = await programOf(item.program);
     if (o.verbose) o.log(`item ${job.id}: started`);
-    const out = (await pool.run({ ...item.input, spec } as JobInput)) as JobOutput;
+    let out: JobOutput;
+    try {
+      // Never raised: an item runs to its end (its deadline, if any, stops it).
+      out = await runOnPool(pool, { ...item.input, spec } as JobInput, never.buffer, noAbort);
+    } catch (e) {
+      if (!(e instanceof JobStalled)) throw e;
+      // The user's loop: the thread was ended; the coordinator stops the run with where it was.
+      o.log(`item ${job.id}: ${e.message}`);
+      return stalledOutput(e);
+    }
     items++;
     executions += out.executions;
     if (o.verbose) o.log(`item ${job.id}: ${out.executions} executions`);
