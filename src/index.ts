@@ -31,6 +31,7 @@ export * from "./mmu/ept_access.js";
 export * from "./mmu/fast_page_fault.js";
 export type { FeatureName, Features } from "./mmu/features.js";
 export * from "./mmu/host_mm.js";
+export { default_hold_bound, hold_bound, unmetered_walk } from "./mmu/invariants/bounded_hold.js";
 export { register_page_table_checks } from "./mmu/invariants/pages.js";
 export { check_yield_progress, registerInvariants } from "./mmu/invariants/roots.js";
 export { check_split_preserves_mapping, split_child_problem } from "./mmu/invariants/split.js";

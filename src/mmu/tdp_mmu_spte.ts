@@ -20,6 +20,7 @@ import { op, touch } from "../kernel/shared.js";
 import { spin_lock, spin_unlock } from "../kernel/spinlock.js";
 import { BUG, WARN_ON_ONCE } from "../kernel/warn.js";
 import { handle_removed_pristine_pt, is_pristine_subtree } from "./compressed.js";
+import { note_spte_changed } from "./invariants/bounded_hold.js";
 import {
   check_iter_not_stale,
   check_sp_free,
@@ -341,6 +342,7 @@ export const handle_changed_spte = modelFn(
       BUG(`present leaf SPTE for gfn ${gfn} (as_id ${as_id}) replaced with one for another pfn`);
     }
     if (old_spte === new_spte) return;
+    note_spte_changed(kvm, `the SPTE for gfn ${gfn} at level ${level}`);
 
     if (!was_present && !is_present) {
       // Only the frozen marker (or MMIO, not modelled) moves between non-present values.

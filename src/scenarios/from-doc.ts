@@ -108,7 +108,11 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
     name: doc.name,
     description: doc.description ?? "",
     defaultKernel: doc.kernel,
-    machine: { ...doc.machine, ...(doc.memoryModel === undefined ? {} : { memoryModel: doc.memoryModel }) },
+    machine: {
+      ...doc.machine,
+      ...(doc.memoryModel === undefined ? {} : { memoryModel: doc.memoryModel }),
+      ...(doc.check?.holdBound === undefined ? {} : { holdBound: doc.check.holdBound }),
+    },
     maxSteps: doc.check?.maxSteps,
     invariants: doc.check?.invariants,
     build: (cfg) => (ctx) => {

@@ -314,6 +314,14 @@ export const CheckSchema = z
       .max(64)
       .optional()
       .describe("invariants to check: [all] or a list of names"),
+    holdBound: z
+      .int()
+      .min(1)
+      .max(2 ** 40)
+      .optional()
+      .describe(
+        "L3-bounded-hold: most SPTEs a task may change between yield points (default: one 1G SPTE and its subtree, none for zapPasses single); --hold-bound overrides it",
+      ),
   })
   .describe("Defaults for exploration (command-line flags override them)");
 

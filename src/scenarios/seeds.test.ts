@@ -34,7 +34,9 @@ describe("runSeeds", () => {
     const designs = SEED_DESIGNS.filter((d) => d.thread === "002" || d.thread === "003");
     const rows = await runSeeds({ threads: ["002", "003"], shrink: false, onCheck: () => checks++ });
     expect(rows).toHaveLength(designs.length);
-    const keys = new Set(designs.map((d) => `${d.scenario}|${d.kernel}|${d.variant}`));
+    const keys = new Set(
+      designs.map((d) => `${d.scenario}|${d.kernel}|${d.variant}|${d.memoryModel ?? "sc"}`),
+    );
     expect(keys.size).toBeLessThan(designs.length);
     expect(checks).toBe(keys.size);
     expect(rows.every((r) => r.matches)).toBe(true);

@@ -71,6 +71,12 @@ export const INVARIANTS: readonly InvariantInfo[] = [
     meaning: "a walk that yields makes forward progress before it yields again",
   },
   {
+    name: "L3-bounded-hold",
+    area: "roots",
+    meaning:
+      "a task holding mmu_lock or inside RCU changes at most the bound of SPTEs (default: one 1G SPTE and its subtree) between preemption points",
+  },
+  {
     name: "inv5-rcu-free-page-table",
     area: "page tables",
     meaning: "a page table is freed only through RCU, after it was unlinked",

@@ -1,4 +1,5 @@
 import type { Scenario } from "../define.js";
+import { boundedHold } from "./bounded-hold.js";
 import { churn } from "./churn.js";
 import { spteDirtyRace, tlbRootReuse } from "./hardware.js";
 import { litmusMp, litmusSb, vcpuRequestHandshake } from "./memory-order.js";
@@ -32,4 +33,5 @@ export const BUILTIN_SCENARIOS: readonly Scenario[] = [
   litmusMp,
   vcpuRequestHandshake,
   nxRecovery,
+  boundedHold,
 ];
