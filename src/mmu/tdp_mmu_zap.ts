@@ -9,7 +9,7 @@ import { need_resched } from "../kernel/sched.js";
 import { WARN_ON_ONCE } from "../kernel/warn.js";
 import { note_yield_point, unmetered_walk } from "./invariants/bounded_hold.js";
 import { check_yield_progress } from "./invariants/roots.js";
-import { pagesPerHpage } from "./kvm.js";
+import { kvm_mmu_max_gfn, pagesPerHpage } from "./kvm.js";
 import { roleInvalid } from "./role.js";
 import { is_last_spte, is_shadow_present_pte, SHADOW_NONPRESENT_VALUE } from "./spte.js";
 import { for_each_tdp_pte_min_level, PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, TdpIter } from "./tdp_iter.js";
@@ -23,9 +23,14 @@ import {
 import { kvm_flush_remote_tlbs } from "./tlb.js";
 import type { Kvm, KvmMmuPage } from "./types.js";
 
-/** tdp_mmu_max_gfn_exclusive() (tdp_mmu.c, v5.18+): walks stop at host MAXPHYADDR. */
+/**
+ * tdp_mmu_max_gfn_exclusive() (tdp_mmu.c, 86931ff7207b, 5.18-rc5; tdp_mmu_max_gfn_host() from the
+ * 5.18-rc1 zap overhaul, an inline max_gfn_host in zap_gfn_range() since 524a1e4e381f, 5.14): every
+ * zap and walk of a whole root stops at host MAXPHYADDR, which may be short of the page tables'
+ * reach. Sound only while nothing maps a gfn past it (spte-beyond-max-gfn).
+ */
 export function tdp_mmu_max_gfn_exclusive(kvm: Kvm): number {
-  return kvm.geometry.maxGfn;
+  return kvm_mmu_max_gfn(kvm) + 1;
 }
 
 /**

@@ -132,6 +132,12 @@ export const INVARIANTS: readonly InvariantInfo[] = [
     meaning: "a Dirty bit the CPU set in an SPTE is never overwritten by a store that did not see it",
   },
   {
+    name: "spte-beyond-max-gfn",
+    area: "page tables",
+    meaning:
+      "no leaf SPTE maps a gfn past kvm_mmu_max_gfn() (host MAXPHYADDR), where every TDP MMU zap stops: it could never be zapped",
+  },
+  {
     name: "inv18-no-stale-iterator",
     area: "page tables",
     meaning: "an iterator never steps into a page table that was freed under it",
