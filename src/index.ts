@@ -31,10 +31,19 @@ export * from "./mmu/ept_access.js";
 export * from "./mmu/fast_page_fault.js";
 export type { FeatureName, Features } from "./mmu/features.js";
 export * from "./mmu/host_mm.js";
+export { default_hold_bound, hold_bound, unmetered_walk } from "./mmu/invariants/bounded_hold.js";
+export { check_spte_within_max_gfn } from "./mmu/invariants/max_gfn.js";
 export { register_page_table_checks } from "./mmu/invariants/pages.js";
 export { check_yield_progress, registerInvariants } from "./mmu/invariants/roots.js";
 export { check_split_preserves_mapping, split_child_problem } from "./mmu/invariants/split.js";
-export { kvm_create_vm, kvm_vcpu_create, reuse_root_frames, tdp_mmu_alloc_sp } from "./mmu/kvm.js";
+export {
+  kvm_arch_prepare_memory_region,
+  kvm_create_vm,
+  kvm_mmu_max_gfn,
+  kvm_vcpu_create,
+  reuse_root_frames,
+  tdp_mmu_alloc_sp,
+} from "./mmu/kvm.js";
 // Every model function a variant may override or call, from every module that defines them.
 export * from "./mmu/kvm_destroy.js";
 export * from "./mmu/mmu_notifier.js";
@@ -62,7 +71,12 @@ export * from "./mmu/tdp_mmu_spte.js";
 export { tdp_mmu_free_sp_rcu_callback } from "./mmu/tdp_mmu_spte.js";
 export * from "./mmu/tdp_mmu_walks.js";
 export * from "./mmu/tdp_mmu_zap.js";
-export { tdp_mmu_iter_cond_resched, tdp_mmu_zap_leafs, tdp_mmu_zap_root } from "./mmu/tdp_mmu_zap.js";
+export {
+  tdp_mmu_iter_cond_resched,
+  tdp_mmu_max_gfn_exclusive,
+  tdp_mmu_zap_leafs,
+  tdp_mmu_zap_root,
+} from "./mmu/tdp_mmu_zap.js";
 export * from "./mmu/tlb.js";
 export type { Kvm, KvmMmuPage, Memslot, NxHugePages, TlbEntry, Vcpu } from "./mmu/types.js";
 export * from "./mmu/vcpu.js";

@@ -30,12 +30,14 @@ export function machineFlags(o: {
   preemption?: string;
   needReschedBudget?: string;
   memoryModel?: string;
+  holdBound?: string;
 }): Partial<MachineConfig> {
   const m: {
     preemption?: PreemptionModel;
     needResched?: "choice";
     needReschedBudget?: number;
     memoryModel?: MemoryModel;
+    holdBound?: number;
   } = {};
   if (o.memoryModel !== undefined) {
     if (o.memoryModel === "lkmm")
@@ -52,6 +54,8 @@ export function machineFlags(o: {
     }
     m.preemption = o.preemption as PreemptionModel;
   }
+  const hold = intFlag("--hold-bound", o.holdBound, 1);
+  if (hold !== undefined) m.holdBound = hold;
   const b = intFlag("--need-resched-budget", o.needReschedBudget);
   if (b !== undefined) {
     m.needResched = "choice";

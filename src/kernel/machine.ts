@@ -51,6 +51,12 @@ export interface MachineConfig {
    * locked RMWs and smp_mb() drain; its flushes are tasks of their own, explored like any other.
    */
   readonly memoryModel: MemoryModel;
+  /**
+   * L3 (bounded hold): the most units of work a task may do between two preemption points while it
+   * holds mmu_lock or is inside an RCU read-side section; the TDP MMU counts SPTEs it changes.
+   * Unset: the kernel's own unit for the preset (src/mmu/invariants/bounded_hold.ts).
+   */
+  readonly holdBound?: number;
 }
 
 /** The memory models `check` explores the kernel model under. */
@@ -108,6 +114,13 @@ export interface KTask {
   needResched: boolean;
   /** How many times need_resched() answered true by choice for this task. */
   reschedUsed: number;
+  /**
+   * Preemption points this task has passed: need_resched() asked, cond_resched(), or the task
+   * became preemptible again (last spinning lock released, outermost RCU section left, preemption
+   * enabled). Work meters above the kernel (the TDP MMU's L3 bound) count from the latest one; it
+   * changes nothing the task or the explorers see.
+   */
+  preemptPoints: number;
   /** Callbacks queued inside the current read-side section (MachineConfig.rcuCallbacks "per-section"). */
   readonly rcuBatch: RcuBatchEntry[];
 }
@@ -181,6 +194,7 @@ export function ktask(t: Task = host().current): KTask {
       inSoftirq: false,
       needResched: false,
       reschedUsed: 0,
+      preemptPoints: 0,
       rcuBatch: [],
     };
     t.local = k;

@@ -67,6 +67,7 @@ export function* rcu_read_unlock(): Gen<void> {
     return;
   }
   k.rcuDepth--;
+  if (k.rcuDepth === 0 && k.preemptCount === 0) k.preemptPoints++;
   if (k.rcuDepth === 0 && k.rcuBatch.length > 0) yield* rcu_spawn_batch(k.rcuBatch.splice(0));
 }
 

@@ -29,6 +29,7 @@ export function preempt_enable(): void {
     return;
   }
   k.preemptCount--;
+  if (k.preemptCount === 0 && k.rcuDepth === 0 && !k.inSoftirq) k.preemptPoints++;
   if (k.needResched && preemptible(k)) __schedule(k);
 }
 
@@ -43,6 +44,8 @@ export function preempt_enable(): void {
  */
 export function* need_resched(): Gen<boolean> {
   const k = ktask();
+  // Asking is the preemption point, whatever the answer: had the tick wanted the CPU, it got it here.
+  k.preemptPoints++;
   if (k.needResched) return true;
   const m = machine();
   const cfg = m.config;
@@ -84,6 +87,7 @@ export function* schedule(): Gen<void> {
  */
 export function* cond_resched(): Gen<boolean> {
   __might_sleep("cond_resched()");
+  ktask().preemptPoints++;
   if (machine().config.preemption === "full") return false;
   if (yield* need_resched()) {
     yield* schedule();

@@ -3,6 +3,7 @@ import type { Gen } from "../engine/op.js";
 import { Atomic } from "../kernel/atomic.js";
 import { machine } from "../kernel/machine.js";
 import { call_rcu_summarised } from "../kernel/rcu.js";
+import { note_spte_changed } from "./invariants/bounded_hold.js";
 import { ghost_sp_linked } from "./invariants/pages.js";
 import { lazy_sp, pagesPerHpage } from "./kvm.js";
 import { ROLE } from "./role.js";
@@ -212,6 +213,8 @@ export function* handle_removed_pristine_pt(
   }
   sub.state = "summarised";
   const pages = subtreePages(kvm, pt.level, sub.leaves);
+  // Every entry of a full subtree is present, so the recorded teardown changed each of them.
+  note_spte_changed(kvm, `the ${pages} page tables under ${pt.kobj.name}`, pages * kvm.geometry.ptesPerTable);
   yield bulkAccess(
     known.profile,
     1,

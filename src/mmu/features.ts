@@ -16,6 +16,14 @@ export interface Features {
    * which can clobber a Dirty bit (spte-lost-dirty).
    */
   readonly volatileSpteXchg: boolean;
+  /**
+   * 86931ff7207b (5.18-rc5, "KVM: x86/mmu: Do not create SPTEs for GFNs that exceed
+   * host.MAXPHYADDR"): kvm_arch_prepare_memory_region() refuses a memslot that reaches past
+   * kvm_mmu_max_gfn() (host MAXPHYADDR), and a fault on such a gfn without a slot is emulated with
+   * no MMIO SPTE. Off (5.17): such a slot is accepted and faults map it, past the end every TDP MMU
+   * zap stops at, so those SPTEs and their tables are never zapped (spte-beyond-max-gfn).
+   */
+  readonly memslotMaxGfnCheck: boolean;
   /** a955cad84cda (5.16-rc): a fault whose root became invalid is stale and retried. */
   readonly faultChecksInvalidRoot: boolean;
   /** d62007edf01f (5.16-rc): the mmu_notifier unmap also zaps invalid roots. */
@@ -96,6 +104,7 @@ export type FeatureName = keyof Features;
 export const FEATURE_NAMES: readonly FeatureName[] = [
   "getRootIgnoresInvalid",
   "volatileSpteXchg",
+  "memslotMaxGfnCheck",
   "faultChecksInvalidRoot",
   "unmapZapsInvalidRoots",
   "asyncZapWorker",

@@ -18,8 +18,12 @@ export interface VmConfig {
   readonly rootLevel?: 4 | 5;
   /** Entries per page table: 512 on real hardware, 2-4 for exhaustive checking. */
   readonly ptesPerTable?: number;
-  /** Guest frames covered by memslot 0 (default: the whole address space). */
+  /** Guest frames covered by memslot 0 (default: the whole address space up to hostMaxGfn). */
   readonly memslotPages?: number;
+  /** Host MAXPHYADDR in frames (Geometry.hostMaxGfn; default: the page tables' reach). */
+  readonly hostMaxGfn?: number;
+  /** The guest's MAXPHYADDR in frames (Geometry.guestMaxGfn; default: hostMaxGfn). */
+  readonly guestMaxGfn?: number;
   /**
    * kvm.nx_huge_pages=on (the iTLB multihit mitigation) with this nx_huge_pages_recovery_ratio
    * (the kernel's default is 60); absent: the mitigation is off.
@@ -27,12 +31,48 @@ export interface VmConfig {
   readonly nxHugePages?: { readonly recoveryRatio: number };
 }
 
-export function geometryFor(rootLevel: 4 | 5, ptesPerTable: number): Geometry {
+export function geometryFor(
+  rootLevel: 4 | 5,
+  ptesPerTable: number,
+  widths: { readonly hostMaxGfn?: number; readonly guestMaxGfn?: number } = {},
+): Geometry {
   if (!Number.isInteger(ptesPerTable) || ptesPerTable < 2 || ptesPerTable > 512) {
     throw new RangeError(`ptesPerTable must be an integer in [2, 512], got ${ptesPerTable}`);
   }
-  return { rootLevel, ptesPerTable, maxGfn: ptesPerTable ** rootLevel };
+  const maxGfn = ptesPerTable ** rootLevel;
+  const hostMaxGfn = widths.hostMaxGfn ?? maxGfn;
+  const guestMaxGfn = widths.guestMaxGfn ?? hostMaxGfn;
+  for (const [name, v] of [
+    ["hostMaxGfn", hostMaxGfn],
+    ["guestMaxGfn", guestMaxGfn],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > maxGfn)
+      throw new RangeError(`${name} must be an integer in [1, ${maxGfn}] (the page tables' reach), got ${v}`);
+  }
+  return { rootLevel, ptesPerTable, maxGfn, hostMaxGfn, guestMaxGfn };
 }
+
+/**
+ * kvm_mmu_max_gfn() (mmu.h, 86931ff7207b, 5.18-rc5; kvm_mmu_max_gfn_host() in the posted patch):
+ * the largest gfn an SPTE may map, from the host's MAXPHYADDR, not the guest's. Inclusive.
+ */
+export function kvm_mmu_max_gfn(kvm: Kvm): number {
+  return kvm.geometry.hostMaxGfn - 1;
+}
+
+/**
+ * kvm_arch_prepare_memory_region() (x86.c), the part 86931ff7207b (5.18-rc5) added: creating or
+ * moving a memslot whose last gfn is past kvm_mmu_max_gfn() fails with -EINVAL
+ * (features.memslotMaxGfnCheck). Before it such a slot was accepted. Returns 0 or -EINVAL.
+ */
+export function kvm_arch_prepare_memory_region(kvm: Kvm, slot: Memslot): number {
+  if (kvm.features.memslotMaxGfnCheck && slot.base_gfn + slot.npages - 1 > kvm_mmu_max_gfn(kvm))
+    return EINVAL;
+  return 0;
+}
+
+/** -EINVAL. */
+export const EINVAL = -22;
 
 /** KVM_PAGES_PER_HPAGE(level): guest frames one SPTE at `level` maps. */
 export function pagesPerHpage(g: Geometry, level: number): number {
@@ -46,9 +86,9 @@ export function defaultHostPfn(gfn: number): number {
 
 /** kvm_create_vm() + kvm_mmu_init_tdp_mmu(): the state a VM starts with. Runs in program setup. */
 export function kvm_create_vm(cfg: VmConfig): Kvm {
-  const g = geometryFor(cfg.rootLevel ?? 4, cfg.ptesPerTable ?? 512);
+  const g = geometryFor(cfg.rootLevel ?? 4, cfg.ptesPerTable ?? 512, cfg);
   const kobj = kzalloc("kvm", "kvm");
-  const slotPages = cfg.memslotPages ?? g.maxGfn;
+  const slotPages = cfg.memslotPages ?? g.hostMaxGfn;
   const memslots: Memslot[] = [{ id: 0, as_id: 0, base_gfn: 0, npages: slotPages, flags: 0, deleted: false }];
   const kvm: Kvm = {
     kobj,
@@ -100,6 +140,9 @@ export function kvm_create_vm(cfg: VmConfig): Kvm {
   };
   const env = host().env;
   env.set("mmu.kvm", kvm);
+  // KVM_SET_USER_MEMORY_REGION for slot 0: a slot the era refuses is not created (user space got
+  // -EINVAL), so faults on its gfns find no slot.
+  if (kvm_arch_prepare_memory_region(kvm, memslots[0]) !== 0) memslots.length = 0;
   return kvm;
 }
 

@@ -11,6 +11,7 @@ export interface Preset {
 const v5_17: Features = {
   getRootIgnoresInvalid: true,
   volatileSpteXchg: false,
+  memslotMaxGfnCheck: false,
   faultChecksInvalidRoot: true,
   unmapZapsInvalidRoots: true,
   asyncZapWorker: false,
@@ -32,6 +33,7 @@ const v5_17: Features = {
 const v5_18: Features = {
   ...v5_17,
   volatileSpteXchg: true,
+  memslotMaxGfnCheck: true,
   eagerPageSplit: true,
   asyncZapWorker: true,
   defunctRoots: true,

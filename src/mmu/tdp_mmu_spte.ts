@@ -20,6 +20,8 @@ import { op, touch } from "../kernel/shared.js";
 import { spin_lock, spin_unlock } from "../kernel/spinlock.js";
 import { BUG, WARN_ON_ONCE } from "../kernel/warn.js";
 import { handle_removed_pristine_pt, is_pristine_subtree } from "./compressed.js";
+import { note_spte_changed } from "./invariants/bounded_hold.js";
+import { check_spte_within_max_gfn } from "./invariants/max_gfn.js";
 import {
   check_iter_not_stale,
   check_sp_free,
@@ -188,6 +190,7 @@ export const tdp_mmu_clear_spte_bits_atomic = modelFn(
 /** Bookkeeping for the invariant checks after an SPTE write (ghost only). */
 function noteWrite(kvm: Kvm, sptep: Atomic, gfn: number, level: number, old: number, new_spte: number): void {
   ghost_spte_replaced(kvm, old, level);
+  check_spte_within_max_gfn(kvm, sptep.name, gfn, level, new_spte);
   if (new_spte === FROZEN_SPTE) ghost_spte_frozen(kvm, sptep);
   if (!is_shadow_present_pte(old)) return;
   const npages = pagesPerHpage(kvm.geometry, level);
@@ -341,6 +344,7 @@ export const handle_changed_spte = modelFn(
       BUG(`present leaf SPTE for gfn ${gfn} (as_id ${as_id}) replaced with one for another pfn`);
     }
     if (old_spte === new_spte) return;
+    note_spte_changed(kvm, `the SPTE for gfn ${gfn} at level ${level}`);
 
     if (!was_present && !is_present) {
       // Only the frozen marker (or MMIO, not modelled) moves between non-present values.

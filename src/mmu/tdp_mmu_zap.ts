@@ -7,8 +7,9 @@ import { refcount_read } from "../kernel/refcount.js";
 import { cond_resched_rwlock_read, cond_resched_rwlock_write, rwlock_needbreak } from "../kernel/rwlock.js";
 import { need_resched } from "../kernel/sched.js";
 import { WARN_ON_ONCE } from "../kernel/warn.js";
+import { note_yield_point, unmetered_walk } from "./invariants/bounded_hold.js";
 import { check_yield_progress } from "./invariants/roots.js";
-import { pagesPerHpage } from "./kvm.js";
+import { kvm_mmu_max_gfn, pagesPerHpage } from "./kvm.js";
 import { roleInvalid } from "./role.js";
 import { is_last_spte, is_shadow_present_pte, SHADOW_NONPRESENT_VALUE } from "./spte.js";
 import { for_each_tdp_pte_min_level, PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, TdpIter } from "./tdp_iter.js";
@@ -22,9 +23,14 @@ import {
 import { kvm_flush_remote_tlbs } from "./tlb.js";
 import type { Kvm, KvmMmuPage } from "./types.js";
 
-/** tdp_mmu_max_gfn_exclusive() (tdp_mmu.c, v5.18+): walks stop at host MAXPHYADDR. */
+/**
+ * tdp_mmu_max_gfn_exclusive() (tdp_mmu.c, 86931ff7207b, 5.18-rc5; tdp_mmu_max_gfn_host() from the
+ * 5.18-rc1 zap overhaul, an inline max_gfn_host in zap_gfn_range() since 524a1e4e381f, 5.14): every
+ * zap and walk of a whole root stops at host MAXPHYADDR, which may be short of the page tables'
+ * reach. Sound only while nothing maps a gfn past it (spte-beyond-max-gfn).
+ */
 export function tdp_mmu_max_gfn_exclusive(kvm: Kvm): number {
-  return kvm.geometry.maxGfn;
+  return kvm_mmu_max_gfn(kvm) + 1;
 }
 
 /**
@@ -38,6 +44,7 @@ export const tdp_mmu_iter_cond_resched = modelFn(
   "tdp_mmu_iter_cond_resched",
   function* (kvm: Kvm, iter: TdpIter, flush: boolean, shared: boolean): Gen<boolean> {
     WARN_ON_ONCE(iter.yielded, "iter->yielded");
+    note_yield_point();
 
     // Forward progress: never yield twice at the same place.
     if (iter.next_last_level_gfn === iter.yielded_gfn) return false;
@@ -112,7 +119,7 @@ export const zap_gfn_range = modelFn(
     kvm_lockdep_assert_mmu_lock_held(kvm, shared);
     yield* rcu_read_lock();
     const iter = new TdpIter(kvm);
-    yield* for_each_tdp_pte_min_level(iter, root, min_level, start, end, function* () {
+    const walk = for_each_tdp_pte_min_level(iter, root, min_level, start, end, function* () {
       for (;;) {
         if (can_yield && (yield* tdp_mmu_iter_cond_resched(kvm, iter, flush, shared))) {
           flush = false;
@@ -130,6 +137,7 @@ export const zap_gfn_range = modelFn(
         if ((yield* tdp_mmu_zap_spte_atomic(kvm, iter)) === 0) return undefined;
       }
     });
+    yield* unmetered_walk(can_yield, walk);
     yield* rcu_read_unlock();
     return flush;
   },
@@ -194,7 +202,7 @@ export const tdp_mmu_zap_leafs = modelFn(
     lockdep_assert_held_write(kvm.mmu_lock);
     yield* rcu_read_lock();
     const iter = new TdpIter(kvm);
-    yield* for_each_tdp_pte_min_level(iter, root, PG_LEVEL_4K, start, end, function* () {
+    const walk = for_each_tdp_pte_min_level(iter, root, PG_LEVEL_4K, start, end, function* () {
       if (can_yield && (yield* tdp_mmu_iter_cond_resched(kvm, iter, flush, false))) {
         flush = false;
         return undefined;
@@ -205,6 +213,7 @@ export const tdp_mmu_zap_leafs = modelFn(
       if (!kvm.features.leafZapSkipsInvalid || !roleInvalid(root.role.v)) flush = true;
       return undefined;
     });
+    yield* unmetered_walk(can_yield, walk);
     yield* rcu_read_unlock();
     return flush;
   },

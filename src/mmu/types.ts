@@ -18,8 +18,21 @@ import type { Features } from "./features.js";
 export interface Geometry {
   readonly rootLevel: 4 | 5;
   readonly ptesPerTable: number;
-  /** Exclusive upper bound of guest frame numbers (tdp_mmu_max_gfn_exclusive). */
+  /** The page tables' reach: ptesPerTable^rootLevel frames (the walk of a whole root covers it). */
   readonly maxGfn: number;
+  /**
+   * Host MAXPHYADDR in frames (boot_cpu_data.x86_phys_bits, shadow_phys_bits; kvm_host.maxphyaddr
+   * from 6.10): kvm_mmu_max_gfn() + 1, where every TDP MMU zap and walk stops
+   * (tdp_mmu_max_gfn_exclusive()). At most the reach; on hardware 2^(46-12) under a 2^(48-12) reach.
+   */
+  readonly hostMaxGfn: number;
+  /**
+   * The guest's MAXPHYADDR in frames (CPUID 0x80000008 as user space sets it): the guest cannot
+   * generate a larger gfn (its own walk takes #PF(RSVD)), so no fault reaches KVM for one. It may
+   * exceed hostMaxGfn (a pool of hosts advertising the largest MAXPHYADDR, or KVM nested under a
+   * host that reports a smaller one), which is how a fault past the host's bound can happen.
+   */
+  readonly guestMaxGfn: number;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Gen } from "../engine/op.js";
 import { bootMachine } from "../kernel/machine.js";
 import { register_page_table_checks } from "../mmu/invariants/pages.js";
 import { registerInvariants } from "../mmu/invariants/roots.js";
-import { kvm_create_vm, kvm_vcpu_create } from "../mmu/kvm.js";
+import { kvm_arch_prepare_memory_region, kvm_create_vm, kvm_vcpu_create } from "../mmu/kvm.js";
 import { NX_HUGE_PAGES_RECOVERY_RATIO, nxRecoveryTask } from "../mmu/nx_huge_page_recovery.js";
 import { writeTrackTask } from "../mmu/page_track.js";
 import { vcpuRoundsTask, yieldingRootWalkTask } from "../mmu/protocol_tasks.js";
@@ -56,7 +56,10 @@ function spawnTask(
   const name = taskName(t, i);
   const slot = (id: number) => {
     const s = kvm.memslots.find((m) => m.id === id);
-    if (!s) throw new RangeError(`memslot ${id} does not exist`);
+    if (!s)
+      throw new RangeError(
+        `memslot ${id} does not exist (KVM refuses a slot past vm.hostMaxGfn with -EINVAL from 5.18)`,
+      );
     return s;
   };
   switch (t.kind) {
@@ -108,7 +111,11 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
     name: doc.name,
     description: doc.description ?? "",
     defaultKernel: doc.kernel,
-    machine: { ...doc.machine, ...(doc.memoryModel === undefined ? {} : { memoryModel: doc.memoryModel }) },
+    machine: {
+      ...doc.machine,
+      ...(doc.memoryModel === undefined ? {} : { memoryModel: doc.memoryModel }),
+      ...(doc.check?.holdBound === undefined ? {} : { holdBound: doc.check.holdBound }),
+    },
     maxSteps: doc.check?.maxSteps,
     invariants: doc.check?.invariants,
     build: (cfg) => (ctx) => {
@@ -118,20 +125,17 @@ export function scenarioFromDoc(doc: ScenarioDoc): DocScenario {
         rootLevel: doc.vm.rootLevel,
         ptesPerTable: doc.vm.ptesPerTable,
         memslotPages: doc.vm.memslotPages,
+        hostMaxGfn: doc.vm.hostMaxGfn,
+        guestMaxGfn: doc.vm.guestMaxGfn,
         nxHugePages:
           doc.vm.nxHugePages === undefined
             ? undefined
             : { recoveryRatio: doc.vm.nxHugePages.recoveryRatio ?? NX_HUGE_PAGES_RECOVERY_RATIO },
       });
       (doc.vm.memslots ?? []).forEach((m, j) => {
-        kvm.memslots.push({
-          id: j + 1,
-          as_id: 0,
-          base_gfn: m.base,
-          npages: m.pages,
-          flags: 0,
-          deleted: false,
-        });
+        const slot = { id: j + 1, as_id: 0, base_gfn: m.base, npages: m.pages, flags: 0, deleted: false };
+        // A slot the era refuses (past host MAXPHYADDR) is not created: user space got -EINVAL.
+        if (kvm_arch_prepare_memory_region(kvm, slot) === 0) kvm.memslots.push(slot);
       });
       kvm_mmu_init_tdp_mmu(kvm, doc.vm.zapMaxActive ?? 0);
       registerInvariants(kvm);

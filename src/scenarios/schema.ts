@@ -127,6 +127,22 @@ export const VmSchema = z
       .describe(
         "kvm.nx_huge_pages=on, the iTLB multihit mitigation: fetches (exec faults) map 4K and the tables they need are listed for the nx-recovery worker (default: off)",
       ),
+    hostMaxGfn: z
+      .int()
+      .min(1)
+      .max(2 ** 45)
+      .optional()
+      .describe(
+        "host MAXPHYADDR in frames: kvm_mmu_max_gfn() + 1, where every TDP MMU zap stops; at most the page tables' reach (default: the reach)",
+      ),
+    guestMaxGfn: z
+      .int()
+      .min(1)
+      .max(2 ** 45)
+      .optional()
+      .describe(
+        "the guest's MAXPHYADDR in frames: it cannot access a larger gfn; may exceed hostMaxGfn (default: hostMaxGfn)",
+      ),
     zapMaxActive: z
       .int()
       .min(0)
@@ -314,6 +330,14 @@ export const CheckSchema = z
       .max(64)
       .optional()
       .describe("invariants to check: [all] or a list of names"),
+    holdBound: z
+      .int()
+      .min(1)
+      .max(2 ** 40)
+      .optional()
+      .describe(
+        "L3-bounded-hold: most SPTEs a task may change between yield points (default: one 1G SPTE and its subtree, none for zapPasses single); --hold-bound overrides it",
+      ),
   })
   .describe("Defaults for exploration (command-line flags override them)");
 
@@ -357,7 +381,13 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
     ctx.addIssue({ code: "custom", path, message });
   const maxGfn = maxGfnOf(doc.vm);
   const space = `the guest address space [0, ${maxGfn}) = ${doc.vm.ptesPerTable}^${doc.vm.rootLevel} frames`;
-  const slotPages = doc.vm.memslotPages ?? maxGfn;
+  for (const key of ["hostMaxGfn", "guestMaxGfn"] as const) {
+    const v = doc.vm[key];
+    if (v !== undefined && v > maxGfn) issue(["vm", key], `${v} frames do not fit in ${space}`);
+  }
+  const hostMaxGfn = Math.min(doc.vm.hostMaxGfn ?? maxGfn, maxGfn);
+  const guestMaxGfn = Math.min(doc.vm.guestMaxGfn ?? hostMaxGfn, maxGfn);
+  const slotPages = doc.vm.memslotPages ?? hostMaxGfn;
   if (doc.vm.memslotPages !== undefined && doc.vm.memslotPages > maxGfn) {
     issue(["vm", "memslotPages"], `${doc.vm.memslotPages} frames do not fit in ${space}`);
   }
@@ -375,6 +405,11 @@ function crossCheck(doc: ScenarioShape, ctx: z.RefinementCtx): void {
   const slotList = slots.map(([b, e], id) => `${id} [${b}, ${e})`).join(", ");
   const checkGfn = (path: (string | number)[], g: number) => {
     if (g >= maxGfn) issue(path, `gfn ${g} is outside ${space}`);
+    else if (g >= guestMaxGfn)
+      issue(
+        path,
+        `the guest cannot access gfn ${g}: its MAXPHYADDR (vm.guestMaxGfn) covers [0, ${guestMaxGfn})`,
+      );
     else if (!slots.some(([b, e]) => g >= b && g < e))
       issue(
         path,

@@ -89,6 +89,10 @@ export function registerCheck(program: Command, out: Out, setExit: SetExit): voi
       "--need-resched-budget <n>",
       "need_resched() may answer true n times per task (explored both ways)",
     )
+    .option(
+      "--hold-bound <n>",
+      "L3: most SPTEs a task may change between yield points while holding mmu_lock or in RCU (default: one 1G SPTE and its subtree; none before 5.18)",
+    )
     .option("--no-shrink", "report the first counterexample as found")
     .option("--steps", "also print every step of the counterexample")
     .option("--json", "print one JSON document on stdout")

@@ -71,6 +71,12 @@ export const INVARIANTS: readonly InvariantInfo[] = [
     meaning: "a walk that yields makes forward progress before it yields again",
   },
   {
+    name: "L3-bounded-hold",
+    area: "roots",
+    meaning:
+      "a task holding mmu_lock or inside RCU changes at most the bound of SPTEs (default: one 1G SPTE and its subtree) between preemption points",
+  },
+  {
     name: "inv5-rcu-free-page-table",
     area: "page tables",
     meaning: "a page table is freed only through RCU, after it was unlinked",
@@ -124,6 +130,12 @@ export const INVARIANTS: readonly InvariantInfo[] = [
     name: "spte-lost-dirty",
     area: "page tables",
     meaning: "a Dirty bit the CPU set in an SPTE is never overwritten by a store that did not see it",
+  },
+  {
+    name: "spte-beyond-max-gfn",
+    area: "page tables",
+    meaning:
+      "no leaf SPTE maps a gfn past kvm_mmu_max_gfn() (host MAXPHYADDR), where every TDP MMU zap stops: it could never be zapped",
   },
   {
     name: "inv18-no-stale-iterator",

@@ -1,6 +1,8 @@
 import type { Scenario } from "../define.js";
+import { boundedHold } from "./bounded-hold.js";
 import { churn } from "./churn.js";
 import { spteDirtyRace, tlbRootReuse } from "./hardware.js";
+import { maxGfn } from "./max-gfn.js";
 import { litmusMp, litmusSb, vcpuRequestHandshake } from "./memory-order.js";
 import { nxRecovery } from "./nx.js";
 import { protocolV64, protocolV66, protocolV518 } from "./protocol.js";
@@ -32,4 +34,6 @@ export const BUILTIN_SCENARIOS: readonly Scenario[] = [
   litmusMp,
   vcpuRequestHandshake,
   nxRecovery,
+  boundedHold,
+  maxGfn,
 ];

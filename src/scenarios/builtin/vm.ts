@@ -30,6 +30,9 @@ export interface VmScenarioSpec {
   readonly vcpus: readonly number[] | ((params: Readonly<Record<string, number>>) => readonly number[]);
   /** Pages of memslot 0 = [0, memslotPages) (default: the whole guest). */
   readonly memslotPages?: number;
+  /** Host and guest MAXPHYADDR in frames (Geometry.hostMaxGfn, guestMaxGfn; default: the reach). */
+  readonly hostMaxGfn?: number;
+  readonly guestMaxGfn?: number;
   /** The NX huge page mitigation with this recovery ratio (default: off). */
   readonly nxRecoveryRatio?: number;
   /** max_active of the zap workqueue (5.18–6.5), from the run's parameters (default 0: the kernel's). */
@@ -64,6 +67,8 @@ export function vmScenario(spec: VmScenarioSpec): Scenario {
         rootLevel: 4,
         ptesPerTable: spec.ptesPerTable ?? 2,
         memslotPages: spec.memslotPages,
+        hostMaxGfn: spec.hostMaxGfn,
+        guestMaxGfn: spec.guestMaxGfn,
         nxHugePages: spec.nxRecoveryRatio === undefined ? undefined : { recoveryRatio: spec.nxRecoveryRatio },
       });
       kvm_mmu_init_tdp_mmu(kvm, spec.zapMaxActive?.(cfg.params) ?? 0);
