@@ -37,6 +37,8 @@ export interface KilledCheck {
   readonly replay: string | null;
   /** A counterexample found before the thread had to be killed (not shrunk), as a replay string. */
   readonly counterexample: string | null;
+  /** How long the run was given to answer its stop before it was killed. */
+  readonly graceMs: number;
 }
 
 /**
@@ -57,6 +59,8 @@ export async function runCheckWatched(
   const maxSteps = req.explore.maxSteps ?? req.scenario.scenario.maxSteps ?? DEFAULT_MAX_STEPS;
   // Every step may be a choice, and data choices come on top: room for twice the bound.
   const choiceCapacity = 2 * maxSteps + 1024;
+  // A parallel run gives its jobs a grace of their own to answer a stop (STOP_GRACE_MS) first.
+  const graceMs = parallel === undefined ? GRACE_MS : GRACE_MS + STOP_GRACE_MS;
   const w = await runWatched(
     {
       kind: "check",
@@ -75,8 +79,7 @@ export async function runCheckWatched(
       timeLimitMs: req.explore.timeLimitMs,
       choiceCapacity,
       watchTasks: true,
-      // A parallel run gives its jobs a grace of their own to answer a stop (STOP_GRACE_MS) first.
-      ...(parallel === undefined ? {} : { graceMs: GRACE_MS + STOP_GRACE_MS }),
+      graceMs,
       onEvent: (e) => {
         if (e.type === "progress") onProgress?.(e.progress);
         else if (e.type === "checkpoint") onCheckpoint?.(e.checkpoint as Checkpoint);
@@ -90,7 +93,7 @@ export async function runCheckWatched(
     req.explore.maxSteps === undefined ? replayHeaderFor(req) : { ...replayHeaderFor(req), d: maxSteps };
   const replay = b.choices === null ? null : encodeReplayToken({ header, choices: b.choices });
   const counterexample = w.found === null ? null : encodeReplayToken({ header, choices: w.found });
-  return { killed: w, stall: stallMessage(w), replay, counterexample };
+  return { killed: w, stall: stallMessage(w), replay, counterexample, graceMs };
 }
 
 /** Whether `ref` names a module of the user's (its code runs when imported). */
@@ -164,7 +167,7 @@ export function formatKilled(label: string, strategy: string, k: KilledCheck): s
     lines.push(`error in your module: ${s.message}${hint}`, `  ${s.where}`);
   } else {
     lines.push(
-      `the run did not stop within ${GRACE_MS} ms of the ${k.killed.why === "time-limit" ? "time limit" : "stop request"}, and was stopped`,
+      `the run did not stop within ${k.graceMs} ms of the ${k.killed.why === "time-limit" ? "time limit" : "stop request"}, and was stopped`,
     );
   }
   if (k.counterexample !== null) {

@@ -2,7 +2,7 @@ import { EXIT } from "../exit-codes.js";
 import { isModuleRef, type KilledCheck } from "./check-watched.js";
 import type { WatchedJob } from "./jobs.js";
 import { stallMessage } from "./stall.js";
-import { runWatched } from "./watchdog.js";
+import { GRACE_MS, runWatched } from "./watchdog.js";
 
 /**
  * Import the user's scenario or variant module in a watched thread first: a module whose top-level
@@ -25,7 +25,7 @@ export async function importWatched(
     return null;
   }
   if (w.kind === "done") return null;
-  return { killed: w, stall: stallMessage(w), replay: null, counterexample: null };
+  return { killed: w, stall: stallMessage(w), replay: null, counterexample: null, graceMs: GRACE_MS };
 }
 
 /** The scenario's and the variant's imports, watched: the first that never finished, as a message and exit code. */
