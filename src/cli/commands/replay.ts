@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
-import { ReplayError, recordReplay } from "../../scenarios/replay.js";
+import { decodeReplay, ReplayError, recordReplay } from "../../scenarios/replay.js";
 import { writeChromeTrace } from "../../trace/perfetto-file.js";
 import { TraceDoc } from "../../trace/schema.js";
 import type { SetExit } from "../commands.js";
@@ -94,8 +94,11 @@ export function registerReplay(program: Command, out: Out, setExit: SetExit): vo
       }
       if (o.json) out.data(JSON.stringify(trace, null, 1));
       else {
+        // The memory model, as check's summary names it: only when it is not the default.
+        const mm = (decodeReplay(replay).header.m as { memoryModel?: string } | undefined)?.memoryModel;
+        const model = mm === undefined || mm === "sc" ? "" : `, ${mm}`;
         out.data(
-          `${trace.run.scenario} [${trace.run.kernel}${trace.run.variant ? `, variant ${trace.run.variant}` : ""}]: ${trace.steps.length} steps, ${result.status === "violation" ? "VIOLATION" : "no violation"}`,
+          `${trace.run.scenario} [${trace.run.kernel}${trace.run.variant ? `, variant ${trace.run.variant}` : ""}${model}]: ${trace.steps.length} steps, ${result.status === "violation" ? "VIOLATION" : "no violation"}`,
         );
         out.data(formatCounterexample(trace, replay, null, o.steps === true));
       }
