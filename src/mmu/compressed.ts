@@ -143,9 +143,13 @@ export function populate_compressed(kvm: Kvm, root: KvmMmuPage, leaves: number):
   kvm.tdp_mmu_pages.v += subtreePages(kvm, root.level, leaves) - (leaves > 0 ? 1 : 0);
 }
 
-/** Whether `pt` heads a subtree nobody has looked into (handle_removed_pt may summarise it). */
+/**
+ * Whether `pt` heads a subtree nobody has looked into (handle_removed_pt may summarise it). A page on
+ * possible_nx_huge_pages is not: its removal takes it off that list (tdp_mmu_unlink_sp()), a state
+ * change a bulk copy of another page's teardown would not make.
+ */
 export function is_pristine_subtree(pt: KvmMmuPage): boolean {
-  return subtrees.get(pt)?.state === "pristine";
+  return subtrees.get(pt)?.state === "pristine" && !pt.nx_huge_page_disallowed;
 }
 
 /** Blocks summarised in this VM so far (for reports and tests). */

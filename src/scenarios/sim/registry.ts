@@ -3,6 +3,7 @@ import { dirtyLog } from "./dirty-log.js";
 import { fastZapRootLoadScenario } from "./fast-zap-root-load.js";
 import { locklessAging } from "./lockless-aging.js";
 import { mmuStress } from "./mmu-stress.js";
+import { nxRecoveryScenario } from "./nx-recovery.js";
 import { rootChurnScenario } from "./root-churn.js";
 import { rootWalk } from "./root-walk.js";
 import { teardownWaitScenario } from "./teardown-wait.js";
@@ -24,6 +25,7 @@ export const SIM_SCENARIOS: readonly SimScenario[] = [
   unboundZapWorkerScenario,
   fastZapRootLoadScenario,
   rootChurnScenario,
+  nxRecoveryScenario,
 ];
 
 /** The scenario called `name` in `list`, or undefined. */
