@@ -80,8 +80,45 @@ export interface KvmPageFault {
   readonly nx_huge_page_workaround_enabled: boolean;
 }
 
+/**
+ * Slots sorted by base, per memslot array, rebuilt when the array's length changes: the kernel
+ * finds a slot in an rbtree (5.17+, search_memslots()), and a linear scan of 32768 slots per fault
+ * would make the simulator, not the model, slow. Unpriced like the scan it stands for.
+ */
+const slotIndex = new WeakMap<Memslot[], { readonly length: number; readonly sorted: readonly Memslot[] }>();
+const INDEXED_SLOTS = 64;
+
+/** Forget the index of kvm's memslot array (called when a change is published). */
+export function memslots_changed(kvm: Kvm): void {
+  slotIndex.delete(kvm.memslots);
+}
+
+function indexedMemslot(kvm: Kvm, as_id: number, gfn: number): Memslot | null {
+  let idx = slotIndex.get(kvm.memslots);
+  if (idx === undefined || idx.length !== kvm.memslots.length) {
+    idx = { length: kvm.memslots.length, sorted: [...kvm.memslots].sort((a, b) => a.base_gfn - b.base_gfn) };
+    slotIndex.set(kvm.memslots, idx);
+  }
+  let lo = 0;
+  let hi = idx.sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const s = idx.sorted[mid];
+    if (gfn < s.base_gfn) hi = mid - 1;
+    else if (gfn >= s.base_gfn + s.npages) lo = mid + 1;
+    else return !s.deleted && s.as_id === as_id ? s : null;
+  }
+  return null;
+}
+
 /** __gfn_to_memslot(): the live slot of address space `as_id` holding gfn (memslots are SRCU-read). */
 export function gfn_to_memslot(kvm: Kvm, as_id: number, gfn: number): Memslot | null {
+  if (kvm.memslots.length > INDEXED_SLOTS) {
+    // A hit is the one live slot holding gfn; a miss (stale index, deleted or other-space slot)
+    // falls back to the scan, so the answer is always the scan's.
+    const hit = indexedMemslot(kvm, as_id, gfn);
+    if (hit !== null && kvm.memslots.includes(hit)) return hit;
+  }
   for (const s of kvm.memslots) {
     if (!s.deleted && s.as_id === as_id && gfn >= s.base_gfn && gfn < s.base_gfn + s.npages) return s;
   }

@@ -38,6 +38,7 @@ import {
   kvm_alloc_dirty_bitmap,
   kvm_destroy_dirty_bitmap,
   kvm_tdp_mmu_page_fault,
+  memslots_changed,
   slot_dirty_bitmap,
 } from "./tdp_mmu_map.js";
 import { kvm_mmu_recover_huge_pages } from "./tdp_mmu_recover.js";
@@ -273,10 +274,11 @@ export function* agingPassTask(
  * Publish a memslot change (kvm_swap_active_memslots(): a new array, generation + 1). Readers
  * (faults, notifiers) take the array under SRCU and read it with plain loads.
  */
-function* kvm_swap_active_memslots(kvm: Kvm, change: () => void): Gen<void> {
+export function* kvm_swap_active_memslots(kvm: Kvm, change: () => void): Gen<void> {
   const h = hostState(kvm);
   yield* WRITE_ONCE(h.memslots, h.memslots.v + 1);
   change();
+  memslots_changed(kvm);
 }
 
 /**

@@ -2,6 +2,7 @@ import { defunctRootZapScenario } from "./defunct-root-zap.js";
 import { dirtyLog } from "./dirty-log.js";
 import { fastZapRootLoadScenario } from "./fast-zap-root-load.js";
 import { locklessAging } from "./lockless-aging.js";
+import { memslotChurnScenario } from "./memslot-churn.js";
 import { mmuStress } from "./mmu-stress.js";
 import { nxRecoveryScenario } from "./nx-recovery.js";
 import { rootChurnScenario } from "./root-churn.js";
@@ -26,6 +27,7 @@ export const SIM_SCENARIOS: readonly SimScenario[] = [
   fastZapRootLoadScenario,
   rootChurnScenario,
   nxRecoveryScenario,
+  memslotChurnScenario,
 ];
 
 /** The scenario called `name` in `list`, or undefined. */
