@@ -21,6 +21,7 @@ import { drive, makeRoot, makeVcpu, makeVm } from "../../mmu/testing.js";
 import type { Kvm, KvmMmuPage } from "../../mmu/types.js";
 import { vcpuPopulateTask } from "../../mmu/workloads.js";
 import { faultLatencies, percentile } from "./lockless-aging.js";
+import { RUN_END_METRICS } from "./metric-specs.js";
 import { preemptionParam } from "./params.js";
 import { PAGE_SIZE } from "./populated-vm.js";
 import {
@@ -269,8 +270,7 @@ export const nxRecoveryScenario: SimScenario = {
     { key: "faultMaxUs", unit: "us", doc: "its maximum" },
     { key: "lockWaitShare", unit: "ratio", doc: "share of the vCPUs' run time spent waiting for mmu_lock" },
     { key: "vcpus", unit: "count", doc: "vCPUs" },
-    { key: "totalMs", unit: "ms", doc: "end of the run" },
-    { key: "events", unit: "count", doc: "simulated events" },
+    ...RUN_END_METRICS,
   ],
   headline: "faultP99Us",
   run(params: SimParams, costs: Partial<CostModel>, opts: SimRunOptions = {}): SimScenarioRun[] {

@@ -11,6 +11,7 @@ import type { Vcpu } from "../../mmu/types.js";
 import { kvm_mmu_unload, vcpu_enter_guest, vcpu_exit_guest } from "../../mmu/vcpu.js";
 import { guest_access } from "../../mmu/workloads.js";
 import type { FastZapRootLoadOutcome } from "./fast-zap-root-load.js";
+import { latencyMetrics, RUN_END_METRICS } from "./metric-specs.js";
 import { preemptionParam } from "./params.js";
 import { buildPopulatedVm, leavesFor, PAGE_SIZE } from "./populated-vm.js";
 import {
@@ -248,19 +249,12 @@ export const rootChurnScenario: SimScenario = {
     "root churn from CR0.WP toggles on a TDP host: time lost per toggle (exit to back in the guest) and the refault storm after it, before and after 6.4 stopped unloading roots on CR0.WP toggles (v5.17 sync zap of a freed root, v5.18 worker, 6.4 persistent roots with and without the unload)",
   params: PARAMS,
   metrics: [
-    {
-      key: "toggleMedianUs",
-      unit: "us",
-      doc: "median over the toggles of MOV-to-CR0 exit to back in guest mode",
-    },
-    { key: "toggleP99Us", unit: "us", doc: "its 99th percentile" },
-    { key: "toggleMaxUs", unit: "us", doc: "its maximum" },
+    ...latencyMetrics("toggle", "over the toggles of MOV-to-CR0 exit to back in guest mode"),
     { key: "refaultUs", unit: "us", doc: "mean time to write refaultPages pages after a toggle" },
     { key: "faultsPerToggle", unit: "count", doc: "EPT violations per toggle (the refault storm)" },
     { key: "rootsAllocated", unit: "count", doc: "TDP roots allocated during the run" },
     { key: "rootsFreed", unit: "count", doc: "TDP roots freed during the run" },
-    { key: "totalMs", unit: "ms", doc: "end of the run" },
-    { key: "events", unit: "count", doc: "simulated events" },
+    ...RUN_END_METRICS,
   ],
   headline: "toggleMedianUs",
   run(params: SimParams, costs: Partial<CostModel>, opts: SimRunOptions = {}): SimScenarioRun[] {
